@@ -1,0 +1,251 @@
+/*
+ * status.c - `topicflow status [--json]`: the pipeline at a glance, from PostgreSQL (outbox
+ * backlog, documents, model, workers), AMQP passive declares (ready messages, consumers, dead
+ * letters) and the management API (unacknowledged messages). Exit 1 with the server's name
+ * when PostgreSQL or RabbitMQ does not answer; a missing management API only leaves
+ * queue_unacked null (reason on stderr).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "commands.h"
+#include "json.h"
+#include "mgmt.h"
+#include "options.h"
+#include "pg.h"
+
+typedef struct status_config {
+    const char *pg_url, *amqp_url, *log_level;
+    const char *management_url;
+    int json;
+} status_config;
+
+static const tf_option status_options[] = {
+    TF_OPTIONS_CONNECTION(status_config),
+    {"management-url", "TOPICFLOW_AMQP_MANAGEMENT_URL", TF_OPT_STRING, NULL,
+     "RabbitMQ management API, http://[user:pass@]host:port (default: the AMQP host, port "
+     "15672, the AMQP credentials)",
+     offsetof(status_config, management_url), 0, 0},
+    {"json", NULL, TF_OPT_BOOL, "off", "print one JSON object instead of a table",
+     offsetof(status_config, json), 0, 0},
+};
+#define N_STATUS_OPTIONS (sizeof(status_options) / sizeof(status_options[0]))
+
+/* A number that may be unknown (JSON null, "-" in the table). */
+typedef struct maybe {
+    int known;
+    long long v;
+} maybe;
+
+typedef struct status {
+    maybe outbox_pending, queue_ready, queue_unacked, queue_consumers, dead_letters, documents,
+        model_version;
+    int age_known;
+    double outbox_oldest_age_s;
+    char model_updated_at[32];
+    PGresult *workers; /* name, last_batch_at (ISO 8601 or null), events */
+} status;
+
+#define ISO_UTC(col) "to_char(" col " at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const char status_sql[] =
+    "select (select count(*) from topicflow.outbox where published_at is null),"
+    "       (select extract(epoch from clock_timestamp() - created_at)::float8"
+    "          from topicflow.outbox where published_at is null order by id limit 1),"
+    "       (select count(*) from topicflow.documents where not deleted),"
+    "       (select max(version) from topicflow.model),"
+    "       (select " ISO_UTC("created_at") " from topicflow.model order by version desc limit 1)";
+
+static const char workers_sql[] =
+    "select worker, " ISO_UTC("last_batch_at") ", events from topicflow.worker_activity"
+    " order by worker";
+
+static maybe pg_maybe(const PGresult *res, int col)
+{
+    maybe m = {0, 0};
+
+    if (!PQgetisnull(res, 0, col) && tf_pg_get_int64(res, 0, col, &m.v) == 0)
+        m.known = 1;
+    return m;
+}
+
+static int read_database(const status_config *cfg, status *s, tf_err *err)
+{
+    PGconn *conn = tf_pg_connect(cfg->pg_url, "topicflow-status", err);
+    PGresult *res;
+    int rc = -1;
+
+    if (!conn)
+        return -1;
+    res = PQexec(conn, status_sql);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        goto done;
+    s->outbox_pending = pg_maybe(res, 0);
+    s->age_known = !PQgetisnull(res, 0, 1);
+    s->outbox_oldest_age_s = s->age_known ? strtod(PQgetvalue(res, 0, 1), NULL) : 0;
+    s->documents = pg_maybe(res, 2);
+    s->model_version = pg_maybe(res, 3);
+    snprintf(s->model_updated_at, sizeof(s->model_updated_at), "%s", PQgetvalue(res, 0, 4));
+    PQclear(res);
+    res = PQexec(conn, workers_sql);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        goto done;
+    s->workers = res;
+    rc = 0;
+done:
+    PQfinish(conn);
+    return rc;
+}
+
+static int read_queue(tf_broker *b, const char *queue, maybe *ready, maybe *consumers, tf_err *err)
+{
+    uint32_t messages, n_consumers;
+    int exists;
+
+    if (tf_broker_queue_probe(b, queue, &exists, &messages, &n_consumers, err) < 0)
+        return -1;
+    if (!exists) {
+        fprintf(stderr, "topicflow status: queue %s does not exist yet (topicflow-producer and "
+                        "topicflow-worker declare it)\n",
+                queue);
+        return 0;
+    }
+    *ready = (maybe){1, messages};
+    if (consumers)
+        *consumers = (maybe){1, n_consumers};
+    return 0;
+}
+
+static int read_broker(const status_config *cfg, status *s, tf_err *err)
+{
+    tf_broker *b = tf_broker_open(cfg->amqp_url, 0, err);
+    tf_err why;
+    int rc = -1;
+
+    if (!b)
+        return -1;
+    if (read_queue(b, TF_QUEUE_NMF, &s->queue_ready, &s->queue_consumers, err) < 0 ||
+        read_queue(b, TF_QUEUE_DEAD, &s->dead_letters, NULL, err) < 0)
+        goto done;
+    rc = 0;
+    if (!s->queue_ready.known)
+        goto done;
+    if (mgmt_queue_unacked(cfg->management_url, cfg->amqp_url, TF_QUEUE_NMF,
+                           &s->queue_unacked.v, &why) == 0)
+        s->queue_unacked.known = 1;
+    else
+        fprintf(stderr, "topicflow status: queue_unacked unknown: %s\n", why.msg);
+done:
+    tf_broker_close(b);
+    return rc;
+}
+
+static void json_maybe(const char *key, maybe m)
+{
+    if (m.known)
+        printf("\"%s\": %lld, ", key, m.v);
+    else
+        printf("\"%s\": null, ", key);
+}
+
+static void print_json(const status *s)
+{
+    int n = PQntuples(s->workers);
+
+    fputs("{", stdout);
+    json_maybe("outbox_pending", s->outbox_pending);
+    if (s->age_known)
+        printf("\"outbox_oldest_age_s\": %.3f, ", s->outbox_oldest_age_s);
+    else
+        fputs("\"outbox_oldest_age_s\": null, ", stdout);
+    json_maybe("queue_ready", s->queue_ready);
+    json_maybe("queue_unacked", s->queue_unacked);
+    json_maybe("queue_consumers", s->queue_consumers);
+    json_maybe("dead_letters", s->dead_letters);
+    json_maybe("documents", s->documents);
+    json_maybe("model_version", s->model_version);
+    fputs("\"model_updated_at\": ", stdout);
+    tf_json_write_cstring(stdout, s->model_updated_at[0] ? s->model_updated_at : NULL);
+    fputs(", \"workers\": [", stdout);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
+        tf_json_write_cstring(stdout, PQgetvalue(s->workers, i, 0));
+        fputs(", \"last_batch_at\": ", stdout);
+        tf_json_write_cstring(stdout, PQgetisnull(s->workers, i, 1) ? NULL
+                                                                    : PQgetvalue(s->workers, i, 1));
+        printf(", \"events\": %s}", PQgetvalue(s->workers, i, 2));
+    }
+    fputs("]}\n", stdout);
+}
+
+static void row(const char *key, const char *value)
+{
+    printf("%-21s %s\n", key, value);
+}
+
+static void row_maybe(const char *key, maybe m)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof(buf), "%lld", m.v);
+    row(key, m.known ? buf : "-");
+}
+
+static void print_table(const status *s)
+{
+    int n = PQntuples(s->workers);
+    char buf[64];
+
+    row_maybe("outbox_pending", s->outbox_pending);
+    snprintf(buf, sizeof(buf), "%.3f", s->outbox_oldest_age_s);
+    row("outbox_oldest_age_s", s->age_known ? buf : "-");
+    row_maybe("queue_ready", s->queue_ready);
+    row_maybe("queue_unacked", s->queue_unacked);
+    row_maybe("queue_consumers", s->queue_consumers);
+    row_maybe("dead_letters", s->dead_letters);
+    row_maybe("documents", s->documents);
+    row_maybe("model_version", s->model_version);
+    row("model_updated_at", s->model_updated_at[0] ? s->model_updated_at : "-");
+    snprintf(buf, sizeof(buf), "%d", n);
+    row("workers", buf);
+    for (int i = 0; i < n; i++)
+        printf("  %-19s last batch %s, %s events\n", PQgetvalue(s->workers, i, 0),
+               PQgetisnull(s->workers, i, 1) ? "never" : PQgetvalue(s->workers, i, 1),
+               PQgetvalue(s->workers, i, 2));
+}
+
+int cli_status(int argc, char **argv)
+{
+    status_config cfg;
+    status s;
+    tf_err err;
+    int first, rc;
+
+    rc = cli_parse("status", "topicflow status [--json] [options]",
+                   "Shows the outbox backlog and the age of its oldest unpublished event, the\n"
+                   "ready, unacknowledged and consumer counts of topicflow.nmf, the dead letters,\n"
+                   "the live documents, the model version and when it last changed, and each\n"
+                   "worker's last batch. Unknown values print as - (null in JSON). Exit status 1\n"
+                   "with the reason when PostgreSQL or RabbitMQ does not answer; an unreachable\n"
+                   "management API only leaves queue_unacked unknown.",
+                   status_options, N_STATUS_OPTIONS, &cfg, argc, argv, &first);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (first < argc)
+        return cli_error("status", CLI_USAGE, "unexpected argument '%s'", argv[first]);
+    memset(&s, 0, sizeof(s));
+    if (read_database(&cfg, &s, &err) < 0)
+        return cli_error("status", CLI_FAIL, "PostgreSQL: %s", err.msg);
+    if (read_broker(&cfg, &s, &err) < 0) {
+        PQclear(s.workers);
+        return cli_error("status", CLI_FAIL, "RabbitMQ: %s", err.msg);
+    }
+    if (cfg.json)
+        print_json(&s);
+    else
+        print_table(&s);
+    PQclear(s.workers);
+    return CLI_OK;
+}

@@ -1,0 +1,654 @@
+/*
+ * broker.c - rabbitmq-c wrapped for topicflow. Every library call's status is turned into
+ * a tf_err by one helper (tf_amqp_reply_error); any server-side close marks the broker
+ * unusable so that its owner reconnects instead of using a half-dead channel.
+ */
+#include "broker.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "log.h"
+
+struct tf_broker {
+    amqp_connection_state_t conn;
+    amqp_channel_t channel;
+    int ok;
+    int heartbeat;
+    uint64_t next_tag; /* delivery tag of the next publish in confirm mode */
+    amqp_bytes_t consumer_tag; /* of the consumer started by tf_broker_consume */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timeval timeval_of(double s)
+{
+    struct timeval tv;
+    if (s < 0)
+        s = 0;
+    tv.tv_sec = (time_t)s;
+    tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+int tf_amqp_reply_error(amqp_rpc_reply_t reply, const char *context, tf_err *err)
+{
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return 0;
+    case AMQP_RESPONSE_NONE:
+        return tf_err_set(err, "%s: no reply from the broker", context);
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        return tf_err_set(err, "%s: %s", context, amqp_error_string2(reply.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *c = reply.reply.decoded;
+            return tf_err_set(err, "%s: connection closed by the broker: %u %.*s", context,
+                              c->reply_code, (int)c->reply_text.len,
+                              (const char *)c->reply_text.bytes);
+        }
+        if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *c = reply.reply.decoded;
+            return tf_err_set(err, "%s: channel closed by the broker: %u %.*s", context,
+                              c->reply_code, (int)c->reply_text.len,
+                              (const char *)c->reply_text.bytes);
+        }
+        return tf_err_set(err, "%s: unexpected broker method 0x%08x", context, reply.reply.id);
+    }
+    return tf_err_set(err, "%s: unknown reply", context);
+}
+
+/* Checks the reply of the last synchronous call; on failure the broker is marked unusable. */
+static int check_rpc(tf_broker *b, const char *context, tf_err *err)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
+
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    b->ok = 0;
+    return tf_amqp_reply_error(r, context, err);
+}
+
+static amqp_socket_t *socket_for(amqp_connection_state_t conn, int ssl, tf_err *err)
+{
+    amqp_socket_t *s;
+
+    if (!ssl) {
+        s = amqp_tcp_socket_new(conn);
+    } else {
+        const char *ca = getenv("TOPICFLOW_AMQP_CACERT");
+        s = amqp_ssl_socket_new(conn);
+        if (s && ca && *ca && amqp_ssl_socket_set_cacert(s, ca) != AMQP_STATUS_OK) {
+            tf_err_set(err, "cannot load CA certificate %s", ca);
+            return NULL;
+        }
+    }
+    if (!s)
+        tf_err_set(err, "cannot create %s socket", ssl ? "TLS" : "TCP");
+    return s;
+}
+
+static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
+{
+    struct amqp_connection_info info;
+    char *copy = strdup(url), redacted[512];
+    struct timeval tv = {10, 0};
+    tf_broker *b = calloc(1, sizeof(*b));
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+    int rc;
+
+    tf_log_redact_url(url, redacted, sizeof(redacted));
+    if (!copy || !b) {
+        tf_err_set(err, "out of memory");
+        goto fail;
+    }
+    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
+        tf_err_set(err, "invalid AMQP URL '%s' (expected amqp[s]://user:pass@host:port/vhost)",
+                   redacted);
+        goto fail;
+    }
+    b->conn = amqp_new_connection();
+    b->channel = 1;
+    b->heartbeat = heartbeat_s;
+    if (!b->conn) {
+        tf_err_set(err, "out of memory");
+        goto fail;
+    }
+    sock = socket_for(b->conn, info.ssl, err);
+    if (!sock)
+        goto fail;
+    rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted, amqp_error_string2(rc));
+        goto fail;
+    }
+    r = amqp_login(b->conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                   info.user, info.password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        tf_amqp_reply_error(r, "login", err);
+        tf_err_prefix(err, "RabbitMQ %s", redacted);
+        goto fail;
+    }
+    amqp_channel_open(b->conn, b->channel);
+    b->ok = 1;
+    if (check_rpc(b, "channel.open", err) < 0)
+        goto fail;
+    free(copy);
+    return b;
+fail:
+    free(copy);
+    tf_broker_close(b);
+    return NULL;
+}
+
+tf_broker *tf_broker_open(const char *urls, int heartbeat_s, tf_err *err)
+{
+    char *list, *save = NULL, *url;
+    tf_broker *b = NULL;
+
+    if (!urls || !*urls) {
+        tf_err_set(err, "no RabbitMQ URL: set TOPICFLOW_AMQP_URL or --amqp");
+        return NULL;
+    }
+    list = strdup(urls);
+    if (!list) {
+        tf_err_set(err, "out of memory");
+        return NULL;
+    }
+    /* Fail over in order: the first URL that accepts us wins; the error reports the last. */
+    for (url = strtok_r(list, ",", &save); url && !b; url = strtok_r(NULL, ",", &save)) {
+        while (*url == ' ')
+            url++;
+        b = open_one(url, heartbeat_s, err);
+    }
+    free(list);
+    return b;
+}
+
+void tf_broker_close(tf_broker *b)
+{
+    if (!b)
+        return;
+    if (b->conn) {
+        if (b->ok) {
+            amqp_channel_close(b->conn, b->channel, AMQP_REPLY_SUCCESS);
+            amqp_connection_close(b->conn, AMQP_REPLY_SUCCESS);
+        }
+        amqp_destroy_connection(b->conn);
+    }
+    amqp_bytes_free(b->consumer_tag);
+    free(b);
+}
+
+int tf_broker_fd(const tf_broker *b)
+{
+    return amqp_get_sockfd(b->conn);
+}
+
+int tf_broker_heartbeat(const tf_broker *b)
+{
+    return b->heartbeat;
+}
+
+int tf_broker_ok(const tf_broker *b)
+{
+    return b && b->ok;
+}
+
+/* ---- topology ------------------------------------------------------------------------ */
+
+static amqp_table_entry_t entry_str(const char *key, const char *value)
+{
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(key);
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_cstring_bytes(value);
+    return e;
+}
+
+static amqp_table_entry_t entry_int(const char *key, long value)
+{
+    amqp_table_entry_t e;
+    e.key = amqp_cstring_bytes(key);
+    e.value.kind = AMQP_FIELD_KIND_I64;
+    e.value.value.i64 = value;
+    return e;
+}
+
+static int declare_exchange(tf_broker *b, const char *name, const char *type, tf_err *err)
+{
+    amqp_exchange_declare(b->conn, b->channel, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
+                          0, 1, 0, 0, amqp_empty_table);
+    return check_rpc(b, name, err);
+}
+
+static int declare_queue(tf_broker *b, const char *name, amqp_table_entry_t *args, int n,
+                         tf_err *err)
+{
+    amqp_table_t table = {n, args};
+    char ctx[128];
+
+    snprintf(ctx, sizeof(ctx), "declare queue %s", name);
+    amqp_queue_declare(b->conn, b->channel, amqp_cstring_bytes(name), 0, 1, 0, 0, table);
+    return check_rpc(b, ctx, err);
+}
+
+static int bind_queue(tf_broker *b, const char *queue, const char *exchange, const char *key,
+                      tf_err *err)
+{
+    amqp_queue_bind(b->conn, b->channel, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), amqp_empty_table);
+    return check_rpc(b, "queue.bind", err);
+}
+
+int tf_broker_declare_topology(tf_broker *b, const tf_topology *t, tf_err *err)
+{
+    /* Both queues are quorum queues (replicated when clustered). topicflow.nmf dead-letters
+     * at-least-once, which RabbitMQ allows only together with overflow=reject-publish:
+     * a message is removed from it only once the dead-letter queue has confirmed it. */
+    amqp_table_entry_t nmf[6], dead[1];
+    int n = 0;
+
+    nmf[n++] = entry_str("x-queue-type", "quorum");
+    nmf[n++] = entry_int("x-delivery-limit", t->delivery_limit);
+    nmf[n++] = entry_str("x-dead-letter-exchange", TF_EXCHANGE_DLX);
+    nmf[n++] = entry_str("x-dead-letter-strategy", "at-least-once");
+    nmf[n++] = entry_str("x-overflow", "reject-publish");
+    if (t->max_length > 0)
+        nmf[n++] = entry_int("x-max-length", t->max_length);
+    dead[0] = entry_str("x-queue-type", "quorum");
+
+    if (declare_exchange(b, TF_EXCHANGE_EVENTS, "topic", err) < 0 ||
+        declare_exchange(b, TF_EXCHANGE_DLX, "topic", err) < 0 ||
+        declare_queue(b, TF_QUEUE_NMF, nmf, n, err) < 0 ||
+        declare_queue(b, TF_QUEUE_DEAD, dead, 1, err) < 0 ||
+        bind_queue(b, TF_QUEUE_NMF, TF_EXCHANGE_EVENTS, t->binding_key, err) < 0 ||
+        bind_queue(b, TF_QUEUE_DEAD, TF_EXCHANGE_DLX, "#", err) < 0)
+        return -1;
+    return 0;
+}
+
+int tf_broker_queue_info(tf_broker *b, const char *queue, uint32_t *messages,
+                         uint32_t *consumers, tf_err *err)
+{
+    amqp_queue_declare_ok_t *ok;
+    char ctx[128];
+
+    snprintf(ctx, sizeof(ctx), "queue %s", queue);
+    ok = amqp_queue_declare(b->conn, b->channel, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                            amqp_empty_table);
+    if (!ok)
+        return check_rpc(b, ctx, err);
+    *messages = ok->message_count;
+    *consumers = ok->consumer_count;
+    return 0;
+}
+
+int tf_broker_queue_probe(tf_broker *b, const char *queue, int *exists, uint32_t *messages,
+                          uint32_t *consumers, tf_err *err)
+{
+    amqp_queue_declare_ok_t *ok;
+    amqp_rpc_reply_t r;
+    char ctx[128];
+
+    snprintf(ctx, sizeof(ctx), "queue %s", queue);
+    ok = amqp_queue_declare(b->conn, b->channel, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+                            amqp_empty_table);
+    if (ok) {
+        *exists = 1;
+        *messages = ok->message_count;
+        *consumers = ok->consumer_count;
+        return 0;
+    }
+    r = amqp_get_rpc_reply(b->conn);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+        ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+        /* Only the channel died: acknowledge its close and carry on on a fresh one. */
+        amqp_channel_close_ok_t close_ok = {0};
+        amqp_send_method(b->conn, b->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+        b->channel++;
+        amqp_channel_open(b->conn, b->channel);
+        if (check_rpc(b, "channel.open", err) < 0)
+            return -1;
+        *exists = 0;
+        *messages = *consumers = 0;
+        return 0;
+    }
+    b->ok = 0;
+    return tf_amqp_reply_error(r, ctx, err);
+}
+
+int tf_broker_purge(tf_broker *b, const char *queue, tf_err *err)
+{
+    amqp_queue_purge(b->conn, b->channel, amqp_cstring_bytes(queue));
+    return check_rpc(b, "queue.purge", err);
+}
+
+int tf_broker_purge_count(tf_broker *b, const char *queue, uint32_t *removed, tf_err *err)
+{
+    amqp_queue_purge_ok_t *ok = amqp_queue_purge(b->conn, b->channel, amqp_cstring_bytes(queue));
+
+    if (!ok)
+        return check_rpc(b, "queue.purge", err);
+    *removed = ok->message_count;
+    return 0;
+}
+
+/* ---- frames outside an RPC ------------------------------------------------------------ */
+
+/* Answers a broker-initiated close and marks the broker unusable. */
+static int handle_close(tf_broker *b, const amqp_frame_t *f, tf_err *err)
+{
+    amqp_rpc_reply_t r = {AMQP_RESPONSE_SERVER_EXCEPTION, f->payload.method, 0};
+
+    tf_amqp_reply_error(r, "broker", err);
+    if (f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(b->conn, f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    } else {
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    }
+    b->ok = 0;
+    return -1;
+}
+
+static int is_close(const amqp_frame_t *f)
+{
+    return f->frame_type == AMQP_FRAME_METHOD &&
+           (f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+            f->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD);
+}
+
+/* Waits for one frame; 1 got one, 0 timeout, -1 connection lost. */
+static int wait_frame(tf_broker *b, amqp_frame_t *f, double timeout_s, tf_err *err)
+{
+    struct timeval tv = timeval_of(timeout_s);
+    int rc = amqp_simple_wait_frame_noblock(b->conn, f, &tv);
+
+    if (rc == AMQP_STATUS_OK)
+        return 1;
+    if (rc == AMQP_STATUS_TIMEOUT)
+        return 0;
+    b->ok = 0;
+    tf_err_set(err, "connection to RabbitMQ lost: %s", amqp_error_string2(rc));
+    return -1;
+}
+
+int tf_broker_service(tf_broker *b, int timeout_ms, tf_err *err)
+{
+    double deadline = now_s() + timeout_ms / 1000.0;
+    amqp_frame_t f;
+    int rc;
+
+    if (!b->ok)
+        return tf_err_set(err, "connection to RabbitMQ is closed");
+    do {
+        rc = wait_frame(b, &f, deadline - now_s(), err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 && is_close(&f))
+            return handle_close(b, &f, err);
+        /* Anything else here (a confirm that outlived its batch's timeout) is stale. */
+    } while (rc == 1);
+    amqp_maybe_release_buffers(b->conn);
+    return 0;
+}
+
+/* ---- publishing ---------------------------------------------------------------------- */
+
+int tf_broker_confirm_select(tf_broker *b, tf_err *err)
+{
+    amqp_confirm_select(b->conn, b->channel);
+    b->next_tag = 1;
+    return check_rpc(b, "confirm.select", err);
+}
+
+int tf_broker_publish(tf_broker *b, const char *exchange, const char *routing_key,
+                      const amqp_basic_properties_t *props, const void *body, size_t len,
+                      uint64_t *tag, tf_err *err)
+{
+    amqp_bytes_t bytes = {len, (void *)body};
+    int rc;
+
+    rc = amqp_basic_publish(b->conn, b->channel, amqp_cstring_bytes(exchange),
+                            amqp_cstring_bytes(routing_key), 1, 0, props, bytes);
+    if (rc != AMQP_STATUS_OK) {
+        b->ok = 0;
+        return tf_err_set(err, "publish to %s failed: %s", exchange, amqp_error_string2(rc));
+    }
+    if (tag)
+        *tag = b->next_tag;
+    b->next_tag++;
+    return 0;
+}
+
+static void settle(uint64_t first, size_t n, uint8_t *state, uint64_t tag, int multiple,
+                   uint8_t outcome)
+{
+    uint64_t lo = multiple ? first : tag;
+
+    for (uint64_t t = lo; t <= tag; t++) {
+        if (t < first || t >= first + n)
+            continue;
+        /* A returned message is also acked afterwards: keep the "returned" verdict. */
+        if (state[t - first] == TF_CONFIRM_PENDING)
+            state[t - first] = outcome;
+    }
+}
+
+static size_t count_pending(const uint8_t *state, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += state[i] == TF_CONFIRM_PENDING;
+    return c;
+}
+
+static int read_return(tf_broker *b, amqp_channel_t ch, tf_return_cb on_return, void *ctx,
+                       tf_err *err)
+{
+    amqp_message_t msg;
+    amqp_rpc_reply_t r = amqp_read_message(b->conn, ch, &msg, 0);
+
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        b->ok = 0;
+        return tf_amqp_reply_error(r, "reading a returned message", err);
+    }
+    if (on_return) {
+        int has_id = (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0;
+        on_return(ctx, has_id ? msg.properties.message_id.bytes : NULL,
+                  has_id ? msg.properties.message_id.len : 0);
+    }
+    amqp_destroy_message(&msg);
+    return 0;
+}
+
+int tf_broker_wait_confirms(tf_broker *b, uint64_t first, size_t n, uint8_t *state,
+                            size_t needed, double timeout_s, tf_return_cb on_return, void *ctx,
+                            tf_err *err)
+{
+    double deadline = now_s() + timeout_s;
+    amqp_frame_t f;
+
+    while (count_pending(state, needed) > 0) {
+        int rc = wait_frame(b, &f, deadline - now_s(), err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return tf_err_set(err, "%zu of %zu publisher confirms not received within %.1fs",
+                              count_pending(state, needed), needed, timeout_s);
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        switch (f.payload.method.id) {
+        case AMQP_BASIC_ACK_METHOD: {
+            amqp_basic_ack_t *a = f.payload.method.decoded;
+            settle(first, n, state, a->delivery_tag, a->multiple, TF_CONFIRM_ACK);
+            break;
+        }
+        case AMQP_BASIC_NACK_METHOD: {
+            amqp_basic_nack_t *a = f.payload.method.decoded;
+            settle(first, n, state, a->delivery_tag, a->multiple, TF_CONFIRM_NACK);
+            break;
+        }
+        case AMQP_BASIC_RETURN_METHOD:
+            if (read_return(b, f.channel, on_return, ctx, err) < 0)
+                return -1;
+            break;
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+            return handle_close(b, &f, err);
+        default:
+            break;
+        }
+    }
+    amqp_maybe_release_buffers(b->conn);
+    return 0;
+}
+
+/* ---- consuming ----------------------------------------------------------------------- */
+
+int tf_broker_qos(tf_broker *b, uint16_t prefetch, tf_err *err)
+{
+    amqp_basic_qos(b->conn, b->channel, 0, prefetch, 0);
+    return check_rpc(b, "basic.qos", err);
+}
+
+int tf_broker_consume(tf_broker *b, const char *queue, tf_err *err)
+{
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(b->conn, b->channel,
+                                                     amqp_cstring_bytes(queue), amqp_empty_bytes,
+                                                     0, 0, 0, amqp_empty_table);
+    if (!ok)
+        return check_rpc(b, "basic.consume", err);
+    amqp_bytes_free(b->consumer_tag);
+    b->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+    return 0;
+}
+
+int tf_broker_cancel(tf_broker *b, tf_err *err)
+{
+    if (!b->consumer_tag.bytes)
+        return 0;
+    /* Sent without waiting for cancel-ok: deliveries already in flight may still arrive
+     * before it, and tf_broker_next hands them out as usual. */
+    amqp_basic_cancel_t req;
+    req.consumer_tag = b->consumer_tag;
+    req.nowait = 1;
+    if (amqp_send_method(b->conn, b->channel, AMQP_BASIC_CANCEL_METHOD, &req) != AMQP_STATUS_OK) {
+        b->ok = 0;
+        return tf_err_set(err, "basic.cancel failed");
+    }
+    return 0;
+}
+
+int tf_broker_next(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *err)
+{
+    double deadline = now_s() + timeout_ms / 1000.0;
+
+    for (;;) {
+        struct timeval tv = timeval_of(deadline - now_s());
+        amqp_rpc_reply_t r;
+        amqp_frame_t f;
+        int rc;
+
+        amqp_maybe_release_buffers(b->conn);
+        r = amqp_consume_message(b->conn, env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL)
+            return 1;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION ||
+            r.library_error != AMQP_STATUS_UNEXPECTED_STATE) {
+            b->ok = 0;
+            return tf_amqp_reply_error(r, "consume", err);
+        }
+        /* Some other frame is next: a close, a consumer cancel, or a stray confirm. */
+        rc = wait_frame(b, &f, 0, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 && is_close(&f))
+            return handle_close(b, &f, err);
+        if (rc == 1 && f.frame_type == AMQP_FRAME_METHOD &&
+            f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
+            b->ok = 0;
+            return tf_err_set(err, "the broker cancelled the consumer (queue deleted?)");
+        }
+    }
+}
+
+int tf_broker_get(tf_broker *b, const char *queue, int no_ack, amqp_envelope_t *env, tf_err *err)
+{
+    amqp_rpc_reply_t r = amqp_basic_get(b->conn, b->channel, amqp_cstring_bytes(queue), no_ack);
+    amqp_basic_get_ok_t *ok;
+
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        b->ok = 0;
+        return tf_amqp_reply_error(r, "basic.get", err);
+    }
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return 0;
+    ok = r.reply.decoded;
+    memset(env, 0, sizeof(*env));
+    env->channel = b->channel;
+    env->delivery_tag = ok->delivery_tag;
+    env->redelivered = ok->redelivered;
+    env->exchange = amqp_bytes_malloc_dup(ok->exchange);
+    env->routing_key = amqp_bytes_malloc_dup(ok->routing_key);
+    r = amqp_read_message(b->conn, b->channel, &env->message, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        amqp_bytes_free(env->exchange);
+        amqp_bytes_free(env->routing_key);
+        memset(env, 0, sizeof(*env));
+        b->ok = 0;
+        return tf_amqp_reply_error(r, "basic.get body", err);
+    }
+    return 1;
+}
+
+int tf_broker_ack(tf_broker *b, uint64_t tag, int multiple, tf_err *err)
+{
+    int rc = amqp_basic_ack(b->conn, b->channel, tag, multiple);
+    if (rc != AMQP_STATUS_OK) {
+        b->ok = 0;
+        return tf_err_set(err, "ack failed: %s", amqp_error_string2(rc));
+    }
+    return 0;
+}
+
+int tf_broker_nack(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err *err)
+{
+    int rc = amqp_basic_nack(b->conn, b->channel, tag, multiple, requeue);
+    if (rc != AMQP_STATUS_OK) {
+        b->ok = 0;
+        return tf_err_set(err, "nack failed: %s", amqp_error_string2(rc));
+    }
+    return 0;
+}
+
+const amqp_field_value_t *tf_amqp_header(const amqp_basic_properties_t *props, const char *name)
+{
+    size_t len = strlen(name);
+
+    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    for (int i = 0; i < props->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &props->headers.entries[i];
+        if (e->key.len == len && memcmp(e->key.bytes, name, len) == 0)
+            return &e->value;
+    }
+    return NULL;
+}

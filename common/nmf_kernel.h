@@ -1,0 +1,48 @@
+/*
+ * nmf_kernel.h - the non-negative least-squares kernel shared by fold-in, the batch fit
+ * and (through the same update rule) the refresh. Private to the engine's .c files.
+ */
+#ifndef TF_NMF_KERNEL_H
+#define TF_NMF_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* y += a·x over k entries, written in fixed 8-wide blocks so that -O2 vectorizes it. */
+static inline void nmf_axpy(double *restrict y, double a, const double *restrict x, int k)
+{
+    int l = 0;
+
+    for (; l + 8 <= k; l += 8)
+        for (int u = 0; u < 8; u++)
+            y[l + u] += a * x[l + u];
+    for (; l < k; l++)
+        y[l] += a * x[l];
+}
+
+/* Coordinate descent on min_{y>=0} ½yᵀGy − pᵀy (G k × k symmetric PSD), from y in place.
+ * Each coordinate step is the exact minimiser along that coordinate (a HALS step), so
+ * the objective never increases. inv_diag[j] = 1 / G[j][j], or 0 where G[j][j] == 0
+ * (see nmf_inv_diag). g (k doubles) is scratch: on return it holds G y − p.
+ * Runs at most max_sweeps sweeps, stopping early when the KKT residual
+ * max_j |min(y_j, g_j)| <= tol · scale. Returns the sweeps done; *viol gets the residual. */
+int nmf_cd_solve(double *restrict y, const double *restrict p, const double *restrict G,
+                 const double *restrict inv_diag, int k, int max_sweeps, double tol, double scale,
+                 double *restrict g, double *viol);
+
+/* inv[j] = 1 / G[j][j] (0 where the diagonal is not positive: a topic without mass). */
+static inline void nmf_inv_diag(const double *G, int k, double *inv)
+{
+    for (int j = 0; j < k; j++)
+        inv[j] = G[(size_t)j * k + j] > 0.0 ? 1.0 / G[(size_t)j * k + j] : 0.0;
+}
+
+/* 0 when 1 <= k <= NMF_MAX_K, else -1 with err set. */
+int nmf_check_k(int k, tf_err *err);
+
+/* Gram matrix G = MᵀM of a row-major n × k matrix, full symmetric (dsyrk + mirror). */
+void nmf_gram_rows(const double *M, int64_t n, int k, double *G);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * pg.c - PostgreSQL connection and result helpers. Keepalive settings are chosen so that a
+ * peer that vanished without a FIN (host down, network cut) is detected in ~30 s.
+ */
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* libpq prints server notices (e.g. "FATAL: terminating connection") straight to stderr;
+ * route them through the log so every line stays logfmt. */
+static void notice_to_log(void *arg, const char *message)
+{
+    char quoted[512], copy[400];
+
+    (void)arg;
+    snprintf(copy, sizeof(copy), "%s", message);
+    copy[strcspn(copy, "\n")] = '\0';
+    log_info("postgresql notice", "text=%s", tf_log_quote(copy, quoted, sizeof(quoted)));
+}
+
+PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err)
+{
+    const char *keys[] = {"dbname", "application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "connect_timeout", NULL};
+    const char *vals[] = {url, application_name, "1", "10", "5", "4", "10", NULL};
+    char redacted[512];
+    PGconn *conn;
+
+    if (!url || !*url) {
+        tf_err_set(err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
+        return NULL;
+    }
+    /* expand_dbname=1: url may be a full connection string or URI; later keys override
+     * only what the url does not set, except application_name which we always want. */
+    conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn) {
+        tf_err_set(err, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        tf_err_set(err, "cannot connect to PostgreSQL %s: %s",
+                   tf_log_redact_url(url, redacted, sizeof(redacted)), msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn, notice_to_log, NULL);
+    return conn;
+}
+
+int tf_pg_result_error(PGconn *conn, const PGresult *res, tf_err *err)
+{
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char msg[400];
+
+    if (primary) {
+        tf_err_set(err, "%s (SQLSTATE %s)", primary, state ? state : "?");
+        if (err && state)
+            snprintf(err->code, sizeof(err->code), "%s", state);
+        return -1;
+    }
+    snprintf(msg, sizeof(msg), "%s", conn ? PQerrorMessage(conn) : "no connection");
+    msg[strcspn(msg, "\n")] = '\0';
+    if (!*msg && res)
+        snprintf(msg, sizeof(msg), "unexpected result status %s",
+                 PQresStatus(PQresultStatus(res)));
+    return tf_err_set(err, "%s", msg);
+}
+
+int tf_pg_check(PGconn *conn, PGresult *res, ExecStatusType expected, tf_err *err)
+{
+    if (res && PQresultStatus(res) == expected)
+        return 0;
+    tf_pg_result_error(conn, res, err);
+    PQclear(res);
+    return -1;
+}
+
+int tf_pg_command(PGconn *conn, const char *sql, tf_err *err)
+{
+    return tf_pg_check(conn, PQexec(conn, sql), PGRES_COMMAND_OK, err);
+}
+
+int tf_pg_state_is_transient(const char *state)
+{
+    /* 08: connection exception; 40001 serialization; 40P01 deadlock; 53: insufficient
+     * resources; 57P01-57P03: admin/crash shutdown, cannot connect now; 55P03 lock
+     * timeout; 23505 on processed_events: another worker won the race for an event. */
+    return strncmp(state, "08", 2) == 0 || strcmp(state, "40001") == 0 ||
+           strcmp(state, "40P01") == 0 || strncmp(state, "53", 2) == 0 ||
+           strncmp(state, "57P0", 4) == 0 || strcmp(state, "55P03") == 0;
+}
+
+int tf_pg_err_is_transient(PGconn *conn, const tf_err *err)
+{
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return 1;
+    return err->code[0] && tf_pg_state_is_transient(err->code);
+}
+
+int tf_pg_get_int64(const PGresult *res, int row, int col, long long *out)
+{
+    const char *s = PQgetvalue(res, row, col);
+    char *end;
+
+    if (!s || !*s)
+        return -1;
+    *out = strtoll(s, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+void tf_pg_append_int_array(tf_buf *b, const int32_t *v, size_t n)
+{
+    tf_buf_append(b, "{", 1);
+    for (size_t i = 0; i < n; i++)
+        tf_buf_printf(b, i ? ",%d" : "%d", v[i]);
+    tf_buf_append(b, "}", 1);
+}
+
+void tf_pg_append_float_array(tf_buf *b, const float *v, size_t n)
+{
+    tf_buf_append(b, "{", 1);
+    for (size_t i = 0; i < n; i++)
+        tf_buf_printf(b, i ? ",%.9g" : "%.9g", (double)v[i]);
+    tf_buf_append(b, "}", 1);
+}
+
+/* Counts the elements of "{a,b,c}" and checks the braces. */
+static int array_shape(const char *s, size_t *n, tf_err *err)
+{
+    size_t len = strlen(s), commas = 0;
+
+    if (len < 2 || s[0] != '{' || s[len - 1] != '}')
+        return tf_err_set(err, "not an array literal: %.40s", s);
+    for (size_t i = 1; i + 1 < len; i++)
+        commas += s[i] == ',';
+    *n = len == 2 ? 0 : commas + 1;
+    return 0;
+}
+
+int tf_pg_parse_int_array(const char *s, int32_t **out, size_t *n, tf_err *err)
+{
+    const char *p = s + 1;
+    int32_t *v = NULL;
+
+    *out = NULL;
+    if (array_shape(s, n, err) < 0)
+        return -1;
+    if (*n == 0)
+        return 0;
+    v = malloc(*n * sizeof(*v));
+    if (!v)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '}') || x < INT32_MIN || x > INT32_MAX) {
+            free(v);
+            return tf_err_set(err, "malformed integer array near: %.40s", p);
+        }
+        v[i] = (int32_t)x;
+        p = end + 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int tf_pg_parse_float_array(const char *s, float **out, size_t *n, tf_err *err)
+{
+    const char *p = s + 1;
+    float *v = NULL;
+
+    *out = NULL;
+    if (array_shape(s, n, err) < 0)
+        return -1;
+    if (*n == 0)
+        return 0;
+    v = malloc(*n * sizeof(*v));
+    if (!v)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        char *end;
+        float x = strtof(p, &end);
+        if (end == p || (*end != ',' && *end != '}')) {
+            free(v);
+            return tf_err_set(err, "malformed real array near: %.40s", p);
+        }
+        v[i] = x;
+        p = end + 1;
+    }
+    *out = v;
+    return 0;
+}
+
+void tf_pg_append_text_element(tf_buf *b, const char *s, size_t len)
+{
+    tf_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            tf_buf_append(b, "\\", 1);
+        tf_buf_append(b, &s[i], 1);
+    }
+    tf_buf_append(b, "\"", 1);
+}

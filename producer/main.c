@@ -1,0 +1,458 @@
+/*
+ * topicflow-producer - drains topicflow.outbox into the topicflow.events exchange.
+ *
+ * Life: parse config -> connect (PostgreSQL with LISTEN, RabbitMQ with confirms and the
+ * topology) -> loop { drain batches until the outbox is empty; wait for a NOTIFY or the
+ * poll interval } -> on SIGTERM/SIGINT finish the batch in flight and exit 0.
+ * A batch is marked published in the transaction that locked it and only for the events
+ * the broker confirmed; any failure rolls it back, so an event is published at least once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "outbox.h"
+#include "pg.h"
+#include "publisher.h"
+
+#define MAX_SLOTS 4
+
+typedef struct producer_config {
+    const char *pg_url, *amqp_url, *log_level;
+    long batch;
+    double poll_s;
+    int notify;
+    double retention_s;
+    double confirm_timeout_s;
+    long heartbeat_s;
+    const char *binding;
+    long delivery_limit;
+    long queue_max_length;
+    double reconnect_max_s;
+    long in_flight;
+} producer_config;
+
+static const tf_option producer_options[] = {
+    TF_OPTIONS_CONNECTION(producer_config),
+    {"batch", "TOPICFLOW_PRODUCER_BATCH", TF_OPT_INT, "500",
+     "events per batch (also the publisher-confirm window)", offsetof(producer_config, batch), 1, 100000},
+    {"poll", "TOPICFLOW_PRODUCER_POLL", TF_OPT_DURATION, "1s",
+     "poll interval: the longest a lost NOTIFY can delay an event", offsetof(producer_config, poll_s), 0.001, 3600},
+    {"notify", "TOPICFLOW_PRODUCER_NOTIFY", TF_OPT_BOOL, "on",
+     "wake on LISTEN topicflow_outbox (off: poll only)", offsetof(producer_config, notify), 0, 0},
+    {"retention", "TOPICFLOW_RETENTION", TF_OPT_DURATION, "7d",
+     "delete published events older than this (0: keep forever)", offsetof(producer_config, retention_s), 0, 0},
+    {"confirm-timeout", "TOPICFLOW_CONFIRM_TIMEOUT", TF_OPT_DURATION, "30s",
+     "longest wait for the broker's confirms of a batch", offsetof(producer_config, confirm_timeout_s), 0.1, 3600},
+    {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30",
+     "AMQP heartbeat in seconds (0: off)", offsetof(producer_config, heartbeat_s), 0, 600},
+    {"binding", "TOPICFLOW_BINDING", TF_OPT_STRING, "#",
+     "binding key of topicflow.nmf on topicflow.events", offsetof(producer_config, binding), 0, 0},
+    {"delivery-limit", "TOPICFLOW_DELIVERY_LIMIT", TF_OPT_INT, "10",
+     "x-delivery-limit of topicflow.nmf", offsetof(producer_config, delivery_limit), 1, 1000000},
+    {"queue-max-length", "TOPICFLOW_QUEUE_MAX_LENGTH", TF_OPT_INT, "0",
+     "x-max-length of topicflow.nmf (0: unbounded)", offsetof(producer_config, queue_max_length), 0, 1e12},
+    {"reconnect-max", "TOPICFLOW_RECONNECT_MAX", TF_OPT_DURATION, "30s",
+     "cap of the reconnect backoff", offsetof(producer_config, reconnect_max_s), 0.1, 3600},
+    {"in-flight", "TOPICFLOW_PRODUCER_IN_FLIGHT", TF_OPT_INT, "2",
+     "batches awaiting confirms at once, each in its own database session",
+     offsetof(producer_config, in_flight), 1, MAX_SLOTS},
+};
+#define N_OPTIONS (sizeof(producer_options) / sizeof(producer_options[0]))
+
+/* One database session per batch in flight: a batch's rows stay locked in its own
+ * transaction until the broker confirmed it, while the next slot already works. */
+typedef struct slot {
+    PGconn *pg;
+    outbox_batch batch;
+    int open;      /* a transaction is open on pg */
+    int in_flight; /* its batch was submitted and awaits confirms */
+} slot;
+
+typedef struct producer {
+    producer_config cfg;
+    slot slots[MAX_SLOTS];
+    int n_slots, cur;
+    tf_broker *broker;
+    publisher *pub;
+    tf_backoff backoff;
+    double next_retention;
+    double next_stats;
+    unsigned long long published, published_at_stats;
+} producer;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps in short slices so that a stop request is honoured promptly. */
+static void sleep_interruptible(double s)
+{
+    double end = now_s() + s;
+    while (!stop_requested && now_s() < end) {
+        double left = end - now_s();
+        struct timespec ts = {0, (long)((left < 0.1 ? left : 0.1) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int connect_slot(producer *p, int i, tf_err *err)
+{
+    slot *s = &p->slots[i];
+
+    s->pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer", err);
+    if (!s->pg)
+        return -1;
+    if (outbox_prepare(s->pg, err) < 0)
+        goto fail;
+    /* Slot 0's session is also the one that listens (and is watched while idle). */
+    if (i == 0 && p->cfg.notify && tf_pg_command(s->pg, "listen topicflow_outbox", err) < 0)
+        goto fail;
+    return 0;
+fail:
+    PQfinish(s->pg);
+    s->pg = NULL;
+    return -1;
+}
+
+static int connect_broker(producer *p, tf_err *err)
+{
+    tf_topology topo = {p->cfg.binding, p->cfg.delivery_limit, p->cfg.queue_max_length};
+
+    p->broker = tf_broker_open(p->cfg.amqp_url, (int)p->cfg.heartbeat_s, err);
+    if (!p->broker)
+        return -1;
+    if (tf_broker_declare_topology(p->broker, &topo, err) < 0 ||
+        tf_broker_confirm_select(p->broker, err) < 0) {
+        tf_broker_close(p->broker);
+        p->broker = NULL;
+        return -1;
+    }
+    publisher_reset(p->pub);
+    return 0;
+}
+
+static int ensure_connected(producer *p, tf_err *err)
+{
+    int was_down = !p->broker;
+
+    for (int i = 0; i < p->n_slots; i++) {
+        was_down |= !p->slots[i].pg;
+        if (!p->slots[i].pg && connect_slot(p, i, err) < 0)
+            return -1;
+    }
+    if (!p->broker && connect_broker(p, err) < 0)
+        return -1;
+    if (was_down)
+        log_info("connected", "batch=%ld in_flight=%d notify=%s poll_s=%.3f", p->cfg.batch,
+                 p->n_slots, p->cfg.notify ? "on" : "off", p->cfg.poll_s);
+    return 0;
+}
+
+/* After a failure: roll back every open batch (its rows will be published again), forget
+ * the confirms in flight, and drop the connections that are broken. */
+static void abandon_all(producer *p)
+{
+    for (int i = 0; i < p->n_slots; i++) {
+        slot *s = &p->slots[i];
+        outbox_batch_reset(&s->batch);
+        if (s->pg && s->open && PQstatus(s->pg) == CONNECTION_OK)
+            PQclear(PQexec(s->pg, "rollback"));
+        s->open = s->in_flight = 0;
+        if (s->pg && PQstatus(s->pg) != CONNECTION_OK) {
+            PQfinish(s->pg);
+            s->pg = NULL;
+        }
+    }
+    publisher_reset(p->pub);
+    if (p->broker && !tf_broker_ok(p->broker)) {
+        tf_broker_close(p->broker);
+        p->broker = NULL;
+    }
+    p->cur = 0;
+}
+
+/* Waits for the confirms of slot s's batch, marks the acked rows and commits.
+ * *refused counts the events the broker nacked or returned (left unpublished). */
+static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
+{
+    const int64_t *acked;
+    size_t n_acked, n = s->batch.n;
+    long long first_id = n ? (long long)s->batch.events[0].id : 0;
+
+    if (publisher_settle_oldest(p->pub, p->broker, p->cfg.confirm_timeout_s, &acked, &n_acked,
+                                err) < 0)
+        return -1;
+    if (n_acked > 0 && outbox_mark_published(s->pg, acked, n_acked, err) < 0)
+        return -1;
+    if (tf_pg_command(s->pg, "commit", err) < 0)
+        return -1;
+    s->open = s->in_flight = 0;
+    outbox_batch_reset(&s->batch);
+    p->published += n_acked;
+    if (n_acked < n) {
+        *refused += (int)(n - n_acked);
+        log_warn("events refused by the broker (nacked or unroutable)", "refused=%zu first_id=%lld",
+                 n - n_acked, first_id);
+    }
+    log_debug("batch published", "events=%zu first_id=%lld", n_acked, first_id);
+    return 0;
+}
+
+/* Settles every batch in flight, oldest first. */
+static int flush(producer *p, int *refused, tf_err *err)
+{
+    for (int k = 0; k < p->n_slots; k++) {
+        slot *s = &p->slots[(p->cur + k) % p->n_slots];
+        if (s->in_flight && settle_slot(p, s, refused, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * One step of the pipeline: settle the oldest batch if its slot is needed again, then lock
+ * and submit the next batch on that slot. Returns the number of events submitted (0: the
+ * outbox is drained) or -1.
+ */
+static int drain_step(producer *p, int *refused, tf_err *err)
+{
+    slot *s = &p->slots[p->cur];
+    int n;
+
+    if (s->in_flight && settle_slot(p, s, refused, err) < 0)
+        return -1;
+    if (tf_pg_command(s->pg, "begin", err) < 0)
+        return -1;
+    s->open = 1;
+    n = outbox_fetch(s->pg, (int)p->cfg.batch, &s->batch, err);
+    if (n < 0)
+        return -1;
+    if (n == 0) {
+        s->open = 0;
+        return tf_pg_command(s->pg, "commit", err);
+    }
+    if (publisher_submit(p->pub, p->broker, &s->batch, err) < 0)
+        return -1;
+    s->in_flight = 1;
+    p->cur = (p->cur + 1) % p->n_slots;
+    return n;
+}
+
+static void run_retention(producer *p)
+{
+    long deleted = 0, total = 0;
+    tf_err err;
+
+    if (p->cfg.retention_s <= 0 || now_s() < p->next_retention)
+        return;
+    p->next_retention = now_s() + 60;
+    /* Small batches, each its own transaction, so retention never holds locks for long. */
+    for (int i = 0; i < 100 && !stop_requested; i++) {
+        if (outbox_delete_published(p->slots[0].pg, p->cfg.retention_s, 1000, &deleted, &err) < 0) {
+            log_warn("retention failed", "reason=\"%s\"", err.msg);
+            return;
+        }
+        total += deleted;
+        if (deleted < 1000)
+            break;
+    }
+    if (total > 0)
+        log_info("retention deleted published events", "deleted=%ld", total);
+}
+
+static void log_stats(producer *p)
+{
+    double t = now_s();
+
+    if (t < p->next_stats)
+        return;
+    if (p->published != p->published_at_stats)
+        log_info("progress", "published_total=%llu rate_per_s=%.0f", p->published,
+                 (double)(p->published - p->published_at_stats) / (t - p->next_stats + 10));
+    p->published_at_stats = p->published;
+    p->next_stats = t + 10;
+}
+
+/* Waits for a NOTIFY, the poll interval, or a stop request, servicing AMQP heartbeats. */
+static int wait_for_work(producer *p, tf_err *err)
+{
+    double deadline = now_s() + p->cfg.poll_s;
+    double slice = p->broker && tf_broker_heartbeat(p->broker) > 0
+                       ? tf_broker_heartbeat(p->broker) / 4.0 : 1.0;
+
+    while (!stop_requested) {
+        double left = deadline - now_s();
+        int pgfd = PQsocket(p->slots[0].pg), afd = tf_broker_fd(p->broker);
+        struct timeval tv;
+        fd_set rd;
+        PGnotify *note;
+        int woke = 0;
+
+        if (left <= 0)
+            return 0;
+        if (left > slice)
+            left = slice;
+        tv.tv_sec = (time_t)left;
+        tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+        FD_ZERO(&rd);
+        FD_SET(pgfd, &rd);
+        FD_SET(afd, &rd);
+        if (select((pgfd > afd ? pgfd : afd) + 1, &rd, NULL, NULL, &tv) < 0 && errno != EINTR)
+            return tf_err_set(err, "select: %s", strerror(errno));
+        if (PQconsumeInput(p->slots[0].pg) == 0)
+            return tf_pg_result_error(p->slots[0].pg, NULL, err);
+        while ((note = PQnotifies(p->slots[0].pg)) != NULL) {
+            woke = 1;
+            PQfreemem(note);
+        }
+        if (tf_broker_service(p->broker, 0, err) < 0)
+            return -1;
+        if (woke)
+            return 0;
+    }
+    return 0;
+}
+
+static void retry_after_failure(producer *p, const char *what, const tf_err *err)
+{
+    double d = tf_backoff_next(&p->backoff);
+
+    log_warn(what, "in_s=%.2f reason=\"%s\"", d, err->msg);
+    abandon_all(p);
+    sleep_interruptible(d);
+}
+
+static int run(producer *p)
+{
+    tf_err err;
+
+    while (!stop_requested) {
+        int n, refused = 0;
+
+        if (ensure_connected(p, &err) < 0) {
+            retry_after_failure(p, "cannot connect, retrying", &err);
+            continue;
+        }
+        n = drain_step(p, &refused, &err);
+        if (n == 0)
+            n = flush(p, &refused, &err);
+        else if (n > 0)
+            n = 1;
+        if (n < 0) {
+            retry_after_failure(p, "batch rolled back, retrying", &err);
+            continue;
+        }
+        if (refused) {
+            sleep_interruptible(tf_backoff_next(&p->backoff));
+            continue;
+        }
+        tf_backoff_reset(&p->backoff);
+        log_stats(p);
+        if (n > 0)
+            continue; /* more may be waiting */
+        run_retention(p);
+        if (wait_for_work(p, &err) < 0) {
+            log_warn("connection lost while idle", "reason=\"%s\"", err.msg);
+            abandon_all(p);
+        }
+    }
+    /* Stop requested: settle what is in flight so that its rows are marked now. */
+    if (p->broker) {
+        int refused = 0;
+        if (flush(p, &refused, &err) < 0) {
+            log_warn("in-flight batches rolled back at shutdown", "reason=\"%s\"", err.msg);
+            abandon_all(p);
+        }
+    }
+    return 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+    producer p;
+    tf_log_level level;
+    tf_err err;
+    int first, rc;
+
+    memset(&p, 0, sizeof(p));
+    rc = tf_config_parse(producer_options, N_OPTIONS, &p.cfg, argc, argv, &first, &err);
+    if (rc == TF_CONFIG_HELP) {
+        tf_config_usage(stdout, "topicflow-producer [options]",
+                        "Publishes every event of topicflow.outbox to the RabbitMQ exchange "
+                        "topicflow.events,\nat least once and in id order, marking each "
+                        "published once the broker confirmed it.",
+                        producer_options, N_OPTIONS);
+        return 0;
+    }
+    if (rc == TF_CONFIG_VERSION) {
+        printf("topicflow-producer %s\n", TOPICFLOW_VERSION);
+        return 0;
+    }
+    if (rc == TF_CONFIG_OK && first < argc)
+        rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
+    if (rc == TF_CONFIG_OK && tf_log_parse_level(p.cfg.log_level, &level) < 0)
+        rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)",
+                        p.cfg.log_level);
+    if (rc == TF_CONFIG_OK && !p.cfg.pg_url)
+        rc = tf_err_set(&err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
+    if (rc == TF_CONFIG_OK && !p.cfg.amqp_url)
+        rc = tf_err_set(&err, "no RabbitMQ URL: set TOPICFLOW_AMQP_URL or --amqp");
+    if (rc != TF_CONFIG_OK) {
+        fprintf(stderr, "topicflow-producer: %s\n", err.msg);
+        return 2;
+    }
+    tf_log_init("producer", level);
+    install_signals();
+    tf_backoff_init(&p.backoff, 0.1, p.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
+    p.pub = publisher_new();
+    if (!p.pub) {
+        log_error("out of memory", "");
+        return 1;
+    }
+    p.next_stats = now_s() + 10;
+    p.n_slots = (int)p.cfg.in_flight;
+    log_info("starting", "version=%s batch=%ld", TOPICFLOW_VERSION, p.cfg.batch);
+    run(&p);
+    log_info("stopped", "published_total=%llu", p.published);
+    for (int i = 0; i < p.n_slots; i++) {
+        outbox_batch_free(&p.slots[i].batch);
+        if (p.slots[i].pg)
+            PQfinish(p.slots[i].pg);
+    }
+    publisher_free(p.pub);
+    tf_broker_close(p.broker);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * outbox.h - the producer's side of topicflow.outbox: lock a batch of unpublished events
+ * (FOR UPDATE SKIP LOCKED, id order), mark the confirmed ones published, and delete old
+ * published rows. All statements are prepared once per connection.
+ *
+ * Locked rows stay locked until the caller commits or rolls back, so several producers
+ * never publish the same row at the same time, and a producer that dies mid-batch
+ * leaves its rows unpublished (they are published again: duplicates, never loss).
+ */
+#ifndef TF_OUTBOX_H
+#define TF_OUTBOX_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "event_codec.h"
+
+typedef struct outbox_batch {
+    PGresult *res;           /* owns every string the events point to */
+    size_t n;
+    tf_event *events;        /* in id order */
+    tf_event_field *fields;  /* storage for every event's payload fields */
+    size_t cap_events, cap_fields;
+} outbox_batch;
+
+int outbox_prepare(PGconn *conn, tf_err *err);
+
+/* Inside an open transaction: lock and read up to limit unpublished events. */
+int outbox_fetch(PGconn *conn, int limit, outbox_batch *batch, tf_err *err);
+
+/* Inside the same transaction: set published_at on the given ids. */
+int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err);
+
+/* Delete up to limit published rows older than age_s seconds; *deleted gets the count. */
+int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted, tf_err *err);
+
+void outbox_batch_reset(outbox_batch *batch);
+void outbox_batch_free(outbox_batch *batch);
+
+#endif

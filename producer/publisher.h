@@ -1,0 +1,40 @@
+/*
+ * publisher.h - turns batches of outbox events into persistent msgpack messages on
+ * topicflow.events and tracks the broker's confirms. Batches are submitted and settled in
+ * order; several may be in flight, so the database work of the next batch overlaps the
+ * broker's fsync of the previous one. The outcome tells the caller which rows it may mark
+ * published: only those the broker acked and routed.
+ */
+#ifndef TF_PUBLISHER_H
+#define TF_PUBLISHER_H
+
+#include <stdint.h>
+
+#include "broker.h"
+#include "outbox.h"
+
+typedef struct publisher publisher;
+
+publisher *publisher_new(void);
+void publisher_free(publisher *p);
+
+/* Publish every event of batch (not waiting for confirms). The batch must stay alive
+ * until it is settled. */
+int publisher_submit(publisher *p, tf_broker *b, const outbox_batch *batch, tf_err *err);
+
+/*
+ * Wait up to timeout_s until the oldest submitted batch is fully confirmed, and drop it
+ * from the window. *acked lists (in id order) the ids the broker acked and did not
+ * return, valid until the next call; *n_acked is their count. 0 when every confirm of the
+ * batch arrived (some may be nacked or returned), -1 on a lost connection or timeout.
+ */
+int publisher_settle_oldest(publisher *p, tf_broker *b, double timeout_s, const int64_t **acked,
+                            size_t *n_acked, tf_err *err);
+
+/* Forget everything in flight (after the connection was lost: those confirms never come). */
+void publisher_reset(publisher *p);
+
+/* Batches submitted and not yet settled. */
+size_t publisher_in_flight(const publisher *p);
+
+#endif

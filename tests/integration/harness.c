@@ -1,0 +1,332 @@
+/*
+ * harness.c - integration test plumbing over the real servers of scripts/dev-services.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "pg.h"
+
+double harness_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void load_env_file(void)
+{
+    const char *state = getenv("TOPICFLOW_STATE_DIR");
+    char path[1024], line[2048];
+    FILE *f;
+
+    if (!state)
+        fail_msg("TOPICFLOW_STATE_DIR is not set: run the tests through ctest");
+    snprintf(path, sizeof(path), "%s/env", state);
+    f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot read %s: are the test servers started?", path);
+    while (fgets(line, sizeof(line), f)) {
+        char *eq = strchr(line, '=');
+        line[strcspn(line, "\n")] = '\0';
+        if (!eq)
+            continue;
+        *eq = '\0';
+        setenv(line, eq + 1, 1);
+    }
+    fclose(f);
+}
+
+int harness_services(const char *args)
+{
+    char cmd[1024];
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "%s/scripts/dev-services %s >/dev/null", TF_SOURCE_DIR, args);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static PGconn *admin_connect(void)
+{
+    tf_err err;
+    PGconn *c = tf_pg_connect(getenv("TOPICFLOW_PG_ADMIN_URL"), "topicflow-test", &err);
+    if (!c)
+        fail_msg("%s", err.msg);
+    return c;
+}
+
+static void create_database(harness *h)
+{
+    PGconn *admin = admin_connect();
+    char dbname[80], sql[256], *ident;
+    PGresult *res;
+
+    snprintf(dbname, sizeof(dbname), "tf_%s", h->name);
+    ident = PQescapeIdentifier(admin, dbname, strlen(dbname));
+    snprintf(sql, sizeof(sql), "drop database if exists %s with (force)", ident);
+    res = PQexec(admin, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s", PQerrorMessage(admin));
+    PQclear(res);
+    snprintf(sql, sizeof(sql), "create database %s", ident);
+    res = PQexec(admin, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s", PQerrorMessage(admin));
+    PQclear(res);
+    PQfreemem(ident);
+    PQfinish(admin);
+    snprintf(h->pg_url, sizeof(h->pg_url), "postgresql://topicflow@127.0.0.1:%s/%s",
+             getenv("TOPICFLOW_PG_PORT"), dbname);
+}
+
+static void run_migrate(harness *h)
+{
+    char cmd[2048];
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "%s/topicflow migrate --pg '%s' >/dev/null", TF_BIN_DIR, h->pg_url);
+    rc = system(cmd);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+        fail_msg("topicflow migrate failed for %s", h->pg_url);
+}
+
+void harness_setup_pg(harness *h, const char *name)
+{
+    tf_err err;
+
+    memset(h, 0, sizeof(*h));
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    load_env_file();
+    create_database(h);
+    run_migrate(h);
+    h->pg = tf_pg_connect(h->pg_url, "topicflow-test", &err);
+    if (!h->pg)
+        fail_msg("%s", err.msg);
+}
+
+void harness_setup(harness *h, const char *name)
+{
+    char args[128];
+
+    harness_setup_pg(h, name);
+    snprintf(args, sizeof(args), "vhost delete tf_%s", name);
+    harness_services(args);
+    snprintf(args, sizeof(args), "vhost add tf_%s", name);
+    if (harness_services(args) != 0)
+        fail_msg("cannot create vhost tf_%s", name);
+    snprintf(h->amqp_url, sizeof(h->amqp_url), "amqp://guest:guest@127.0.0.1:%s/tf_%s",
+             getenv("TOPICFLOW_AMQP_PORT"), name);
+}
+
+void harness_teardown(harness *h)
+{
+    if (h->pg)
+        PQfinish(h->pg);
+    h->pg = NULL;
+}
+
+static void reconnect_if_needed(harness *h)
+{
+    if (PQstatus(h->pg) != CONNECTION_OK)
+        PQreset(h->pg);
+}
+
+void harness_sql(harness *h, const char *sql)
+{
+    PGresult *res;
+
+    reconnect_if_needed(h);
+    res = PQexec(h->pg, sql);
+    if (PQstatus(h->pg) != CONNECTION_OK) {
+        /* The server was restarted under us: the statement did not run; run it again. */
+        PQclear(res);
+        PQreset(h->pg);
+        res = PQexec(h->pg, sql);
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(h->pg));
+    PQclear(res);
+}
+
+static int try_scalar(harness *h, const char *sql, long long *out)
+{
+    PGresult *res;
+    int rc = -1;
+
+    reconnect_if_needed(h);
+    res = PQexec(h->pg, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        tf_pg_get_int64(res, 0, 0, out) == 0)
+        rc = 0;
+    PQclear(res);
+    return rc;
+}
+
+long long harness_scalar(harness *h, const char *sql)
+{
+    long long v;
+
+    if (try_scalar(h, sql, &v) < 0)
+        fail_msg("%s: %s", sql, PQerrorMessage(h->pg));
+    return v;
+}
+
+long long harness_wait_scalar(harness *h, const char *sql, long long want, double timeout_s)
+{
+    double end = harness_now() + timeout_s;
+    long long v = -1;
+
+    for (;;) {
+        if (try_scalar(h, sql, &v) == 0 && v == want)
+            return v;
+        if (harness_now() > end)
+            return v;
+        usleep(50000);
+    }
+}
+
+pid_t harness_spawn(harness *h, const char *program, const char *const *args)
+{
+    static int seq;
+    char path[1024], log[1024];
+    const char *argv[32];
+    int n = 0, fd;
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "%s/%s", TF_BIN_DIR, program);
+    snprintf(log, sizeof(log), "%s/%s.%s.%d.log", TF_TEST_LOG_DIR, h->name, program, seq++);
+    argv[n++] = path;
+    for (; args && *args && n < 30; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        setenv("TOPICFLOW_PG_URL", h->pg_url, 1);
+        setenv("TOPICFLOW_AMQP_URL", h->amqp_url, 1);
+        setenv("TOPICFLOW_LOG", "debug", 1);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int harness_stop(pid_t pid, int sig)
+{
+    int status;
+
+    kill(pid, sig);
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+tf_broker *harness_broker(harness *h)
+{
+    tf_err err;
+    tf_broker *b = tf_broker_open(h->amqp_url, 30, &err);
+    if (!b)
+        fail_msg("%s", err.msg);
+    return b;
+}
+
+size_t harness_drain_queue(harness *h, const char *queue, int64_t *ids, size_t cap, double idle_s)
+{
+    tf_broker *b = harness_broker(h);
+    double last = harness_now();
+    size_t n = 0;
+    tf_err err;
+
+    while (harness_now() - last < idle_s) {
+        amqp_envelope_t env;
+        int rc = tf_broker_get(b, queue, 0, &env, &err);
+        if (rc < 0)
+            fail_msg("%s", err.msg);
+        if (rc == 0) {
+            usleep(20000);
+            continue;
+        }
+        last = harness_now();
+        if (n < cap && (env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)) {
+            char id[32];
+            size_t len = env.message.properties.message_id.len;
+            memcpy(id, env.message.properties.message_id.bytes, len < 31 ? len : 31);
+            id[len < 31 ? len : 31] = '\0';
+            ids[n++] = strtoll(id, NULL, 10);
+        }
+        if (tf_broker_ack(b, env.delivery_tag, 0, &err) < 0)
+            fail_msg("%s", err.msg);
+        amqp_destroy_envelope(&env);
+    }
+    tf_broker_close(b);
+    return n;
+}
+
+int64_t *harness_outbox_ids(harness *h, size_t *n)
+{
+    PGresult *res;
+    int64_t *ids;
+
+    reconnect_if_needed(h);
+    res = PQexec(h->pg, "select id from topicflow.outbox order by id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s", PQerrorMessage(h->pg));
+    *n = (size_t)PQntuples(res);
+    ids = calloc(*n + 1, sizeof(*ids));
+    for (size_t i = 0; i < *n; i++)
+        ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+    PQclear(res);
+    return ids;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int harness_covers(int64_t *got, size_t n_got, const int64_t *want, size_t n_want)
+{
+    qsort(got, n_got, sizeof(*got), cmp_i64);
+    for (size_t i = 0; i < n_want; i++)
+        if (!bsearch(&want[i], got, n_got, sizeof(*got), cmp_i64)) {
+            print_message("missing id %lld\n", (long long)want[i]);
+            return 0;
+        }
+    return 1;
+}
+
+void harness_insert_internships(harness *h, int n)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql),
+             "insert into internships (title, company, location, description, skills)"
+             " select 'Intern ' || g, 'Company ' || (g %% 97), 'Cairo',"
+             " repeat('We are looking for a motivated intern to join our data team. ', 16) || g,"
+             " array['python', 'sql', 'skill' || (g %% 50)]"
+             " from generate_series(1, %d) g", n);
+    harness_sql(h, sql);
+}

@@ -1,0 +1,65 @@
+/*
+ * harness.h - what integration tests share: the throwaway servers started once per ctest
+ * run (fixture "servers"), one database and one vhost per test, the programs under test as
+ * child processes, and waiting for a condition with a deadline (never a bare sleep).
+ */
+#ifndef TF_HARNESS_H
+#define TF_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "broker.h"
+
+typedef struct harness {
+    char name[64];         /* test name: database tf_<name>, vhost tf_<name> */
+    char pg_url[512];
+    char amqp_url[512];
+    PGconn *pg;            /* superuser connection to the test database */
+} harness;
+
+/* Loads <state>/env, creates a fresh database (migrated) and vhost named after `name`.
+ * Fails the test (cmocka) on any error. */
+void harness_setup(harness *h, const char *name);
+/* The same without a vhost, for tests of the database side alone. */
+void harness_setup_pg(harness *h, const char *name);
+void harness_teardown(harness *h);
+
+/* Runs a statement without parameters that must succeed (test fixtures only). */
+void harness_sql(harness *h, const char *sql);
+/* Runs a query returning one bigint. */
+long long harness_scalar(harness *h, const char *sql);
+
+/* Starts build/bin/<program> with the test's URLs and extra args (NULL-terminated);
+ * stderr goes to build/tests/<name>.<program>.log. Returns the pid. */
+pid_t harness_spawn(harness *h, const char *program, const char *const *args);
+/* Sends sig and waits; returns the exit status (or 128+signal). */
+int harness_stop(pid_t pid, int sig);
+
+/* Polls sql (one bigint) every 50 ms until it equals want or timeout_s passes; returns
+ * the last value. */
+long long harness_wait_scalar(harness *h, const char *sql, long long want, double timeout_s);
+
+/* Runs scripts/dev-services with the given arguments; returns its exit status. */
+int harness_services(const char *args);
+
+/* Opens a broker connection to the test's vhost (fails the test on error). */
+tf_broker *harness_broker(harness *h);
+
+/* Drains queue: records each message's outbox id (message_id) in ids[] (up to cap), acks
+ * them; stops after idle_s without a message. Returns the count. */
+size_t harness_drain_queue(harness *h, const char *queue, int64_t *ids, size_t cap, double idle_s);
+
+double harness_now(void);
+
+/* Every outbox id, ascending; *n gets the count. Caller frees. */
+int64_t *harness_outbox_ids(harness *h, size_t *n);
+
+/* 1 when every id of want[0..n_want) occurs in got[0..n_got) (got is sorted in place). */
+int harness_covers(int64_t *got, size_t n_got, const int64_t *want, size_t n_want);
+
+/* Inserts n internships with ~1 KB of text each, in one statement. */
+void harness_insert_internships(harness *h, int n);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * test_config.c - the settings table: precedence (flag > environment > default), strict
+ * value parsing with errors that name the setting, durations and sizes, URL redaction.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "log.h"
+
+typedef struct demo_config {
+    const char *pg_url, *amqp_url, *log_level;
+    long batch;
+    double poll;
+    int notify;
+    long limit;
+} demo_config;
+
+static const tf_option demo_options[] = {
+    TF_OPTIONS_CONNECTION(demo_config),
+    {"batch", "DEMO_BATCH", TF_OPT_INT, "500", "events per batch", offsetof(demo_config, batch), 1, 1000},
+    {"poll", "DEMO_POLL", TF_OPT_DURATION, "1s", "poll", offsetof(demo_config, poll), 0, 0},
+    {"notify", NULL, TF_OPT_BOOL, "on", "notify", offsetof(demo_config, notify), 0, 0},
+    {"limit", NULL, TF_OPT_SIZE, "1MiB", "limit", offsetof(demo_config, limit), 0, 0},
+};
+#define N (sizeof(demo_options) / sizeof(demo_options[0]))
+
+static int parse(demo_config *cfg, int argc, char **argv, tf_err *err)
+{
+    int first;
+    return tf_config_parse(demo_options, N, cfg, argc, argv, &first, err);
+}
+
+static void test_defaults_apply_without_flags_or_environment(void **state)
+{
+    char *argv[] = {"prog"};
+    demo_config cfg;
+    tf_err err;
+
+    unsetenv("DEMO_BATCH");
+    unsetenv("TOPICFLOW_PG_URL");
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.batch, 500);
+    assert_true(cfg.poll == 1.0);
+    assert_int_equal(cfg.notify, 1);
+    assert_int_equal(cfg.limit, 1 << 20);
+    assert_null(cfg.pg_url);
+    assert_string_equal(cfg.log_level, "info");
+}
+
+static void test_flag_beats_environment_beats_default(void **state)
+{
+    char *argv[] = {"prog", "--batch", "7"};
+    demo_config cfg;
+    tf_err err;
+
+    setenv("DEMO_BATCH", "9", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.batch, 9);
+    assert_int_equal(parse(&cfg, 3, argv, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.batch, 7);
+    unsetenv("DEMO_BATCH");
+}
+
+static void test_bad_values_are_errors_naming_the_setting(void **state)
+{
+    char *trailing[] = {"prog", "--batch=12x"};
+    char *range[] = {"prog", "--batch", "0"};
+    char *missing[] = {"prog", "--batch"};
+    char *unknown[] = {"prog", "--bogus"};
+    demo_config cfg;
+    tf_err err;
+
+    assert_int_equal(parse(&cfg, 2, trailing, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--batch"));
+    assert_int_equal(parse(&cfg, 3, range, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "1 to 1000"));
+    assert_int_equal(parse(&cfg, 2, missing, &err), TF_CONFIG_ERROR);
+    assert_int_equal(parse(&cfg, 2, unknown, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "--bogus"));
+    setenv("DEMO_POLL", "soon", 1);
+    assert_int_equal(parse(&cfg, 1, trailing, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "DEMO_POLL"));
+    unsetenv("DEMO_POLL");
+}
+
+static void test_help_version_and_positional_arguments(void **state)
+{
+    char *help[] = {"prog", "--help"};
+    char *version[] = {"prog", "--version"};
+    char *pos[] = {"prog", "--notify", "file.csv", "--batch", "3"};
+    demo_config cfg;
+    tf_err err;
+    int first;
+
+    assert_int_equal(parse(&cfg, 2, help, &err), TF_CONFIG_HELP);
+    assert_int_equal(parse(&cfg, 2, version, &err), TF_CONFIG_VERSION);
+    assert_int_equal(tf_config_parse(demo_options, N, &cfg, 5, pos, &first, &err), TF_CONFIG_OK);
+    assert_int_equal(first, 2);
+    assert_int_equal(cfg.notify, 1);
+}
+
+static void test_durations_and_sizes(void **state)
+{
+    double d;
+    long b;
+
+    assert_int_equal(tf_parse_duration("250ms", &d), 0);
+    assert_true(d > 0.2499 && d < 0.2501);
+    assert_int_equal(tf_parse_duration("7d", &d), 0);
+    assert_true(d == 7 * 86400.0);
+    assert_int_equal(tf_parse_duration("3", &d), 0);
+    assert_true(d == 3.0);
+    assert_int_equal(tf_parse_duration("-1s", &d), -1);
+    assert_int_equal(tf_parse_duration("1w", &d), -1);
+    assert_int_equal(tf_parse_size("64k", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(tf_parse_size("2G", &b), 0);
+    assert_int_equal(b, 2L << 30);
+    assert_int_equal(tf_parse_size("1.5M", &b), -1);
+}
+
+static void test_urls_are_logged_without_passwords(void **state)
+{
+    char buf[256];
+
+    assert_string_equal(tf_log_redact_url("amqp://guest:s3cret@h:5672/v", buf, sizeof(buf)),
+                        "amqp://guest:***@h:5672/v");
+    assert_string_equal(tf_log_redact_url("amqp://a:x@h1,amqps://b:y@h2/", buf, sizeof(buf)),
+                        "amqp://a:***@h1,amqps://b:***@h2/");
+    assert_string_equal(tf_log_redact_url("host=db password=hunter2 user=me", buf, sizeof(buf)),
+                        "host=db password=*** user=me");
+    assert_string_equal(tf_log_redact_url("postgresql://me@db/x", buf, sizeof(buf)),
+                        "postgresql://me@db/x");
+}
+
+static void test_backoff_grows_to_the_cap_with_jitter(void **state)
+{
+    tf_backoff b;
+    double prev_ceiling = 0.1;
+
+    tf_backoff_init(&b, 0.1, 2.0, 42);
+    for (int i = 0; i < 12; i++) {
+        double d = tf_backoff_next(&b);
+        double ceiling = prev_ceiling;
+        assert_true(d >= ceiling / 2 - 1e-12 && d <= ceiling + 1e-12);
+        prev_ceiling = ceiling * 2 > 2.0 ? 2.0 : ceiling * 2;
+    }
+    tf_backoff_reset(&b);
+    assert_true(tf_backoff_next(&b) <= 0.1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_apply_without_flags_or_environment),
+        cmocka_unit_test(test_flag_beats_environment_beats_default),
+        cmocka_unit_test(test_bad_values_are_errors_naming_the_setting),
+        cmocka_unit_test(test_help_version_and_positional_arguments),
+        cmocka_unit_test(test_durations_and_sizes),
+        cmocka_unit_test(test_urls_are_logged_without_passwords),
+        cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

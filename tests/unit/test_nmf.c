@@ -1,0 +1,578 @@
+/*
+ * test_nmf.c - the NMF engine on synthetic corpora with planted topics (fixed seeds,
+ * small enough for ASan): recovery, monotone objective, KKT of fold-in, exact
+ * retraction, online-vs-batch quality, and errors instead of crashes on bad input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csr.h"
+#include "nmf.h"
+#include "topic_match.h"
+
+#define PLANT_K 5
+#define PLANT_TERMS 200
+#define PLANT_BLOCK 40 /* terms owned by each planted topic */
+
+typedef struct corpus {
+    tf_csr X;
+    double W_true[PLANT_TERMS * PLANT_K];
+} corpus;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_unit(uint64_t *s) { return (rng_next(s) >> 11) * 0x1.0p-53; }
+
+/* docs documents, each a mix of one or two planted topics plus a little noise on random
+ * terms, rows L2-normalised like the real pipeline's vectors. */
+static void corpus_make(corpus *c, int docs, uint64_t seed)
+{
+    uint64_t rng = seed;
+    double dense[PLANT_TERMS];
+    int64_t nnz = 0;
+
+    memset(c->W_true, 0, sizeof(c->W_true));
+    for (int j = 0; j < PLANT_K; j++)
+        for (int t = j * PLANT_BLOCK; t < (j + 1) * PLANT_BLOCK; t++)
+            c->W_true[t * PLANT_K + j] = 0.2 + rng_unit(&rng);
+    assert_int_equal(csr_alloc(&c->X, docs, PLANT_TERMS, (int64_t)docs * PLANT_TERMS, NULL), 0);
+    for (int d = 0; d < docs; d++) {
+        double h[PLANT_K] = { 0 }, norm = 0.0;
+        h[rng_next(&rng) % PLANT_K] = 0.5 + rng_unit(&rng);
+        if (rng_unit(&rng) < 0.5)
+            h[rng_next(&rng) % PLANT_K] += 0.5 * rng_unit(&rng);
+        for (int t = 0; t < PLANT_TERMS; t++) {
+            dense[t] = 0.0;
+            for (int j = 0; j < PLANT_K; j++)
+                dense[t] += c->W_true[t * PLANT_K + j] * h[j];
+            /* Sparse documents: each drawn term of the active topics appears with p = 0.5. */
+            if (rng_unit(&rng) < 0.5)
+                dense[t] = 0.0;
+        }
+        for (int n = 0; n < 3; n++)
+            dense[rng_next(&rng) % PLANT_TERMS] += 0.05;
+        for (int t = 0; t < PLANT_TERMS; t++)
+            norm += dense[t] * dense[t];
+        norm = norm > 0 ? sqrt(norm) : 1.0;
+        for (int t = 0; t < PLANT_TERMS; t++)
+            if (dense[t] > 0.0) {
+                c->X.col_idx[nnz] = t;
+                c->X.val[nnz++] = (float)(dense[t] / norm);
+            }
+        c->X.row_ptr[d + 1] = nnz;
+    }
+}
+
+/* A view of rows [r0, r1) of X sharing its arrays (row_ptr rebased into a copy). */
+static tf_csr csr_rows_view(const tf_csr *X, int32_t r0, int32_t r1, int64_t *row_ptr)
+{
+    tf_csr v = { .n_rows = r1 - r0, .n_cols = X->n_cols, .row_ptr = row_ptr,
+                 .col_idx = X->col_idx + X->row_ptr[r0], .val = X->val + X->row_ptr[r0] };
+    for (int32_t i = r0; i <= r1; i++)
+        row_ptr[i - r0] = X->row_ptr[i] - X->row_ptr[r0];
+    return v;
+}
+
+static double dense_error(const tf_csr *X, const double *W, const double *H, int k)
+{
+    double e = 0.0;
+    double *row = malloc(sizeof(double) * X->n_cols);
+
+    for (int32_t d = 0; d < X->n_rows; d++) {
+        for (int32_t t = 0; t < X->n_cols; t++) {
+            row[t] = 0.0;
+            for (int j = 0; j < k; j++)
+                row[t] -= H[(size_t)d * k + j] * W[(size_t)t * k + j];
+        }
+        for (int64_t p = X->row_ptr[d]; p < X->row_ptr[d + 1]; p++)
+            row[X->col_idx[p]] += X->val[p];
+        for (int32_t t = 0; t < X->n_cols; t++)
+            e += row[t] * row[t];
+    }
+    free(row);
+    return sqrt(e);
+}
+
+typedef struct trace {
+    double err[512];
+    int n;
+} trace;
+
+static int record_progress(void *ctx, int iter, int max_iter, double error)
+{
+    trace *t = ctx;
+    if (t->n < 512)
+        t->err[t->n++] = error;
+    return 0;
+}
+
+static void fit(const tf_csr *X, int k, int iters, int threads, double *W, double *H, trace *tr,
+                nmf_batch_result *res)
+{
+    nmf_batch_opts o = nmf_batch_defaults(k);
+    tf_err err = { 0 };
+
+    o.max_iter = iters;
+    o.tol = 0.0;
+    o.seed = 42;
+    o.threads = threads;
+    o.progress = tr ? record_progress : NULL;
+    o.progress_ctx = tr;
+    assert_int_equal(nmf_batch_fit(X, &o, W, H, res, &err), 0);
+}
+
+static void test_batch_recovers_planted_topics(void **state)
+{
+    corpus c;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * PLANT_K);
+    double *H = malloc(sizeof(double) * 600 * PLANT_K);
+    int map[PLANT_K];
+    double sim[PLANT_K];
+
+    corpus_make(&c, 600, 7);
+    fit(&c.X, PLANT_K, 100, 2, W, H, NULL, NULL);
+    assert_int_equal(topic_match(c.W_true, PLANT_TERMS, PLANT_K, W, PLANT_TERMS, PLANT_K, map, sim,
+                                 NULL), 0);
+    for (int j = 0; j < PLANT_K; j++) {
+        assert_true(map[j] >= 0);
+        assert_true(sim[j] >= 0.9);
+    }
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+static void test_batch_error_never_increases(void **state)
+{
+    corpus c;
+    trace tr = { .n = 0 };
+    double *W = malloc(sizeof(double) * PLANT_TERMS * 8);
+    double *H = malloc(sizeof(double) * 300 * 8);
+
+    corpus_make(&c, 300, 11);
+    /* k above the planted rank leaves slack, where a careless update would wander. */
+    fit(&c.X, 8, 150, 2, W, H, &tr, NULL);
+    assert_int_equal(tr.n, 151);
+    for (int i = 1; i < tr.n; i++)
+        assert_true(tr.err[i] <= tr.err[i - 1] * (1.0 + 1e-12));
+    assert_true(tr.err[tr.n - 1] < tr.err[0]);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+static void test_batch_reported_error_is_exact(void **state)
+{
+    corpus c;
+    nmf_batch_result res;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * 6);
+    double *H = malloc(sizeof(double) * 200 * 6);
+    double e = 0.0;
+
+    corpus_make(&c, 200, 3);
+    fit(&c.X, 6, 30, 1, W, H, NULL, &res);
+    assert_int_equal(res.iterations, 30);
+    assert_true(fabs(res.error - dense_error(&c.X, W, H, 6)) < 1e-9);
+    assert_int_equal(nmf_error(&c.X, W, PLANT_TERMS, H, 6, 2, &e, NULL), 0);
+    assert_true(fabs(e - res.error) < 1e-9);
+    assert_true(fabs(res.x_norm - sqrt(csr_sqnorm(&c.X))) < 1e-12);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+static void test_batch_normalizes_topic_columns(void **state)
+{
+    corpus c;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * PLANT_K);
+    double *H = malloc(sizeof(double) * 200 * PLANT_K);
+
+    corpus_make(&c, 200, 5);
+    fit(&c.X, PLANT_K, 20, 1, W, H, NULL, NULL);
+    for (int j = 0; j < PLANT_K; j++) {
+        double n = 0.0;
+        for (int t = 0; t < PLANT_TERMS; t++) {
+            assert_true(W[t * PLANT_K + j] >= 0.0);
+            n += W[t * PLANT_K + j] * W[t * PLANT_K + j];
+        }
+        assert_true(fabs(sqrt(n) - 1.0) < 1e-12);
+    }
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+static void test_batch_is_deterministic_for_seed_and_threads(void **state)
+{
+    corpus c;
+    size_t wn = PLANT_TERMS * PLANT_K, hn = 250 * PLANT_K;
+    double *W1 = malloc(sizeof(double) * wn), *H1 = malloc(sizeof(double) * hn);
+    double *W2 = malloc(sizeof(double) * wn), *H2 = malloc(sizeof(double) * hn);
+
+    corpus_make(&c, 250, 9);
+    fit(&c.X, PLANT_K, 15, 2, W1, H1, NULL, NULL);
+    fit(&c.X, PLANT_K, 15, 2, W2, H2, NULL, NULL);
+    assert_memory_equal(W1, W2, sizeof(double) * wn);
+    assert_memory_equal(H1, H2, sizeof(double) * hn);
+    free(W1);
+    free(H1);
+    free(W2);
+    free(H2);
+    csr_free(&c.X);
+}
+
+static void test_batch_rejects_k_larger_than_terms(void **state)
+{
+    corpus c;
+    nmf_batch_opts o = nmf_batch_defaults(PLANT_TERMS + 1);
+    double *W = malloc(sizeof(double) * PLANT_TERMS * (PLANT_TERMS + 1));
+    double *H = malloc(sizeof(double) * 300 * (PLANT_TERMS + 1));
+    tf_err err = { 0 };
+
+    corpus_make(&c, 300, 1);
+    assert_int_equal(nmf_batch_fit(&c.X, &o, W, H, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "exceeds"));
+    o.k = 0;
+    assert_int_equal(nmf_batch_fit(&c.X, &o, W, H, NULL, &err), -1);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+static void test_batch_rejects_empty_and_malformed_matrices(void **state)
+{
+    int64_t rp[3] = { 0, 0, 0 };
+    int32_t ci[1] = { 0 };
+    float v[1] = { 1.0f };
+    tf_csr empty = { .n_rows = 2, .n_cols = 4, .row_ptr = rp, .col_idx = ci, .val = v };
+    nmf_batch_opts o = nmf_batch_defaults(1);
+    double W[8], H[4];
+    tf_err err = { 0 };
+
+    assert_int_equal(nmf_batch_fit(&empty, &o, W, H, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "empty"));
+    rp[1] = 1;
+    rp[2] = 1;
+    ci[0] = 9; /* column out of range */
+    assert_int_equal(nmf_batch_fit(&empty, &o, W, H, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "out of range"));
+    ci[0] = 1;
+    v[0] = -1.0f;
+    assert_int_equal(nmf_batch_fit(&empty, &o, W, H, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "negative"));
+}
+
+/* Fitted model shared by the fold-in tests. */
+typedef struct model {
+    corpus c;
+    double W[PLANT_TERMS * PLANT_K];
+    double G[PLANT_K * PLANT_K];
+} model;
+
+static int model_setup(void **state)
+{
+    model *m = calloc(1, sizeof(*m));
+    double *H = malloc(sizeof(double) * 400 * PLANT_K);
+
+    corpus_make(&m->c, 400, 21);
+    fit(&m->c.X, PLANT_K, 50, 1, m->W, H, NULL, NULL);
+    free(H);
+    assert_int_equal(nmf_gram(m->W, PLANT_TERMS, PLANT_K, m->G, NULL), 0);
+    *state = m;
+    return 0;
+}
+
+static int model_teardown(void **state)
+{
+    model *m = *state;
+    csr_free(&m->c.X);
+    free(m);
+    return 0;
+}
+
+static void test_fold_in_satisfies_kkt(void **state)
+{
+    model *m = *state;
+    int32_t n = m->c.X.n_rows;
+    double *H = malloc(sizeof(double) * n * PLANT_K);
+    nmf_fold_opts o = nmf_fold_defaults();
+    nmf_fold_info info;
+
+    o.tol = 1e-8;
+    o.max_sweeps = 1000;
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &m->c.X, &o, H, &info, NULL), 0);
+    assert_int_equal(info.capped, 0);
+    for (int32_t d = 0; d < n; d++) {
+        /* gradient Wᵀ(W h − x) from scratch, independent of the solver's bookkeeping */
+        double grad[PLANT_K] = { 0 }, pmax = 0.0;
+        const double *h = H + (size_t)d * PLANT_K;
+        for (int t = 0; t < PLANT_TERMS; t++) {
+            double wh = 0.0;
+            for (int j = 0; j < PLANT_K; j++)
+                wh += m->W[t * PLANT_K + j] * h[j];
+            for (int j = 0; j < PLANT_K; j++)
+                grad[j] += m->W[t * PLANT_K + j] * wh;
+        }
+        for (int64_t p = m->c.X.row_ptr[d]; p < m->c.X.row_ptr[d + 1]; p++)
+            for (int j = 0; j < PLANT_K; j++) {
+                double xw = m->c.X.val[p] * m->W[m->c.X.col_idx[p] * PLANT_K + j];
+                grad[j] -= xw;
+            }
+        for (int j = 0; j < PLANT_K; j++) {
+            double p = 0.0;
+            for (int64_t q = m->c.X.row_ptr[d]; q < m->c.X.row_ptr[d + 1]; q++)
+                p += m->c.X.val[q] * m->W[m->c.X.col_idx[q] * PLANT_K + j];
+            pmax = fmax(pmax, p);
+        }
+        for (int j = 0; j < PLANT_K; j++) {
+            assert_true(h[j] >= 0.0);
+            assert_true(grad[j] >= -1e-6 * pmax);               /* dual feasibility */
+            assert_true(fabs(h[j] * grad[j]) <= 1e-6 * pmax);    /* complementarity */
+        }
+    }
+    free(H);
+}
+
+static void test_fold_in_gives_zero_mixture_to_empty_document(void **state)
+{
+    model *m = *state;
+    int64_t rp[3] = { 0, 0, 1 };
+    int32_t ci[1] = { PLANT_TERMS + 5 }; /* a term the model does not know yet */
+    float v[1] = { 1.0f };
+    tf_csr X = { .n_rows = 2, .n_cols = PLANT_TERMS + 10, .row_ptr = rp, .col_idx = ci, .val = v };
+    double H[2 * PLANT_K];
+
+    memset(H, 0xff, sizeof(H));
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &X, NULL, H, NULL, NULL), 0);
+    for (int j = 0; j < 2 * PLANT_K; j++)
+        assert_true(H[j] == 0.0);
+}
+
+static void test_fold_in_rejects_empty_batch_and_bad_k(void **state)
+{
+    model *m = *state;
+    int64_t rp[1] = { 0 };
+    tf_csr X = { .n_rows = 0, .n_cols = PLANT_TERMS, .row_ptr = rp };
+    double H[PLANT_K];
+    tf_err err = { 0 };
+
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &X, NULL, H, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "empty batch"));
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, 0, m->G, &m->c.X, NULL, H, NULL, &err), -1);
+    assert_int_equal(nmf_gram(m->W, 0, PLANT_K, m->G + 0, &err), -1);
+}
+
+static void assert_close(const double *a, const double *b, size_t n, double tol)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_true(fabs(a[i] - b[i]) <= tol);
+}
+
+static void test_retract_after_add_restores_statistics(void **state)
+{
+    model *m = *state;
+    int32_t n = m->c.X.n_rows;
+    double *H = malloc(sizeof(double) * n * PLANT_K);
+    double A0[PLANT_K * PLANT_K], *B0 = malloc(sizeof(double) * PLANT_TERMS * PLANT_K);
+    int64_t rp[2];
+    tf_csr one = csr_rows_view(&m->c.X, 17, 18, rp);
+    nmf_stats *s = nmf_stats_new(PLANT_K, PLANT_TERMS, NULL);
+    nmf_delta *d = nmf_delta_new(PLANT_K, NULL);
+
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &m->c.X, NULL, H, NULL, NULL), 0);
+    /* A large base, then one document in and out: the base must come back to 1e-9. */
+    for (int rep = 0; rep < 20; rep++)
+        assert_int_equal(nmf_stats_add(s, &m->c.X, H, 1.0, NULL), 0);
+    memcpy(A0, nmf_stats_A(s), sizeof(A0));
+    memcpy(B0, nmf_stats_B(s), sizeof(double) * PLANT_TERMS * PLANT_K);
+    assert_int_equal(nmf_stats_add(s, &one, H + 17 * PLANT_K, 1.0, NULL), 0);
+    {
+        double moved = 0.0;
+        for (int i = 0; i < PLANT_K * PLANT_K; i++)
+            moved += fabs(nmf_stats_A(s)[i] - A0[i]);
+        assert_true(moved > 1e-3); /* the document really was added */
+    }
+    assert_int_equal(nmf_stats_add(s, &one, H + 17 * PLANT_K, -1.0, NULL), 0);
+    assert_close(nmf_stats_A(s), A0, PLANT_K * PLANT_K, 1e-9);
+    assert_close(nmf_stats_B(s), B0, PLANT_TERMS * PLANT_K, 1e-9);
+
+    /* Same through a delta: add then retract nets to (numerically) nothing. */
+    assert_int_equal(nmf_delta_add(d, &one, H + 17 * PLANT_K, 1.0, NULL), 0);
+    assert_int_equal(nmf_delta_add(d, &one, H + 17 * PLANT_K, -1.0, NULL), 0);
+    assert_int_equal(nmf_stats_apply(s, d, NULL), 0);
+    assert_close(nmf_stats_A(s), A0, PLANT_K * PLANT_K, 1e-9);
+    assert_close(nmf_stats_B(s), B0, PLANT_TERMS * PLANT_K, 1e-9);
+    nmf_delta_free(d);
+    nmf_stats_free(s);
+    free(B0);
+    free(H);
+}
+
+static void test_delta_applied_equals_direct_add(void **state)
+{
+    model *m = *state;
+    int32_t n = m->c.X.n_rows;
+    double *H = malloc(sizeof(double) * n * PLANT_K);
+    nmf_stats *direct = nmf_stats_new(PLANT_K, 0, NULL), *via = nmf_stats_new(PLANT_K, 0, NULL);
+    nmf_delta *d = nmf_delta_new(PLANT_K, NULL);
+    int64_t rp[51];
+    tf_csr part = csr_rows_view(&m->c.X, 100, 150, rp);
+
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &m->c.X, NULL, H, NULL, NULL), 0);
+    assert_int_equal(nmf_stats_add(direct, &part, H + 100 * PLANT_K, 1.0, NULL), 0);
+    assert_int_equal(nmf_delta_add(d, &part, H + 100 * PLANT_K, 1.0, NULL), 0);
+    assert_true(nmf_delta_n_rows(d) > 0 && nmf_delta_n_rows(d) <= PLANT_TERMS);
+    assert_int_equal(nmf_stats_apply(via, d, NULL), 0);
+    /* B grew from 0 terms to the highest term touched */
+    assert_true(nmf_stats_n_terms(via) <= nmf_stats_n_terms(direct));
+    assert_close(nmf_stats_A(via), nmf_stats_A(direct), PLANT_K * PLANT_K, 1e-12);
+    assert_close(nmf_stats_B(via), nmf_stats_B(direct), (size_t)nmf_stats_n_terms(via) * PLANT_K, 1e-12);
+    nmf_delta_free(d);
+    nmf_stats_free(direct);
+    nmf_stats_free(via);
+    free(H);
+}
+
+static void test_stats_grow_appends_zero_rows(void **state)
+{
+    nmf_stats *s = nmf_stats_new(3, 2, NULL);
+    double *B;
+
+    nmf_stats_B_mut(s)[0] = 5.0;
+    assert_int_equal(nmf_stats_grow(s, 5000, NULL), 0);
+    assert_int_equal(nmf_stats_n_terms(s), 5000);
+    B = nmf_stats_B_mut(s);
+    assert_true(B[0] == 5.0);
+    for (int i = 3; i < 5000 * 3; i++)
+        assert_true(B[i] == 0.0);
+    assert_int_equal(nmf_stats_grow(s, 10, NULL), 0); /* never shrinks */
+    assert_int_equal(nmf_stats_n_terms(s), 5000);
+    nmf_stats_free(s);
+    assert_null(nmf_stats_new(0, 10, NULL));
+}
+
+/* ½tr(W A Wᵀ) − tr(Bᵀ W): what nmf_refresh minimises. */
+static double surrogate(const double *W, const nmf_stats *s, int32_t terms, int k)
+{
+    const double *A = nmf_stats_A(s), *B = nmf_stats_B(s);
+    double v = 0.0;
+
+    for (int32_t t = 0; t < terms; t++)
+        for (int i = 0; i < k; i++) {
+            v -= B[t * k + i] * W[t * k + i];
+            for (int j = 0; j < k; j++)
+                v += 0.5 * W[t * k + i] * A[i * k + j] * W[t * k + j];
+        }
+    return v;
+}
+
+static void test_refresh_descends_and_keeps_columns_in_unit_ball(void **state)
+{
+    model *m = *state;
+    int32_t n = m->c.X.n_rows;
+    double *H = malloc(sizeof(double) * n * PLANT_K);
+    double W[PLANT_TERMS * PLANT_K];
+    nmf_stats *s = nmf_stats_new(PLANT_K, PLANT_TERMS, NULL);
+    uint64_t rng = 5;
+    double prev;
+
+    assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &m->c.X, NULL, H, NULL, NULL), 0);
+    assert_int_equal(nmf_stats_add(s, &m->c.X, H, 1.0, NULL), 0);
+    for (int i = 0; i < PLANT_TERMS * PLANT_K; i++)
+        W[i] = 0.1 * rng_unit(&rng);
+    prev = surrogate(W, s, PLANT_TERMS, PLANT_K);
+    for (int r = 0; r < 5; r++) {
+        double cur;
+        assert_int_equal(nmf_refresh(W, PLANT_TERMS, PLANT_K, s, 1, NULL), 0);
+        cur = surrogate(W, s, PLANT_TERMS, PLANT_K);
+        assert_true(cur <= prev + 1e-12 * fabs(prev));
+        prev = cur;
+    }
+    for (int j = 0; j < PLANT_K; j++) {
+        double norm = 0.0;
+        for (int t = 0; t < PLANT_TERMS; t++) {
+            assert_true(W[t * PLANT_K + j] >= 0.0);
+            norm += W[t * PLANT_K + j] * W[t * PLANT_K + j];
+        }
+        assert_true(sqrt(norm) <= 1.0 + 1e-12);
+    }
+    assert_int_equal(nmf_refresh(W, PLANT_TERMS - 1, PLANT_K, s, 1, NULL), -1);
+    nmf_stats_free(s);
+    free(H);
+}
+
+static void test_online_pass_is_within_10_percent_of_batch(void **state)
+{
+    enum { DOCS = 1200, BATCH = 100, K = PLANT_K };
+    corpus c;
+    double *Wb = malloc(sizeof(double) * PLANT_TERMS * K), *Hb = malloc(sizeof(double) * DOCS * K);
+    double *W = malloc(sizeof(double) * PLANT_TERMS * K), *H = malloc(sizeof(double) * DOCS * K);
+    double G[K * K], e_batch, e_online;
+    nmf_batch_result res;
+    nmf_stats *s = nmf_stats_new(K, 0, NULL);
+    int64_t rp[BATCH + 1];
+
+    corpus_make(&c, DOCS, 99);
+    fit(&c.X, K, 200, 2, Wb, Hb, NULL, &res);
+    e_batch = res.error;
+
+    /* Bootstrap from the first mini-batch, as a fresh deployment would. */
+    tf_csr first = csr_rows_view(&c.X, 0, BATCH, rp);
+    fit(&first, K, 50, 1, W, H, NULL, NULL);
+    for (int32_t r0 = 0; r0 < DOCS; r0 += BATCH) {
+        tf_csr mb = csr_rows_view(&c.X, r0, r0 + BATCH, rp);
+        assert_int_equal(nmf_gram(W, PLANT_TERMS, K, G, NULL), 0);
+        assert_int_equal(nmf_fold_in(W, PLANT_TERMS, K, G, &mb, NULL, H + (size_t)r0 * K, NULL, NULL), 0);
+        assert_int_equal(nmf_stats_add(s, &mb, H + (size_t)r0 * K, 1.0, NULL), 0);
+        if ((r0 / BATCH) % 2 == 1)
+            assert_int_equal(nmf_refresh(W, nmf_stats_n_terms(s), K, s, 3, NULL), 0);
+    }
+    assert_int_equal(nmf_stats_n_terms(s), PLANT_TERMS);
+    assert_int_equal(nmf_gram(W, PLANT_TERMS, K, G, NULL), 0);
+    assert_int_equal(nmf_fold_in(W, PLANT_TERMS, K, G, &c.X, NULL, H, NULL, NULL), 0);
+    assert_int_equal(nmf_error(&c.X, W, PLANT_TERMS, H, K, 1, &e_online, NULL), 0);
+    print_message("batch error %.6f, online error %.6f (ratio %.4f)\n", e_batch, e_online,
+                  e_online / e_batch);
+    assert_true(e_online <= 1.10 * e_batch);
+    nmf_stats_free(s);
+    free(Wb);
+    free(Hb);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_recovers_planted_topics),
+        cmocka_unit_test(test_batch_error_never_increases),
+        cmocka_unit_test(test_batch_reported_error_is_exact),
+        cmocka_unit_test(test_batch_normalizes_topic_columns),
+        cmocka_unit_test(test_batch_is_deterministic_for_seed_and_threads),
+        cmocka_unit_test(test_batch_rejects_k_larger_than_terms),
+        cmocka_unit_test(test_batch_rejects_empty_and_malformed_matrices),
+        cmocka_unit_test_setup_teardown(test_fold_in_satisfies_kkt, model_setup, model_teardown),
+        cmocka_unit_test_setup_teardown(test_fold_in_gives_zero_mixture_to_empty_document, model_setup, model_teardown),
+        cmocka_unit_test_setup_teardown(test_fold_in_rejects_empty_batch_and_bad_k, model_setup, model_teardown),
+        cmocka_unit_test_setup_teardown(test_retract_after_add_restores_statistics, model_setup, model_teardown),
+        cmocka_unit_test_setup_teardown(test_delta_applied_equals_direct_add, model_setup, model_teardown),
+        cmocka_unit_test(test_stats_grow_appends_zero_rows),
+        cmocka_unit_test_setup_teardown(test_refresh_descends_and_keeps_columns_in_unit_ball, model_setup, model_teardown),
+        cmocka_unit_test(test_online_pass_is_within_10_percent_of_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,843 @@
+/*
+ * apply.c - the worker's mini-batch transaction (see apply.h). Every vector and mixture is
+ * rounded to float before it enters the statistics, because float is what the documents
+ * table stores: a later retraction then subtracts exactly what was added.
+ */
+#include "apply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "pg.h"
+
+struct applier {
+    char name[128];
+    tf_text *text;
+    tf_vocab *vocab;
+    tf_vocab *unknown;   /* this batch's new terms (used as a set) */
+    tf_model model;
+    nmf_delta *delta;
+};
+
+/* What the batch knows of one document before and after. */
+typedef struct doc_state {
+    int found, deleted;
+    int64_t version, model_version; /* model_version 0: never folded */
+    int32_t *ids;
+    float *weights, *topics;
+    size_t n, n_topics;
+} doc_state;
+
+static void doc_state_clear(doc_state *s)
+{
+    free(s->ids);
+    free(s->weights);
+    free(s->topics);
+    memset(s, 0, sizeof(*s));
+}
+
+applier *applier_new(const char *name, const char *data_dir, size_t max_text, tf_err *err)
+{
+    applier *a = calloc(1, sizeof(*a));
+    tf_text_opts opts = {data_dir, max_text, 0};
+
+    if (!a) {
+        tf_err_set(err, "out of memory");
+        return NULL;
+    }
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    a->text = tf_text_new(&opts, err);
+    if (!a->text) {
+        applier_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void applier_free(applier *a)
+{
+    if (!a)
+        return;
+    tf_text_free(a->text);
+    tf_vocab_free(a->vocab);
+    tf_vocab_free(a->unknown);
+    tf_model_clear(&a->model);
+    nmf_delta_free(a->delta);
+    free(a);
+}
+
+const tf_model *applier_model(const applier *a)
+{
+    return &a->model;
+}
+
+const tf_vocab *applier_vocab(const applier *a)
+{
+    return a->vocab;
+}
+
+int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
+{
+    int64_t version, epoch;
+
+    if (tf_model_head(conn, &version, &epoch, err) < 0)
+        return -1;
+    if (a->vocab && version == a->model.version)
+        return 0;
+    if (version && tf_model_load(conn, 0, &a->model, err) < 0)
+        return -1;
+    if (!version)
+        tf_model_clear(&a->model);
+    if (!a->vocab) {
+        a->vocab = tf_vocab_load(conn, err);
+        if (!a->vocab)
+            return -1;
+    } else if (tf_vocab_reload_df(conn, a->vocab, a->model.n_docs ? a->model.n_docs
+                                                                  : tf_vocab_docs(a->vocab), err) < 0) {
+        return -1;
+    }
+    if (a->model.version && (!a->delta || nmf_delta_k(a->delta) != a->model.k)) {
+        nmf_delta_free(a->delta);
+        a->delta = nmf_delta_new(a->model.k, err);
+        if (!a->delta)
+            return -1;
+    }
+    return 0;
+}
+
+void work_item_clear(work_item *item)
+{
+    tf_event_clear(&item->ev);
+    free(item->source);
+    free(item->doc_id);
+    free(item->text);
+    tf_bag_free(&item->bag);
+    memset(item, 0, sizeof(*item));
+}
+
+static char *strndup_str(tf_str s)
+{
+    char *p = malloc(s.len + 1);
+    if (p) {
+        memcpy(p, s.ptr, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+/* The payload's text columns joined by newlines (a newline separates words). */
+static char *join_payload(const tf_event *ev, size_t *len)
+{
+    size_t total = 0, o = 0;
+    char *p;
+
+    for (size_t i = 0; i < ev->n_fields; i++)
+        total += ev->fields[i].value.len + 1;
+    p = malloc(total + 1);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        memcpy(p + o, ev->fields[i].value.ptr, ev->fields[i].value.len);
+        o += ev->fields[i].value.len;
+        p[o++] = '\n';
+    }
+    p[o] = '\0';
+    *len = o;
+    return p;
+}
+
+static int count_terms(applier *a, work_item *item, tf_err *err)
+{
+    tf_tokens toks;
+
+    if (tf_text_tokenize(a->text, item->text, item->text_len, &toks, err) < 0)
+        return -1;
+    if (toks.n == 0)
+        return 1;
+    if (tf_vocab_count(a->vocab, &toks, 0, &item->bag, err) < 0)
+        return -1;
+    item->unknown_terms = item->bag.n_unknown > 0;
+    for (size_t i = 0; i < item->bag.n_unknown; i++) {
+        const tf_token *t = &toks.tok[item->bag.unknown[i]];
+        if (!a->unknown) {
+            a->unknown = tf_vocab_new(err);
+            if (!a->unknown)
+                return -1;
+        }
+        if (tf_vocab_add(a->unknown, toks.bytes + t->off, t->len, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int applier_prepare_item(applier *a, work_item *item, tf_err *err)
+{
+    int rc;
+
+    item->source = item->ev.source.len ? strndup_str(item->ev.source) : strndup_str(item->ev.aggregate);
+    item->doc_id = strndup_str(item->ev.aggregate_id);
+    tf_bag_init(&item->bag);
+    if (!item->source || !item->doc_id)
+        return tf_err_set(err, "out of memory");
+    if (item->ev.type == TF_EVENT_DELETED)
+        return 0;
+    item->text = join_payload(&item->ev, &item->text_len);
+    if (!item->text)
+        return tf_err_set(err, "out of memory");
+    rc = count_terms(a, item, err);
+    if (rc == 1)
+        tf_err_set(err, "no text left after sanitation (%zu payload fields, %zu bytes)",
+                   item->ev.n_fields, item->text_len);
+    return rc;
+}
+
+int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, tf_err *err)
+{
+    const char **terms = NULL;
+    int32_t count;
+    int rc = -1;
+
+    if (!a->unknown)
+        return 0;
+    count = tf_vocab_size(a->unknown);
+    terms = malloc((size_t)count * sizeof(*terms));
+    if (!terms)
+        return tf_err_set(err, "out of memory");
+    for (int32_t i = 0; i < count; i++)
+        terms[i] = tf_vocab_term(a->unknown, i, NULL);
+    if (tf_terms_resolve(conn, a->vocab, terms, (size_t)count, err) < 0)
+        goto done;
+    tf_vocab_free(a->unknown);
+    a->unknown = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].unknown_terms)
+            continue;
+        items[i].bag.n = 0;
+        if (count_terms(a, &items[i], err) < 0)
+            goto done;
+        if (items[i].unknown_terms) {
+            tf_err_set(err, "term ids could not be resolved for document %s", items[i].doc_id);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(terms);
+    if (a->unknown) { /* on failure, the next attempt collects them again */
+        tf_vocab_free(a->unknown);
+        a->unknown = NULL;
+    }
+    return rc;
+}
+
+/* ---- the transaction ------------------------------------------------------------------ */
+
+static uint64_t doc_lock_key(const char *source, const char *doc_id)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = source; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    h = (h ^ 0) * 0x100000001b3ULL;
+    for (const char *p = doc_id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+    return h;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+static int exec_params(PGconn *conn, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, PGresult **out, tf_err *err)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (tf_pg_check(conn, res, want, err) < 0)
+        return -1;
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return 0;
+}
+
+static int same_key(const work_item *x, const work_item *y)
+{
+    return strcmp(x->source, y->source) == 0 && strcmp(x->doc_id, y->doc_id) == 0;
+}
+
+/* Drops events already processed, and marks within the batch: a second copy of an event
+ * is a duplicate, a lower version of a document that the batch also updates is stale. */
+static int mark_duplicates(PGconn *conn, work_item *items, size_t n, tf_err *err)
+{
+    tf_buf ids;
+    const char *params[1];
+    PGresult *res;
+    int rc = -1;
+
+    tf_buf_init(&ids);
+    tf_buf_append(&ids, "{", 1);
+    for (size_t i = 0; i < n; i++)
+        tf_buf_printf(&ids, i ? ",%lld" : "%lld", (long long)items[i].ev.id);
+    tf_buf_append(&ids, "}", 1);
+    params[0] = ids.p;
+    if (tf_buf_ok(&ids) < 0 ||
+        exec_params(conn, "select event_id from topicflow.processed_events"
+                          " where event_id = any($1::bigint[])",
+                    1, params, PGRES_TUPLES_OK, &res, err) < 0)
+        goto done;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        for (size_t i = 0; i < n; i++)
+            if (items[i].ev.id == id)
+                items[i].outcome = ITEM_DUPLICATE;
+    }
+    PQclear(res);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < i && items[i].outcome == ITEM_PENDING; j++) {
+            if (items[j].outcome == ITEM_DUPLICATE)
+                continue;
+            if (items[j].ev.id == items[i].ev.id)
+                items[i].outcome = ITEM_DUPLICATE;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].outcome != ITEM_PENDING)
+            continue;
+        for (size_t j = 0; j < n; j++) {
+            if (j == i || items[j].outcome != ITEM_PENDING || !same_key(&items[i], &items[j]))
+                continue;
+            if (items[j].ev.version > items[i].ev.version ||
+                (items[j].ev.version == items[i].ev.version && j < i)) {
+                items[i].outcome = ITEM_STALE;
+                break;
+            }
+        }
+    }
+    rc = 0;
+done:
+    tf_buf_free(&ids);
+    return rc;
+}
+
+static int lock_documents(PGconn *conn, const work_item *items, size_t n, tf_err *err)
+{
+    int64_t *keys = malloc((n + 1) * sizeof(*keys));
+    size_t m = 0;
+    tf_buf arr;
+    const char *params[1];
+    int rc = -1;
+
+    tf_buf_init(&arr);
+    if (!keys)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (items[i].outcome == ITEM_PENDING)
+            keys[m++] = (int64_t)doc_lock_key(items[i].source, items[i].doc_id);
+    qsort(keys, m, sizeof(*keys), cmp_i64);
+    tf_buf_append(&arr, "{", 1);
+    for (size_t i = 0; i < m; i++)
+        tf_buf_printf(&arr, i ? ",%lld" : "%lld", (long long)keys[i]);
+    tf_buf_append(&arr, "}", 1);
+    params[0] = arr.p;
+    /* unnest keeps the array's (sorted) order: every worker locks in the same order. */
+    if (tf_buf_ok(&arr) == 0 &&
+        exec_params(conn, "select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) k",
+                    1, params, PGRES_TUPLES_OK, NULL, err) == 0)
+        rc = 0;
+    free(keys);
+    tf_buf_free(&arr);
+    return rc;
+}
+
+static int read_documents(PGconn *conn, const work_item *items, size_t n, doc_state *states,
+                          tf_err *err)
+{
+    tf_buf src, ids;
+    const char *params[2];
+    PGresult *res = NULL;
+    int rc = -1, first = 1;
+
+    tf_buf_init(&src);
+    tf_buf_init(&ids);
+    tf_buf_append(&src, "{", 1);
+    tf_buf_append(&ids, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].outcome != ITEM_PENDING)
+            continue;
+        if (!first) {
+            tf_buf_append(&src, ",", 1);
+            tf_buf_append(&ids, ",", 1);
+        }
+        tf_pg_append_text_element(&src, items[i].source, strlen(items[i].source));
+        tf_pg_append_text_element(&ids, items[i].doc_id, strlen(items[i].doc_id));
+        first = 0;
+    }
+    tf_buf_append(&src, "}", 1);
+    tf_buf_append(&ids, "}", 1);
+    params[0] = src.p;
+    params[1] = ids.p;
+    if (tf_buf_ok(&src) < 0 || tf_buf_ok(&ids) < 0 ||
+        exec_params(conn,
+                    "select d.source, d.doc_id, d.version, d.deleted,"
+                    " coalesce(d.model_version, 0), d.term_ids, d.weights, d.topics"
+                    " from topicflow.documents d"
+                    " join unnest($1::text[], $2::text[]) as u(s, i)"
+                    " on d.source = u.s and d.doc_id = u.i"
+                    " order by d.source, d.doc_id for update of d",
+                    2, params, PGRES_TUPLES_OK, &res, err) < 0)
+        goto done;
+    for (int r = 0; r < PQntuples(res); r++) {
+        for (size_t i = 0; i < n; i++) {
+            doc_state *s = &states[i];
+            long long v, mv;
+            size_t nw;
+            if (items[i].outcome != ITEM_PENDING || strcmp(items[i].source, PQgetvalue(res, r, 0)) ||
+                strcmp(items[i].doc_id, PQgetvalue(res, r, 1)))
+                continue;
+            tf_pg_get_int64(res, r, 2, &v);
+            tf_pg_get_int64(res, r, 4, &mv);
+            s->found = 1;
+            s->version = v;
+            s->deleted = PQgetvalue(res, r, 3)[0] == 't';
+            s->model_version = mv;
+            if (tf_pg_parse_int_array(PQgetvalue(res, r, 5), &s->ids, &s->n, err) < 0 ||
+                tf_pg_parse_float_array(PQgetvalue(res, r, 6), &s->weights, &nw, err) < 0)
+                goto done;
+            if (nw != s->n) {
+                tf_err_set(err, "document %s has %zu terms but %zu weights", items[i].doc_id, s->n, nw);
+                goto done;
+            }
+            if (!PQgetisnull(res, r, 7) &&
+                tf_pg_parse_float_array(PQgetvalue(res, r, 7), &s->topics, &s->n_topics, err) < 0)
+                goto done;
+        }
+    }
+    rc = 0;
+done:
+    PQclear(res);
+    tf_buf_free(&src);
+    tf_buf_free(&ids);
+    return rc;
+}
+
+/* Growable CSR + mixtures for the documents a batch adds or retracts. */
+typedef struct rows {
+    tf_csr X;
+    double *H;
+    size_t rows_cap, nnz_cap;
+    int k;
+} rows;
+
+static int rows_add(rows *r, const int32_t *ids, const float *vals, size_t n, const float *h,
+                    int32_t n_cols, tf_err *err)
+{
+    int64_t nnz = r->X.n_rows ? r->X.row_ptr[r->X.n_rows] : 0;
+
+    if ((size_t)r->X.n_rows + 2 > r->rows_cap) {
+        size_t cap = r->rows_cap ? r->rows_cap * 2 : 64;
+        int64_t *rp = realloc(r->X.row_ptr, cap * sizeof(*rp));
+        double *H = realloc(r->H, cap * (size_t)(r->k ? r->k : 1) * sizeof(*H));
+        if (rp)
+            r->X.row_ptr = rp;
+        if (H)
+            r->H = H;
+        if (!rp || !H)
+            return tf_err_set(err, "out of memory");
+        if (r->rows_cap == 0)
+            r->X.row_ptr[0] = 0;
+        r->rows_cap = cap;
+    }
+    if ((size_t)nnz + n > r->nnz_cap) {
+        size_t cap = r->nnz_cap ? r->nnz_cap : 1024;
+        int32_t *ci;
+        float *v;
+        while (cap < (size_t)nnz + n)
+            cap *= 2;
+        ci = realloc(r->X.col_idx, cap * sizeof(*ci));
+        if (ci)
+            r->X.col_idx = ci;
+        v = realloc(r->X.val, cap * sizeof(*v));
+        if (v)
+            r->X.val = v;
+        if (!ci || !v)
+            return tf_err_set(err, "out of memory");
+        r->nnz_cap = cap;
+    }
+    memcpy(r->X.col_idx + nnz, ids, n * sizeof(*ids));
+    memcpy(r->X.val + nnz, vals, n * sizeof(*vals));
+    for (int j = 0; h && j < r->k; j++)
+        r->H[(size_t)r->X.n_rows * (size_t)r->k + (size_t)j] = h[j];
+    r->X.n_rows++;
+    r->X.row_ptr[r->X.n_rows] = nnz + (int64_t)n;
+    if (r->X.n_cols < n_cols)
+        r->X.n_cols = n_cols;
+    return 0;
+}
+
+static void rows_free(rows *r)
+{
+    free(r->X.row_ptr);
+    free(r->X.col_idx);
+    free(r->X.val);
+    free(r->H);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Document-frequency changes: (term, ±1) pairs, summed per term at the end. */
+typedef struct df_changes {
+    int32_t *terms, *deltas;
+    size_t n, cap;
+} df_changes;
+
+static int df_push(df_changes *c, const int32_t *ids, size_t n, int32_t delta, tf_err *err)
+{
+    if (c->n + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 1024;
+        int32_t *t, *d;
+        while (cap < c->n + n)
+            cap *= 2;
+        t = realloc(c->terms, cap * sizeof(*t));
+        if (t)
+            c->terms = t;
+        d = realloc(c->deltas, cap * sizeof(*d));
+        if (d)
+            c->deltas = d;
+        if (!t || !d)
+            return tf_err_set(err, "out of memory");
+        c->cap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        c->terms[c->n] = ids[i];
+        c->deltas[c->n++] = delta;
+    }
+    return 0;
+}
+
+static int cmp_pair(const void *x, const void *y)
+{
+    const int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Sums the pairs per term, in place; drops zero sums. */
+static void df_compact(df_changes *c)
+{
+    int64_t *pairs = malloc((c->n + 1) * sizeof(*pairs));
+    size_t m = 0;
+
+    if (!pairs)
+        return; /* keeps the uncompacted pairs, which sum to the same at refresh */
+    for (size_t i = 0; i < c->n; i++)
+        pairs[i] = ((int64_t)c->terms[i] << 32) | (uint32_t)(c->deltas[i] + (1 << 30));
+    qsort(pairs, c->n, sizeof(*pairs), cmp_pair);
+    for (size_t i = 0; i < c->n;) {
+        int32_t term = (int32_t)(pairs[i] >> 32), sum = 0;
+        for (; i < c->n && (int32_t)(pairs[i] >> 32) == term; i++)
+            sum += (int32_t)(pairs[i] & 0xffffffff) - (1 << 30);
+        if (sum) {
+            c->terms[m] = term;
+            c->deltas[m++] = sum;
+        }
+    }
+    c->n = m;
+    free(pairs);
+}
+
+typedef struct upsert {
+    tf_buf src, id, version, deleted, term_ids, counts, weights, topics, model_version, event;
+    int n;
+} upsert;
+
+static void upsert_init(upsert *u)
+{
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
+                      &u->weights, &u->topics, &u->model_version, &u->event};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        tf_buf_init(bufs[i]);
+        tf_buf_append(bufs[i], "{", 1);
+    }
+    u->n = 0;
+}
+
+static void upsert_free(upsert *u)
+{
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
+                      &u->weights, &u->topics, &u->model_version, &u->event};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        tf_buf_free(bufs[i]);
+}
+
+/* Appends one row; topics NULL stores SQL NULL (no model), model_version 0 likewise. */
+static void upsert_add(upsert *u, const work_item *it, int deleted, const int32_t *ids,
+                       const int32_t *counts, const float *weights, size_t n, const float *topics,
+                       int k, int64_t model_version)
+{
+    tf_buf arr;
+    const char *sep = u->n ? "," : "";
+
+    tf_buf_init(&arr);
+    tf_buf_append(&u->src, sep, strlen(sep));
+    tf_pg_append_text_element(&u->src, it->source, strlen(it->source));
+    tf_buf_append(&u->id, sep, strlen(sep));
+    tf_pg_append_text_element(&u->id, it->doc_id, strlen(it->doc_id));
+    tf_buf_printf(&u->version, "%s%lld", sep, (long long)it->ev.version);
+    tf_buf_printf(&u->deleted, "%s%s", sep, deleted ? "t" : "f");
+    tf_buf_printf(&u->event, "%s%lld", sep, (long long)it->ev.id);
+    if (model_version)
+        tf_buf_printf(&u->model_version, "%s%lld", sep, (long long)model_version);
+    else
+        tf_buf_printf(&u->model_version, "%sNULL", sep);
+    tf_pg_append_int_array(&arr, ids, n);
+    tf_buf_append(&u->term_ids, sep, strlen(sep));
+    tf_pg_append_text_element(&u->term_ids, arr.p, arr.len);
+    tf_buf_reset(&arr);
+    tf_pg_append_int_array(&arr, counts, n);
+    tf_buf_append(&u->counts, sep, strlen(sep));
+    tf_pg_append_text_element(&u->counts, arr.p, arr.len);
+    tf_buf_reset(&arr);
+    tf_pg_append_float_array(&arr, weights, n);
+    tf_buf_append(&u->weights, sep, strlen(sep));
+    tf_pg_append_text_element(&u->weights, arr.p, arr.len);
+    tf_buf_append(&u->topics, sep, strlen(sep));
+    if (topics) {
+        tf_buf_reset(&arr);
+        tf_pg_append_float_array(&arr, topics, (size_t)k);
+        tf_pg_append_text_element(&u->topics, arr.p, arr.len);
+    } else {
+        tf_buf_append(&u->topics, "NULL", 4);
+    }
+    tf_buf_free(&arr);
+    u->n++;
+}
+
+static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
+{
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
+                      &u->weights, &u->topics, &u->model_version, &u->event};
+    const char *params[10];
+
+    if (u->n == 0)
+        return 0;
+    for (size_t i = 0; i < 10; i++) {
+        tf_buf_append(bufs[i], "}", 1);
+        if (tf_buf_ok(bufs[i]) < 0)
+            return tf_err_set(err, "out of memory");
+        params[i] = bufs[i]->p;
+    }
+    /* The version guard repeats, atomically, the check made under the document lock. */
+    return exec_params(conn,
+        "insert into topicflow.documents as d (source, doc_id, version, deleted, term_ids, counts,"
+        " weights, topics, model_version, event_id, updated_at)"
+        " select s, i, v, del, ti::int[], c::int[], w::real[], t::real[], mv, e, now()"
+        " from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[], $6::text[],"
+        " $7::text[], $8::text[], $9::bigint[], $10::bigint[]) as u(s, i, v, del, ti, c, w, t, mv, e)"
+        " on conflict (source, doc_id) do update set version = excluded.version,"
+        " deleted = excluded.deleted, term_ids = excluded.term_ids, counts = excluded.counts,"
+        " weights = excluded.weights, topics = excluded.topics,"
+        " model_version = excluded.model_version, event_id = excluded.event_id,"
+        " updated_at = excluded.updated_at where d.version < excluded.version",
+        10, params, PGRES_COMMAND_OK, NULL, err);
+}
+
+static int record_processed(PGconn *conn, const char *name, const work_item *items, size_t n,
+                            tf_err *err)
+{
+    tf_buf ids;
+    char count[24];
+    const char *params[2];
+    int m = 0, rc = -1;
+
+    tf_buf_init(&ids);
+    tf_buf_append(&ids, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].outcome == ITEM_DUPLICATE)
+            continue;
+        tf_buf_printf(&ids, m++ ? ",%lld" : "%lld", (long long)items[i].ev.id);
+    }
+    tf_buf_append(&ids, "}", 1);
+    params[0] = ids.p;
+    if (tf_buf_ok(&ids) < 0)
+        goto done;
+    /* A unique violation here means another worker processed one of these events since
+     * mark_duplicates: the batch rolls back and its retry drops it as a duplicate. */
+    if (m && exec_params(conn, "insert into topicflow.processed_events (event_id)"
+                               " select unnest($1::bigint[])",
+                         1, params, PGRES_COMMAND_OK, NULL, err) < 0)
+        goto done;
+    snprintf(count, sizeof(count), "%zu", n);
+    params[0] = name;
+    params[1] = count;
+    if (exec_params(conn, "insert into topicflow.worker_activity (worker, started_at, last_batch_at, events)"
+                          " values ($1, now(), now(), $2) on conflict (worker) do update"
+                          " set last_batch_at = now(), events = topicflow.worker_activity.events + $2",
+                    2, params, PGRES_COMMAND_OK, NULL, err) < 0)
+        goto done;
+    rc = 0;
+done:
+    tf_buf_free(&ids);
+    return rc;
+}
+
+/* Computes every document's new state; fills the upsert, the delta rows and df changes. */
+static int compute(applier *a, work_item *items, size_t n, doc_state *states, upsert *up,
+                   rows *retract, rows *add, df_changes *df, int *n_docs, apply_stats *stats,
+                   tf_err *err)
+{
+    const tf_model *m = &a->model;
+    int32_t n_cols = tf_vocab_size(a->vocab);
+    size_t *add_item = malloc((n + 1) * sizeof(*add_item));
+    float *weights = NULL, *hq = NULL;
+    size_t n_add = 0;
+    int rc = -1;
+
+    if (!add_item)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        work_item *it = &items[i];
+        doc_state *s = &states[i];
+
+        if (it->outcome != ITEM_PENDING)
+            continue;
+        if (s->found && s->version >= it->ev.version) {
+            it->outcome = ITEM_STALE; /* an update that arrived before its insert, etc. */
+            continue;
+        }
+        it->outcome = ITEM_APPLIED;
+        if (s->found && !s->deleted) {
+            if (df_push(df, s->ids, s->n, -1, err) < 0)
+                goto done;
+            (*n_docs)--;
+            /* Retract only what the current epoch's statistics contain. */
+            if (m->version && s->model_version >= m->epoch && s->topics &&
+                (int)s->n_topics == m->k &&
+                rows_add(retract, s->ids, s->weights, s->n, s->topics, n_cols, err) < 0)
+                goto done;
+        }
+        if (it->ev.type == TF_EVENT_DELETED) {
+            upsert_add(up, it, 1, NULL, NULL, NULL, 0, NULL, 0, 0);
+            continue;
+        }
+        if (df_push(df, it->bag.ids, it->bag.n, +1, err) < 0)
+            goto done;
+        (*n_docs)++;
+        free(weights);
+        weights = malloc((it->bag.n + 1) * sizeof(*weights));
+        if (!weights) {
+            tf_err_set(err, "out of memory");
+            goto done;
+        }
+        tf_vocab_tfidf(a->vocab, it->bag.ids, it->bag.counts, it->bag.n, weights);
+        if (rows_add(add, it->bag.ids, weights, it->bag.n, NULL, n_cols, err) < 0)
+            goto done;
+        add_item[n_add++] = i;
+    }
+    /* Fold-in of every new vector at once, then quantize to what is stored. */
+    if (n_add && m->version &&
+        nmf_fold_in(m->W, m->n_terms, m->k, m->G, &add->X, NULL, add->H, NULL, err) < 0)
+        goto done;
+    hq = malloc((size_t)(m->k ? m->k : 1) * sizeof(*hq));
+    if (!hq) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    for (size_t r = 0; r < n_add; r++) {
+        const work_item *it = &items[add_item[r]];
+        const float *x = add->X.val + add->X.row_ptr[r];
+        if (m->version) {
+            for (int j = 0; j < m->k; j++) {
+                hq[j] = (float)add->H[r * (size_t)m->k + (size_t)j];
+                add->H[r * (size_t)m->k + (size_t)j] = hq[j];
+            }
+        }
+        upsert_add(up, it, 0, it->bag.ids, it->bag.counts, x, it->bag.n, m->version ? hq : NULL,
+                   m->k, m->version);
+    }
+    for (size_t i = 0; i < n; i++) {
+        stats->applied += items[i].outcome == ITEM_APPLIED;
+        stats->stale += items[i].outcome == ITEM_STALE;
+        stats->duplicates += items[i].outcome == ITEM_DUPLICATE;
+    }
+    rc = 0;
+done:
+    free(add_item);
+    free(weights);
+    free(hq);
+    return rc;
+}
+
+int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
+                  int *transient, tf_err *err)
+{
+    doc_state *states = calloc(n + 1, sizeof(*states));
+    rows retract, add;
+    df_changes df;
+    upsert up;
+    int n_docs = 0, rc = -1;
+
+    memset(stats, 0, sizeof(*stats));
+    memset(&retract, 0, sizeof(retract));
+    memset(&add, 0, sizeof(add));
+    memset(&df, 0, sizeof(df));
+    upsert_init(&up);
+    *transient = 0;
+    for (size_t i = 0; i < n; i++)
+        items[i].outcome = ITEM_PENDING;
+    if (!states) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    if (tf_pg_command(conn, "begin", err) < 0)
+        goto fail;
+    if (applier_sync_model(a, conn, err) < 0)
+        goto fail;
+    retract.k = add.k = a->model.k;
+    if (mark_duplicates(conn, items, n, err) < 0 || lock_documents(conn, items, n, err) < 0 ||
+        read_documents(conn, items, n, states, err) < 0)
+        goto fail;
+    if (compute(a, items, n, states, &up, &retract, &add, &df, &n_docs, stats, err) < 0)
+        goto fail;
+    if (upsert_run(conn, &up, err) < 0)
+        goto fail;
+    if (up.n > 0) {
+        nmf_delta *d = NULL;
+        if (a->model.version) {
+            d = a->delta;
+            nmf_delta_clear(d);
+            if ((retract.X.n_rows && nmf_delta_add(d, &retract.X, retract.H, -1.0, err) < 0) ||
+                (add.X.n_rows && nmf_delta_add(d, &add.X, add.H, 1.0, err) < 0))
+                goto fail;
+        }
+        df_compact(&df);
+        if (tf_model_write_delta(conn, a->name, a->model.version, n_docs, d, df.terms, df.deltas,
+                                 df.n, err) < 0)
+            goto fail;
+    }
+    if (record_processed(conn, a->name, items, n, err) < 0)
+        goto fail;
+    if (tf_pg_command(conn, "commit", err) < 0)
+        goto fail;
+    stats->model_version = a->model.version;
+    rc = 0;
+    goto done;
+fail:
+    /* 23505 (unique violation) can only come from processed_events: another worker
+     * committed one of these events meanwhile; the retry drops it as a duplicate. */
+    *transient = tf_pg_err_is_transient(conn, err) || strcmp(err->code, "23505") == 0;
+    if (PQstatus(conn) == CONNECTION_OK)
+        PQclear(PQexec(conn, "rollback"));
+done:
+    for (size_t i = 0; states && i < n; i++)
+        doc_state_clear(&states[i]);
+    free(states);
+    rows_free(&retract);
+    rows_free(&add);
+    free(df.terms);
+    free(df.deltas);
+    upsert_free(&up);
+    return rc;
+}

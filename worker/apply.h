@@ -1,0 +1,73 @@
+/*
+ * apply.h - one mini-batch of events into PostgreSQL, in one transaction: duplicates
+ * dropped against processed_events, older versions ignored, documents tokenized, folded
+ * in against the current model and stored, the statistics delta appended, the events
+ * recorded as processed. The caller acks the messages only after this committed.
+ *
+ * Concurrency: per-document advisory locks (taken in key order, so two workers never
+ * deadlock) serialize workers on the same document, including one that does not exist
+ * yet; the rows are then read FOR UPDATE so that a concurrent refold is waited for.
+ */
+#ifndef TF_APPLY_H
+#define TF_APPLY_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "event_codec.h"
+#include "model_store.h"
+#include "text.h"
+#include "vocab.h"
+
+typedef enum {
+    ITEM_PENDING = 0,
+    ITEM_APPLIED,      /* its document changed */
+    ITEM_DUPLICATE,    /* already in processed_events (or twice in this batch) */
+    ITEM_STALE,        /* an older version than the stored one, or superseded in the batch */
+} item_outcome;
+
+typedef struct work_item {
+    tf_event ev;          /* decoded; strings point into the message body */
+    char *source;         /* owned, NUL-terminated */
+    char *doc_id;         /* owned, NUL-terminated */
+    tf_bag bag;           /* term ids (ascending) and counts, for created/updated */
+    char *text;           /* owned: the payload fields joined, kept for a recount */
+    size_t text_len;
+    int unknown_terms;    /* the bag lacks terms the vocabulary did not know yet */
+    item_outcome outcome;
+} work_item;
+
+typedef struct applier applier;
+
+typedef struct apply_stats {
+    int applied, duplicates, stale;
+    int64_t model_version;
+} apply_stats;
+
+/* name identifies the worker in model_deltas and worker_activity. */
+applier *applier_new(const char *name, const char *data_dir, size_t max_text, tf_err *err);
+void applier_free(applier *a);
+
+/* Build item from a decoded event: payload text tokenized and counted against the
+ * vocabulary. Returns 0, or 1 with a one-line reason in err when the event can never be
+ * processed (no text left after sanitation), -1 on an internal failure. */
+int applier_prepare_item(applier *a, work_item *item, tf_err *err);
+void work_item_clear(work_item *item);
+
+/* Give ids to the terms the batch's documents brought (own short transaction) and
+ * recount those documents. */
+int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, tf_err *err);
+
+/* The batch transaction. 0 committed; -1 rolled back (err says why, and
+ * with *transient: 1 when a retry after a pause can succeed). */
+int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
+                  int *transient, tf_err *err);
+
+/* Load (or reload after a change) the model and the vocabulary. */
+int applier_sync_model(applier *a, PGconn *conn, tf_err *err);
+const tf_model *applier_model(const applier *a);
+const tf_vocab *applier_vocab(const applier *a);
+
+#endif

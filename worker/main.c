@@ -1,0 +1,600 @@
+/*
+ * topicflow-worker - consumes topicflow.nmf and keeps the topic model up to date.
+ *
+ * Life: parse config -> connect (PostgreSQL; RabbitMQ twice: a consumer with manual acks
+ * and a confirming publisher for dead letters) -> loop { gather a mini-batch (size or
+ * max wait); dead-letter what can never be processed; apply the rest in one transaction;
+ * ack after commit; model maintenance (initial fit, refresh, refold) } -> on SIGTERM/SIGINT
+ * stop consuming, finish what was received, ack, exit 0.
+ * A database outage is waited out with backoff while the messages stay unacked: nothing is
+ * dead-lettered and nothing is requeued (a requeue would count as a delivery attempt).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "backoff.h"
+#include "broker.h"
+#include "config.h"
+#include "dead_letter.h"
+#include "log.h"
+#include "model_update.h"
+#include "pg.h"
+
+typedef struct worker_config {
+    const char *pg_url, *amqp_url, *log_level;
+    long batch;
+    double batch_wait_s;
+    long prefetch;
+    long max_message;
+    long k;
+    long min_docs;
+    long fit_iters;
+    long refresh_every;
+    long refold_chunk;
+    long heartbeat_s;
+    const char *name;
+    double reconnect_max_s;
+    const char *data_dir;
+} worker_config;
+
+static const tf_option worker_options[] = {
+    TF_OPTIONS_CONNECTION(worker_config),
+    {"batch", "TOPICFLOW_WORKER_BATCH", TF_OPT_INT, "256", "events per mini-batch (one transaction)",
+     offsetof(worker_config, batch), 1, 10000},
+    {"batch-wait", "TOPICFLOW_WORKER_BATCH_WAIT", TF_OPT_DURATION, "20ms",
+     "longest a received event waits for its batch to fill", offsetof(worker_config, batch_wait_s), 0, 60},
+    {"prefetch", "TOPICFLOW_WORKER_PREFETCH", TF_OPT_INT, "0",
+     "unacked deliveries held at most (0: twice the batch)", offsetof(worker_config, prefetch), 0, 65535},
+    {"max-message", "TOPICFLOW_MAX_MESSAGE", TF_OPT_SIZE, "1MiB",
+     "larger messages are dead-lettered", offsetof(worker_config, max_message), 64, 1L << 30},
+    {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "20", "topics of the first model (later: topicflow refit --k)",
+     offsetof(worker_config, k), 1, 1000},
+    {"min-docs", "TOPICFLOW_MIN_DOCS", TF_OPT_INT, "500",
+     "live documents needed before the first model is fitted", offsetof(worker_config, min_docs), 1, 1e9},
+    {"fit-iters", "TOPICFLOW_FIT_ITERS", TF_OPT_INT, "100", "iterations of the first model's fit",
+     offsetof(worker_config, fit_iters), 1, 10000},
+    {"refresh-every", "TOPICFLOW_REFRESH_EVERY", TF_OPT_INT, "20",
+     "batch deltas that trigger a model refresh", offsetof(worker_config, refresh_every), 1, 1e6},
+    {"refold-chunk", "TOPICFLOW_REFOLD_CHUNK", TF_OPT_INT, "500",
+     "stale documents re-folded per transaction", offsetof(worker_config, refold_chunk), 1, 1e6},
+    {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30", "AMQP heartbeat in seconds (0: off)",
+     offsetof(worker_config, heartbeat_s), 0, 600},
+    {"name", "TOPICFLOW_WORKER_NAME", TF_OPT_STRING, NULL, "this worker's name (default host:pid)",
+     offsetof(worker_config, name), 0, 0},
+    {"reconnect-max", "TOPICFLOW_RECONNECT_MAX", TF_OPT_DURATION, "30s", "cap of the retry backoff",
+     offsetof(worker_config, reconnect_max_s), 0.1, 3600},
+    {"data-dir", "TOPICFLOW_DATA_DIR", TF_OPT_STRING, NULL, "stop-word lists (default: the source tree's data/)",
+     offsetof(worker_config, data_dir), 0, 0},
+};
+#define N_OPTIONS (sizeof(worker_options) / sizeof(worker_options[0]))
+
+/* Deliveries received and not yet acked, in delivery order. */
+typedef struct inbox {
+    amqp_envelope_t *env;
+    size_t n, cap;
+} inbox;
+
+typedef struct worker {
+    worker_config cfg;
+    char name[128];
+    PGconn *pg;
+    tf_broker *consumer, *publisher;
+    applier *app;
+    dead_letter *dl;
+    inbox in;
+    work_item *items;
+    tf_backoff backoff;
+    tf_update_opts update;
+    double next_maintenance, next_stats;
+    long batches_since_refresh;
+    unsigned long long events, dead, events_at_stats;
+} worker;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_interruptible(double s)
+{
+    double end = now_s() + s;
+    while (!stop_requested && now_s() < end) {
+        double left = end - now_s();
+        struct timespec ts = {0, (long)((left < 0.1 ? left : 0.1) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- connections ------------------------------------------------------------------- */
+
+static void inbox_drop(inbox *in)
+{
+    for (size_t i = 0; i < in->n; i++)
+        amqp_destroy_envelope(&in->env[i]);
+    in->n = 0;
+}
+
+static void drop_broker(worker *w)
+{
+    /* Unacked deliveries die with the connection: the broker redelivers them. */
+    inbox_drop(&w->in);
+    tf_broker_close(w->consumer);
+    tf_broker_close(w->publisher);
+    w->consumer = w->publisher = NULL;
+}
+
+static int connect_broker(worker *w, tf_err *err)
+{
+    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    long prefetch = w->cfg.prefetch ? w->cfg.prefetch : 2 * w->cfg.batch;
+
+    w->consumer = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
+    if (!w->consumer)
+        return -1;
+    w->publisher = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
+    if (!w->publisher)
+        goto fail;
+    if (tf_broker_declare_topology(w->publisher, &topo, err) < 0 ||
+        tf_broker_confirm_select(w->publisher, err) < 0 ||
+        tf_broker_qos(w->consumer, (uint16_t)(prefetch > 65535 ? 65535 : prefetch), err) < 0 ||
+        tf_broker_consume(w->consumer, TF_QUEUE_NMF, err) < 0)
+        goto fail;
+    return 0;
+fail:
+    drop_broker(w);
+    return -1;
+}
+
+static int connect_pg(worker *w, tf_err *err)
+{
+    w->pg = tf_pg_connect(w->cfg.pg_url, "topicflow-worker", err);
+    if (!w->pg)
+        return -1;
+    if (applier_sync_model(w->app, w->pg, err) < 0) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int ensure_connected(worker *w, tf_err *err)
+{
+    int was_down = !w->pg || !w->consumer;
+
+    if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
+        PQfinish(w->pg);
+        w->pg = NULL;
+    }
+    if (w->consumer && (!tf_broker_ok(w->consumer) || !tf_broker_ok(w->publisher)))
+        drop_broker(w);
+    if (!w->pg && connect_pg(w, err) < 0)
+        return -1;
+    if (!w->consumer && connect_broker(w, err) < 0)
+        return -1;
+    if (was_down)
+        log_info("connected", "worker=%s batch=%ld model_version=%lld", w->name, w->cfg.batch,
+                 (long long)applier_model(w->app)->version);
+    return 0;
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+/* Receives deliveries into the inbox for up to timeout_s, returning early once `want`
+ * are held. Heartbeats are serviced while waiting. */
+static int inbox_fill(worker *w, size_t want, double timeout_s, tf_err *err)
+{
+    double end = now_s() + timeout_s;
+
+    while (w->in.n < want) {
+        double left = end - now_s();
+        int rc;
+        if (w->in.n == w->in.cap) {
+            size_t cap = w->in.cap ? w->in.cap * 2 : 256;
+            amqp_envelope_t *e = realloc(w->in.env, cap * sizeof(*e));
+            if (!e)
+                return tf_err_set(err, "out of memory");
+            w->in.env = e;
+            w->in.cap = cap;
+        }
+        rc = tf_broker_next(w->consumer, &w->in.env[w->in.n], left > 0 ? (int)(left * 1000) : 0, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            break;
+        w->in.n++;
+    }
+    return 0;
+}
+
+/* Waits for the first delivery (up to idle_s), then for the batch to fill or its wait. */
+static int gather(worker *w, double idle_s, tf_err *err)
+{
+    if (w->in.n == 0 && inbox_fill(w, 1, idle_s, err) < 0)
+        return -1;
+    if (w->in.n > 0 && w->in.n < (size_t)w->cfg.batch &&
+        inbox_fill(w, (size_t)w->cfg.batch, w->cfg.batch_wait_s, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- classification ----------------------------------------------------------------- */
+
+static int header_int(const amqp_field_value_t *v, long long *out)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
+    case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
+    case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
+    case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
+    case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
+    case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
+    case AMQP_FIELD_KIND_I64: *out = v->value.i64; return 0;
+    case AMQP_FIELD_KIND_U64: *out = (long long)v->value.u64; return 0;
+    default: return -1;
+    }
+}
+
+/* 0: item ready; 1: permanent failure, reason in err; -1: internal failure. */
+static int classify(worker *w, const amqp_envelope_t *env, work_item *item, tf_err *err)
+{
+    const amqp_basic_properties_t *p = &env->message.properties;
+    const amqp_field_value_t *schema = tf_amqp_header(p, TF_HEADER_SCHEMA);
+    long long version;
+    int rc;
+
+    memset(item, 0, sizeof(*item));
+    if ((p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) &&
+        (p->content_type.len != strlen(TF_CONTENT_TYPE) ||
+         memcmp(p->content_type.bytes, TF_CONTENT_TYPE, p->content_type.len) != 0))
+        return tf_err_set(err, "content type '%.*s' is not " TF_CONTENT_TYPE,
+                          (int)(p->content_type.len > 60 ? 60 : p->content_type.len),
+                          (const char *)p->content_type.bytes), 1;
+    if (!schema)
+        return tf_err_set(err, "no " TF_HEADER_SCHEMA " header"), 1;
+    if (header_int(schema, &version) < 0 || version != TF_EVENT_SCHEMA)
+        return tf_err_set(err, "unknown schema version (" TF_HEADER_SCHEMA " is not %d)",
+                          TF_EVENT_SCHEMA), 1;
+    if (tf_event_decode(env->message.body.bytes, env->message.body.len, (size_t)w->cfg.max_message,
+                        &item->ev, err) != TF_CODEC_OK)
+        return 1;
+    rc = applier_prepare_item(w->app, item, err);
+    if (rc != 0)
+        work_item_clear(item);
+    return rc;
+}
+
+static void ack_front(worker *w, size_t n, tf_err *err)
+{
+    if (n == 0)
+        return;
+    /* Deliveries arrive in tag order and everything before them was acked: one
+     * multiple-ack settles exactly the batch. */
+    if (tf_broker_ack(w->consumer, w->in.env[n - 1].delivery_tag, 1, err) < 0)
+        log_warn("ack failed (the messages come back and are dropped as duplicates)",
+                 "reason=\"%s\"", err->msg);
+    for (size_t i = 0; i < n; i++)
+        amqp_destroy_envelope(&w->in.env[i]);
+    memmove(w->in.env, w->in.env + n, (w->in.n - n) * sizeof(*w->in.env));
+    w->in.n -= n;
+}
+
+static int dead_letter_env(worker *w, const amqp_envelope_t *env, const char *reason, tf_err *err)
+{
+    char mid[64] = "", quoted[600];
+
+    if (env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        snprintf(mid, sizeof(mid), "%.*s",
+                 (int)(env->message.properties.message_id.len > 60 ? 60 : env->message.properties.message_id.len),
+                 (const char *)env->message.properties.message_id.bytes);
+    log_warn("dead-lettering message", "message_id=%s reason=%s", *mid ? mid : "-",
+             tf_log_quote(reason, quoted, sizeof(quoted)));
+    w->dead++;
+    return dead_letter_add(w->dl, w->publisher, env, reason, err);
+}
+
+/* ---- one batch ---------------------------------------------------------------------- */
+
+/* Applies items with retries: transient failures wait (receiving meanwhile, so heartbeats
+ * flow) and retry; a permanent failure of a multi-item batch is retried item by item so
+ * that the one bad event is found and dead-lettered. 0 done, -1 broker lost or stopping. */
+static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **envs, size_t n,
+                              tf_err *err)
+{
+    apply_stats st;
+    int transient;
+
+    for (;;) {
+        if ((!w->pg || PQstatus(w->pg) != CONNECTION_OK)) {
+            if (w->pg)
+                PQfinish(w->pg);
+            w->pg = NULL;
+            if (connect_pg(w, err) < 0)
+                goto wait;
+        }
+        if (applier_resolve_terms(w->app, w->pg, items, n, err) == 0 &&
+            applier_apply(w->app, w->pg, items, n, &st, &transient, err) == 0) {
+            tf_backoff_reset(&w->backoff);
+            w->events += (unsigned long long)n;
+            log_debug("batch committed", "events=%zu applied=%d duplicates=%d stale=%d model_version=%lld",
+                      n, st.applied, st.duplicates, st.stale, (long long)st.model_version);
+            return 0;
+        }
+        if (!transient && tf_pg_err_is_transient(w->pg, err) == 0 && w->pg &&
+            PQstatus(w->pg) == CONNECTION_OK) {
+            if (n == 1) {
+                char reason[600];
+                snprintf(reason, sizeof(reason), "database rejected the event: %s", err->msg);
+                return dead_letter_env(w, envs[0], reason, err);
+            }
+            log_warn("batch failed, retrying its events one by one", "events=%zu reason=\"%s\"",
+                     n, err->msg);
+            for (size_t i = 0; i < n; i++)
+                if (apply_with_retries(w, &items[i], &envs[i], 1, err) < 0)
+                    return -1;
+            return 0;
+        }
+    wait:
+        if (stop_requested)
+            return tf_err_set(err, "stopping while the database is unavailable");
+        {
+            double d = tf_backoff_next(&w->backoff);
+            log_warn("database unavailable, holding the batch", "events=%zu in_s=%.2f reason=\"%s\"",
+                     n, d, err->msg);
+            if (inbox_fill(w, w->in.cap ? w->in.cap : 1, d, err) < 0)
+                return -1; /* broker lost too: everything unacked is redelivered */
+        }
+    }
+}
+
+static int process_batch(worker *w, tf_err *err)
+{
+    size_t n = w->in.n < (size_t)w->cfg.batch ? w->in.n : (size_t)w->cfg.batch, m = 0;
+    amqp_envelope_t **envs = malloc((n + 1) * sizeof(*envs));
+    int rc = -1;
+
+    if (!envs)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        tf_err why;
+        int c = classify(w, &w->in.env[i], &w->items[m], &why);
+        if (c < 0) {
+            *err = why;
+            goto done;
+        }
+        if (c == 1) {
+            if (dead_letter_env(w, &w->in.env[i], why.msg, err) < 0)
+                goto done;
+            continue;
+        }
+        envs[m++] = &w->in.env[i];
+    }
+    /* The dead letters are confirmed before anything is acked. */
+    if (dead_letter_flush(w->dl, w->publisher, 30, err) < 0)
+        goto done;
+    if (m && apply_with_retries(w, w->items, envs, m, err) < 0)
+        goto done;
+    if (dead_letter_flush(w->dl, w->publisher, 30, err) < 0)
+        goto done;
+    ack_front(w, n, err);
+    w->batches_since_refresh++;
+    rc = 0;
+done:
+    for (size_t i = 0; i < m; i++)
+        work_item_clear(&w->items[i]);
+    free(envs);
+    return rc;
+}
+
+/* ---- model maintenance -------------------------------------------------------------- */
+
+static void maintain_model(worker *w)
+{
+    const tf_model *m = applier_model(w->app);
+    tf_err err;
+    int64_t version;
+    long long live = 0, stale = 0;
+
+    if (!w->pg || PQstatus(w->pg) != CONNECTION_OK)
+        return;
+    if (applier_sync_model(w->app, w->pg, &err) < 0)
+        goto fail;
+    m = applier_model(w->app);
+    if (!m->version) {
+        tf_refit_result res;
+        PGresult *r = PQexec(w->pg, "select count(*) from topicflow.documents where not deleted");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            live = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        if (live >= w->cfg.min_docs && live >= w->cfg.k) {
+            int rc = tf_model_refit(w->pg, &w->update, &res, &err);
+            if (rc < 0)
+                goto fail;
+            if (rc == 0)
+                log_info("first model fitted", "version=%lld docs=%lld terms=%d k=%ld error=%.4g",
+                         (long long)res.version, (long long)res.n_docs, res.n_terms, w->cfg.k,
+                         res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
+            if (applier_sync_model(w->app, w->pg, &err) < 0)
+                goto fail;
+            m = applier_model(w->app);
+        }
+    }
+    if (m->version && tf_model_stale_count(w->pg, m->epoch, &stale, &err) < 0)
+        goto fail;
+    /* Re-fold for a bounded time per call, so deliveries and heartbeats keep flowing. */
+    for (double end = now_s() + 0.5; stale > 0 && now_s() < end && !stop_requested;) {
+        int n, rc = tf_model_refold(w->pg, m, applier_vocab(w->app), w->name,
+                                    (int)w->cfg.refold_chunk, &n, &err);
+        if (rc < 0)
+            goto fail;
+        if (rc == 1 || n == 0)
+            break;
+        stale -= n;
+        log_debug("re-folded documents", "docs=%d model_version=%lld", n, (long long)m->version);
+    }
+    if (w->batches_since_refresh > 0 || !m->version) {
+        int rc = tf_model_refresh(w->pg, &w->update, w->cfg.refresh_every, &version, &err);
+        if (rc < 0)
+            goto fail;
+        if (rc == 1) {
+            w->batches_since_refresh = 0;
+            if (version)
+                log_info("model refreshed", "version=%lld", (long long)version);
+        }
+    }
+    return;
+fail:
+    log_warn("model maintenance failed (retried later)", "reason=\"%s\"", err.msg);
+}
+
+static void log_stats(worker *w)
+{
+    double t = now_s();
+
+    if (t < w->next_stats)
+        return;
+    if (w->events != w->events_at_stats)
+        log_info("progress", "events_total=%llu dead_lettered=%llu rate_per_s=%.0f model_version=%lld",
+                 w->events, w->dead, (double)(w->events - w->events_at_stats) / 10.0,
+                 (long long)applier_model(w->app)->version);
+    w->events_at_stats = w->events;
+    w->next_stats = t + 10;
+}
+
+/* ---- life --------------------------------------------------------------------------- */
+
+static void run(worker *w)
+{
+    tf_err err;
+
+    while (!stop_requested) {
+        if (ensure_connected(w, &err) < 0) {
+            double d = tf_backoff_next(&w->backoff);
+            log_warn("cannot connect, retrying", "in_s=%.2f reason=\"%s\"", d, err.msg);
+            sleep_interruptible(d);
+            continue;
+        }
+        if (gather(w, 0.25, &err) < 0 || (w->in.n && process_batch(w, &err) < 0)) {
+            log_warn("broker connection lost, reconnecting", "reason=\"%s\"", err.msg);
+            drop_broker(w);
+            sleep_interruptible(tf_backoff_next(&w->backoff));
+            continue;
+        }
+        if (w->in.n == 0 || now_s() >= w->next_maintenance) {
+            maintain_model(w);
+            w->next_maintenance = now_s() + 1.0;
+        }
+        log_stats(w);
+    }
+    /* Stopping: no new deliveries; finish what was already sent to us. */
+    if (w->consumer && w->pg && tf_broker_cancel(w->consumer, &err) == 0) {
+        while (inbox_fill(w, (size_t)w->cfg.batch, 0.1, &err) == 0 && w->in.n > 0)
+            if (process_batch(w, &err) < 0)
+                break;
+    }
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int configure(worker *w, int argc, char **argv, tf_log_level *level)
+{
+    tf_err err;
+    int first, rc = tf_config_parse(worker_options, N_OPTIONS, &w->cfg, argc, argv, &first, &err);
+
+    if (rc == TF_CONFIG_HELP) {
+        tf_config_usage(stdout, "topicflow-worker [options]",
+                        "Consumes topicflow.nmf, updates the NMF topic model in PostgreSQL and "
+                        "acks each event\nonly after its effects committed. Run several to "
+                        "share the load.",
+                        worker_options, N_OPTIONS);
+        return 1;
+    }
+    if (rc == TF_CONFIG_VERSION) {
+        printf("topicflow-worker %s\n", TOPICFLOW_VERSION);
+        return 1;
+    }
+    if (rc == TF_CONFIG_OK && first < argc)
+        rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
+    if (rc == TF_CONFIG_OK && tf_log_parse_level(w->cfg.log_level, level) < 0)
+        rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)", w->cfg.log_level);
+    if (rc == TF_CONFIG_OK && !w->cfg.pg_url)
+        rc = tf_err_set(&err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
+    if (rc == TF_CONFIG_OK && !w->cfg.amqp_url)
+        rc = tf_err_set(&err, "no RabbitMQ URL: set TOPICFLOW_AMQP_URL or --amqp");
+    if (rc != TF_CONFIG_OK) {
+        fprintf(stderr, "topicflow-worker: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    worker w;
+    tf_log_level level = TF_LOG_INFO;
+    tf_err err;
+    char host[64] = "worker";
+    int rc;
+
+    memset(&w, 0, sizeof(w));
+    rc = configure(&w, argc, argv, &level);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    tf_log_init("worker", level);
+    install_signals();
+    gethostname(host, sizeof(host) - 1);
+    if (w.cfg.name)
+        snprintf(w.name, sizeof(w.name), "%s", w.cfg.name);
+    else
+        snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
+    w.update = tf_update_defaults();
+    w.update.k = (int)w.cfg.k;
+    w.update.max_iter = (int)w.cfg.fit_iters;
+    w.update.initial_only = 1;
+    tf_backoff_init(&w.backoff, 0.1, w.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
+    w.app = applier_new(w.name, w.cfg.data_dir ? w.cfg.data_dir : tf_data_dir(),
+                        (size_t)w.cfg.max_message, &err);
+    w.dl = dead_letter_new();
+    w.items = calloc((size_t)w.cfg.batch, sizeof(*w.items));
+    if (!w.app || !w.dl || !w.items) {
+        fprintf(stderr, "topicflow-worker: %s\n", w.app ? "out of memory" : err.msg);
+        return 1;
+    }
+    w.next_stats = now_s() + 10;
+    log_info("starting", "version=%s worker=%s batch=%ld", TOPICFLOW_VERSION, w.name, w.cfg.batch);
+    run(&w);
+    log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", w.name, w.events, w.dead);
+    drop_broker(&w);
+    if (w.pg)
+        PQfinish(w.pg);
+    applier_free(w.app);
+    dead_letter_free(w.dl);
+    free(w.items);
+    free(w.in.env);
+    return 0;
+}
