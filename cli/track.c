@@ -145,6 +145,9 @@ int cli_track(int argc, char **argv)
     conn = tf_pg_connect(cfg.pg_url, "topicflow-track", &err);
     if (!conn)
         goto fail;
+    /* track() drops triggers "if exists": its notices are noise to an operator. */
+    if (tf_pg_command(conn, "set client_min_messages = warning", &err) < 0)
+        goto fail;
     params[0] = argv[first];
     if (cfg.aggregate) {
         snprintf(aggregate, sizeof(aggregate), "%s", cfg.aggregate);
@@ -174,9 +177,12 @@ int cli_track(int argc, char **argv)
     }
     PQclear(res);
     res = PQexecParams(conn,
-                       "select source, id_column, array_to_string(text_columns, ', '),"
-                       " aggregate_type from topicflow.tracked_tables"
-                       " where source = $1::regclass::text",
+                       "select format('%I.%I', n.nspname, c.relname), t.id_column,"
+                       "       array_to_string(t.text_columns, ', '), t.aggregate_type"
+                       "  from topicflow.tracked_tables t"
+                       "  join pg_class c on c.oid = $1::regclass"
+                       "  join pg_namespace n on n.oid = c.relnamespace"
+                       " where t.source = $1::regclass::text",
                        1, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, &err) < 0) {
         res = NULL;

@@ -486,7 +486,12 @@ static void run(worker *w)
         if (ensure_connected(w, &err) < 0) {
             double d = tf_backoff_next(&w->backoff);
             log_warn("cannot connect, retrying", "in_s=%.2f reason=\"%s\"", d, err.msg);
-            sleep_interruptible(d);
+            /* With the broker up, wait by receiving: heartbeats keep flowing and what
+             * arrives waits in the inbox (bounded by the prefetch). */
+            if (w->consumer && tf_broker_ok(w->consumer))
+                inbox_fill(w, w->in.n + 1 + (size_t)w->cfg.batch * 4, d, &err);
+            else
+                sleep_interruptible(d);
             continue;
         }
         if (gather(w, 0.25, &err) < 0 || (w->in.n && process_batch(w, &err) < 0)) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,6 +169,12 @@ static int try_scalar(harness *h, const char *sql, long long *out)
 
     reconnect_if_needed(h);
     res = PQexec(h->pg, sql);
+    if (PQstatus(h->pg) != CONNECTION_OK) {
+        /* The server was restarted under us: ask again on a new connection. */
+        PQclear(res);
+        PQreset(h->pg);
+        res = PQexec(h->pg, sql);
+    }
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
         tf_pg_get_int64(res, 0, 0, out) == 0)
         rc = 0;
@@ -207,7 +214,8 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
     pid_t pid;
 
     snprintf(path, sizeof(path), "%s/%s", TF_BIN_DIR, program);
-    snprintf(log, sizeof(log), "%s/%s.%s.%d.log", TF_TEST_LOG_DIR, h->name, program, seq++);
+    snprintf(log, sizeof(log), "%s/%s.%s.%d.%d.log", TF_TEST_LOG_DIR, h->name, program,
+             (int)getpid(), seq++);
     argv[n++] = path;
     for (; args && *args && n < 30; args++)
         argv[n++] = *args;
@@ -216,6 +224,8 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        /* A failing test must not leave its programs running: they die with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
@@ -329,4 +339,111 @@ void harness_insert_internships(harness *h, int n)
              " array['python', 'sql', 'skill' || (g %% 50)]"
              " from generate_series(1, %d) g", n);
     harness_sql(h, sql);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[8192];
+
+    if (!f)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = 2 * (len + n + 1);
+            buf = realloc(buf, cap);
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (!buf)
+        buf = calloc(1, 1);
+    buf[len] = '\0';
+    return buf;
+}
+
+int harness_run(harness *h, const char *program, const char *const *args, const char *stdin_path,
+                char **out, char **err)
+{
+    static int seq;
+    char path[1024], out_path[1024], err_path[1024];
+    const char *argv[64];
+    int n = 0, status, me = seq++;
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "%s/%s", TF_BIN_DIR, program);
+    snprintf(out_path, sizeof(out_path), "%s/%s.%s.run%d.out", TF_TEST_LOG_DIR, h->name, program, me);
+    snprintf(err_path, sizeof(err_path), "%s/%s.%s.run%d.err", TF_TEST_LOG_DIR, h->name, program, me);
+    argv[n++] = path;
+    for (; args && *args && n < 62; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    pid = fork();
+    if (pid < 0)
+        fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || e < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        close(in);
+        close(o);
+        close(e);
+        setenv("TOPICFLOW_PG_URL", h->pg_url, 1);
+        setenv("TOPICFLOW_AMQP_URL", h->amqp_url, 1);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    if (waitpid(pid, &status, 0) < 0)
+        fail_msg("waitpid: %s", strerror(errno));
+    if (out)
+        *out = slurp(out_path);
+    if (err)
+        *err = slurp(err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *harness_query_text(harness *h, const char *sql, const char *param)
+{
+    const char *params[1] = {param};
+    PGresult *res;
+    char *v = NULL;
+
+    reconnect_if_needed(h);
+    res = PQexecParams(h->pg, sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(h->pg));
+    if (!PQgetisnull(res, 0, 0))
+        v = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+int harness_count_lines(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++)
+        if (*s == '\n' || s[1] == '\0')
+            n++;
+    return n;
+}
+
+const char *harness_write_file(harness *h, const char *suffix, const char *text, size_t len)
+{
+    static char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s.%s", TF_TEST_LOG_DIR, h->name, suffix);
+    f = fopen(path, "wb");
+    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
+        fail_msg("cannot write %s", path);
+    return path;
 }

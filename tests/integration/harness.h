@@ -62,4 +62,22 @@ int harness_covers(int64_t *got, size_t n_got, const int64_t *want, size_t n_wan
 /* Inserts n internships with ~1 KB of text each, in one statement. */
 void harness_insert_internships(harness *h, int n);
 
+/* Runs build/bin/<program> with the test's URLs and args (NULL-terminated) to completion,
+ * standard input from stdin_path (NULL: /dev/null). Returns its exit status (128+signal when
+ * killed); *out and *err (when not NULL) get what it wrote to stdout and stderr (caller
+ * frees). The output is also kept in build/test-logs/<name>.<program>.<n>.{out,err}. */
+int harness_run(harness *h, const char *program, const char *const *args, const char *stdin_path,
+                char **out, char **err);
+
+/* Runs a query with one text parameter ($1) that returns one value; NULL for SQL NULL,
+ * else the text (caller frees). Lets tests read JSON through jsonb: "select $1::jsonb->>'k'". */
+char *harness_query_text(harness *h, const char *sql, const char *param);
+
+/* Number of lines in s (a last line without '\n' counts). */
+int harness_count_lines(const char *s);
+
+/* Writes text to build/test-logs/<name>.<suffix> and returns that path (static storage,
+ * overwritten by the next call). */
+const char *harness_write_file(harness *h, const char *suffix, const char *text, size_t len);
+
 #endif
