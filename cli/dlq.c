@@ -1,13 +1,16 @@
 /*
  * dlq.c - `topicflow dlq list|requeue|purge`: the dead letters in topicflow.dead.
  *
- * Dead letters are read with basic.get and left unacknowledged; what is not removed goes back
- * with one nack (requeue) per message in the order it was read. A quorum queue serves
- * returned messages before all others, in the order they were returned, so the queue's
- * order is unchanged (a multiple nack or a closed channel returns them too, but without that
- * guarantee). A dead letter leaves the queue only after the broker confirmed its republished
- * copy: killed at any instant, a message is in topicflow.dead, in topicflow.events' queues,
- * or in both (the worker drops the duplicate by event id).
+ * list and requeue walk the whole queue: each dead letter is taken with basic.get, a copy is
+ * published (with confirms) either back to topicflow.dead through topicflow.dlx, which puts
+ * it at the end of the queue, or to topicflow.events, and the original is acknowledged only
+ * after the copy is confirmed. After a full walk the letters kept are in their old order.
+ * Handing messages back with nack or by closing the channel cannot promise that: RabbitMQ
+ * 3.10's quorum queues put a nacked message at the end of the queue, and return a closed
+ * channel's messages to the front in an order that is only kept up to 32 messages (both
+ * observed with RabbitMQ 3.10.8; test_cli_dlq.c checks the order). Killed at any instant, a letter is in
+ * topicflow.dead, at its destination, or in both (a duplicate, which the worker drops by
+ * event id); none is lost. A letter that arrives during a walk may land among the walked ones.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +27,9 @@
 
 #define HEADER_REQUEUED "x-topicflow-requeued"
 #define PREVIEW_CHARS 80
-#define CONFIRM_WINDOW 256
+/* Originals held at once. A killed run's held messages go back to the front of the queue,
+ * in order when they are at most 32 (see the top); so that is the window. */
+#define CONFIRM_WINDOW 32
 #define CONFIRM_TIMEOUT_S 30.0
 
 typedef struct dlq_config {
@@ -248,34 +253,171 @@ static void describe(const amqp_envelope_t *env, dead_letter *d)
     make_preview(env->message.body, d);
 }
 
-/* ---- shared plumbing ----------------------------------------------------------------------- */
+/* ---- walking the queue ---------------------------------------------------------------------- */
 
-typedef struct tags {
-    uint64_t *v;
-    size_t n, cap;
-} tags;
+enum { DEST_DEAD, DEST_EVENTS };
 
-static int tags_push(tags *t, uint64_t tag)
+/* A copy waiting for its confirm; its original is still held, unacknowledged. */
+typedef struct in_flight {
+    uint64_t dead_tag;
+    int dest;
+    int returned;
+    char message_id[128];
+} in_flight;
+
+/* Where dead letter number i (from 0, in queue order) goes: DEST_DEAD or DEST_EVENTS. */
+typedef int (*walk_fn)(void *ctx, size_t i, const dead_letter *d);
+
+typedef struct walk {
+    tf_broker *b;
+    in_flight flight[CONFIRM_WINDOW];
+    size_t n_flight;
+    uint64_t first_pub;
+    int unmatched_return;
+    long requeued, kept;
+} walk;
+
+static void on_return(void *ctx, const char *message_id, size_t len)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 256;
-        uint64_t *v = realloc(t->v, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        t->v = v;
-        t->cap = cap;
-    }
-    t->v[t->n++] = tag;
-    return 0;
+    walk *w = ctx;
+    int matched = 0;
+
+    for (size_t i = 0; i < w->n_flight; i++)
+        if (strlen(w->flight[i].message_id) == len &&
+            memcmp(w->flight[i].message_id, message_id, len) == 0) {
+            w->flight[i].returned = 1;
+            matched = 1;
+        }
+    if (!matched)
+        w->unmatched_return = 1;
 }
 
-/* Gives the held messages back one by one, in the order they were read (see the top). */
-static int return_in_order(tf_broker *b, const tags *held, tf_err *err)
+/* Waits for the window's confirms, then acknowledges exactly the originals whose copies the
+ * broker confirmed and routed. -1 when a copy was refused or unroutable (its original is
+ * left unacknowledged: it goes back to topicflow.dead when the channel closes) or the
+ * confirms did not come. */
+static int settle(walk *w, tf_err *err)
 {
-    for (size_t i = 0; i < held->n; i++)
-        if (tf_broker_nack(b, held->v[i], 0, 1, err) < 0)
+    uint8_t state[CONFIRM_WINDOW];
+    int failed = 0;
+
+    if (w->n_flight == 0)
+        return 0;
+    memset(state, TF_CONFIRM_PENDING, sizeof(state));
+    if (tf_broker_wait_confirms(w->b, w->first_pub, w->n_flight, state, w->n_flight,
+                                CONFIRM_TIMEOUT_S, on_return, w, err) < 0)
+        return -1;
+    for (size_t i = 0; i < w->n_flight; i++) {
+        in_flight *f = &w->flight[i];
+        if (state[i] == TF_CONFIRM_ACK && !f->returned && !w->unmatched_return) {
+            if (tf_broker_ack(w->b, f->dead_tag, 0, err) < 0)
+                return -1;
+            if (f->dest == DEST_EVENTS)
+                w->requeued++;
+            else
+                w->kept++;
+        } else if (!failed) {
+            tf_err_set(err, "the broker %s the copy of message %s to %s; it stays in %s",
+                       f->returned || w->unmatched_return ? "could not route" : "refused",
+                       f->message_id[0] ? f->message_id : "(no id)",
+                       f->dest == DEST_EVENTS ? TF_EXCHANGE_EVENTS : TF_EXCHANGE_DLX,
+                       TF_QUEUE_DEAD);
+            failed = 1;
+        }
+    }
+    w->n_flight = 0;
+    return failed ? -1 : 0;
+}
+
+/* A copy's properties: the original's without x-delivery-count (the quorum queue's count
+ * of this copy's deliveries, not the event's). A requeued copy also drops x-topicflow-error
+ * (a new failure will say why anew) and counts x-topicflow-requeued up; x-death stays as
+ * the message's history. entries must hold the original's headers plus one. */
+static amqp_basic_properties_t copy_props(const amqp_basic_properties_t *orig, int requeue,
+                                          amqp_table_entry_t *entries)
+{
+    static const char *const dropped[] = {"x-delivery-count", TF_HEADER_ERROR, HEADER_REQUEUED};
+    amqp_basic_properties_t p = *orig;
+    long long count = 0;
+    int n = 0;
+
+    if (orig->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < orig->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &orig->headers.entries[i];
+            int drop = 0;
+            for (size_t k = 0; k < (requeue ? 3u : 1u); k++)
+                drop |= e->key.len == strlen(dropped[k]) &&
+                        memcmp(e->key.bytes, dropped[k], e->key.len) == 0;
+            if (!drop)
+                entries[n++] = *e;
+        }
+    }
+    if (requeue) {
+        field_int(tf_amqp_header(orig, HEADER_REQUEUED), &count);
+        entries[n].key = amqp_cstring_bytes(HEADER_REQUEUED);
+        entries[n].value.kind = AMQP_FIELD_KIND_I64;
+        entries[n].value.value.i64 = count + 1;
+        n++;
+    }
+    p._flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers.num_entries = n;
+    p.headers.entries = entries;
+    return p;
+}
+
+/* Takes the first n dead letters one by one (basic.get), asks choose where each goes, and
+ * publishes a copy there: DEST_DEAD through topicflow.dlx with its own routing key, which
+ * puts it back at the end of topicflow.dead, DEST_EVENTS to topicflow.events. Each original
+ * is acknowledged only after its copy is confirmed. Walking all of the queue and copying
+ * every letter to its end keeps the order (see the top of the file). */
+static int walk_dead(tf_broker *b, uint32_t n, walk_fn choose, void *ctx, walk *w, tf_err *err)
+{
+    memset(w, 0, sizeof(*w));
+    w->b = b;
+    if (tf_broker_confirm_select(b, err) < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        amqp_envelope_t env;
+        dead_letter d;
+        char key[256];
+        uint64_t pub;
+        int dest, got = tf_broker_get(b, TF_QUEUE_DEAD, 0, &env, err);
+        if (got < 0)
             return -1;
-    return 0;
+        if (got == 0)
+            break; /* another client took some meanwhile */
+        describe(&env, &d);
+        dest = choose(ctx, i, &d);
+        snprintf(key, sizeof(key), "%.*s", (int)env.routing_key.len,
+                 (const char *)env.routing_key.bytes);
+        {
+            int n_headers = env.message.properties._flags & AMQP_BASIC_HEADERS_FLAG
+                                ? env.message.properties.headers.num_entries
+                                : 0;
+            amqp_table_entry_t entries[n_headers + 1];
+            amqp_basic_properties_t props =
+                copy_props(&env.message.properties, dest == DEST_EVENTS, entries);
+            int rc = tf_broker_publish(b, dest == DEST_EVENTS ? TF_EXCHANGE_EVENTS : TF_EXCHANGE_DLX,
+                                       key, &props, env.message.body.bytes, env.message.body.len,
+                                       &pub, err);
+            if (rc < 0) {
+                amqp_destroy_envelope(&env);
+                return -1;
+            }
+        }
+        if (w->n_flight == 0)
+            w->first_pub = pub;
+        w->flight[w->n_flight].dead_tag = env.delivery_tag;
+        w->flight[w->n_flight].dest = dest;
+        w->flight[w->n_flight].returned = 0;
+        snprintf(w->flight[w->n_flight].message_id, sizeof(w->flight[0].message_id), "%s",
+                 d.message_id);
+        w->n_flight++;
+        amqp_destroy_envelope(&env);
+        if (w->n_flight == CONFIRM_WINDOW && settle(w, err) < 0)
+            return -1;
+    }
+    return settle(w, err);
 }
 
 /* Opens the broker and checks topicflow.dead; *ready gets its ready count. */
@@ -306,7 +448,7 @@ static tf_broker *open_dead(const char *cmd, const dlq_config *cfg, uint32_t *re
     return b;
 }
 
-static int print_json_letter(const dead_letter *d, int first)
+static void print_json_letter(const dead_letter *d, int first)
 {
     printf("%s{\"message_id\": ", first ? "  " : ",\n  ");
     tf_json_write_cstring(stdout, d->message_id);
@@ -319,7 +461,6 @@ static int print_json_letter(const dead_letter *d, int first)
     fputs(", \"preview\": ", stdout);
     tf_json_write_cstring(stdout, d->preview);
     fputs("}", stdout);
-    return 0;
 }
 
 static int width_of(const char *s)
@@ -353,14 +494,27 @@ static void print_table(const dead_letter *d, size_t n)
 
 /* ---- list ------------------------------------------------------------------------------------ */
 
+typedef struct list_ctx {
+    dead_letter *letters;
+    size_t n, cap;
+} list_ctx;
+
+static int list_choose(void *ctx, size_t i, const dead_letter *d)
+{
+    list_ctx *l = ctx;
+
+    if (l->n < l->cap)
+        l->letters[l->n++] = *d;
+    return DEST_DEAD;
+}
+
 static int dlq_list(int argc, char **argv)
 {
     dlq_config cfg;
     tf_broker *b = NULL;
-    dead_letter *letters = NULL;
-    tags held = {0};
+    list_ctx l = {0};
+    walk w;
     uint32_t ready = 0;
-    size_t want, n = 0;
     tf_err err;
     int first, rc;
 
@@ -368,7 +522,8 @@ static int dlq_list(int argc, char **argv)
                    "Shows the dead letters of topicflow.dead, oldest first: message id (the outbox\n"
                    "id), routing key, reason (the worker's x-topicflow-error, else the broker's\n"
                    "x-death reason), how often it died, when it first died, and the start of its\n"
-                   "text. Listing leaves every dead letter where it was, in the same order.",
+                   "text. Every dead letter stays, in the same order (listing walks the whole\n"
+                   "queue, also with --limit).",
                    list_options, N_OF(list_options), &cfg, argc, argv, &first);
     if (rc != CLI_CONTINUE)
         return rc;
@@ -378,51 +533,34 @@ static int dlq_list(int argc, char **argv)
     if (!b)
         return CLI_FAIL;
     rc = CLI_FAIL;
-    /* Only what was there at the start: letters arriving meanwhile queue up behind. */
-    want = cfg.limit > 0 && (size_t)cfg.limit < ready ? (size_t)cfg.limit : ready;
-    letters = calloc(want + 1, sizeof(*letters));
-    if (!letters) {
+    l.cap = cfg.limit > 0 && (size_t)cfg.limit < ready ? (size_t)cfg.limit : ready;
+    l.letters = calloc(l.cap + 1, sizeof(*l.letters));
+    if (!l.letters) {
         tf_err_set(&err, "out of memory");
         goto fail;
     }
-    while (n < want) {
-        amqp_envelope_t env;
-        int got = tf_broker_get(b, TF_QUEUE_DEAD, 0, &env, &err);
-        if (got < 0)
-            goto fail;
-        if (got == 0)
-            break;
-        describe(&env, &letters[n++]);
-        if (tags_push(&held, env.delivery_tag) < 0) {
-            amqp_destroy_envelope(&env);
-            tf_err_set(&err, "out of memory");
-            goto fail;
-        }
-        amqp_destroy_envelope(&env);
-    }
-    if (return_in_order(b, &held, &err) < 0)
+    if (walk_dead(b, ready, list_choose, &l, &w, &err) < 0)
         goto fail;
     if (cfg.json) {
         fputs("[\n", stdout);
-        for (size_t i = 0; i < n; i++)
-            print_json_letter(&letters[i], i == 0);
-        fputs(n ? "\n]\n" : "]\n", stdout);
+        for (size_t i = 0; i < l.n; i++)
+            print_json_letter(&l.letters[i], i == 0);
+        fputs(l.n ? "\n]\n" : "]\n", stdout);
     } else {
-        print_table(letters, n);
-        if (n < ready)
-            printf("%zu of %u dead letters shown (--limit %ld)\n", n, ready, cfg.limit);
+        print_table(l.letters, l.n);
+        if ((long)l.n < w.kept)
+            printf("%zu of %ld dead letters shown (--limit %ld)\n", l.n, w.kept, cfg.limit);
         else
-            printf("%zu dead letter%s\n", n, n == 1 ? "" : "s");
+            printf("%zu dead letter%s\n", l.n, l.n == 1 ? "" : "s");
     }
     rc = CLI_OK;
     goto done;
 fail:
     cli_error("dlq list", CLI_FAIL, "RabbitMQ: %s", err.msg);
 done:
-    /* Closing the channel also returns anything still held (after an error). */
+    /* Closing the channel gives back anything still held (after an error). */
     tf_broker_close(b);
-    free(letters);
-    free(held.v);
+    free(l.letters);
     return rc;
 }
 
@@ -443,7 +581,7 @@ static int id_set_add_list(id_set *s, const char *list)
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > 0) {
             char **v = realloc(s->v, (s->n + 1) * sizeof(*v));
-            unsigned char *f = realloc(s->found, s->n + 1);
+            unsigned char *f = v ? realloc(s->found, s->n + 1) : NULL;
             if (v)
                 s->v = v;
             if (f)
@@ -472,247 +610,99 @@ static int id_set_take(id_set *s, const char *id)
     return hit;
 }
 
-static int id_set_all_found(const id_set *s)
+typedef struct requeue_ctx {
+    id_set ids;
+    int all, dry_run;
+    size_t would;
+} requeue_ctx;
+
+static int requeue_choose(void *ctx, size_t i, const dead_letter *d)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (!s->found[i])
-            return 0;
-    return 1;
-}
+    requeue_ctx *r = ctx;
 
-/* A republished dead letter waiting for its confirm. */
-typedef struct in_flight {
-    uint64_t dead_tag;
-    char message_id[128];
-    int returned;
-} in_flight;
-
-typedef struct requeue_state {
-    tf_broker *b;
-    in_flight *flight;
-    size_t n_flight;
-    uint64_t first_pub;
-    int unmatched_return;
-    long requeued;
-} requeue_state;
-
-static void on_return(void *ctx, const char *message_id, size_t len)
-{
-    requeue_state *st = ctx;
-    int matched = 0;
-
-    for (size_t i = 0; i < st->n_flight; i++)
-        if (strlen(st->flight[i].message_id) == len &&
-            memcmp(st->flight[i].message_id, message_id, len) == 0) {
-            st->flight[i].returned = 1;
-            matched = 1;
-        }
-    if (!matched)
-        st->unmatched_return = 1;
-}
-
-/* Waits for the window's confirms, then removes from the dead-letter queue exactly the
- * messages the broker confirmed and routed. -1 when any was refused or unroutable (those
- * stay dead letters) or the confirms did not come. */
-static int settle(requeue_state *st, tf_err *err)
-{
-    uint8_t state[CONFIRM_WINDOW];
-    int failed = 0;
-
-    if (st->n_flight == 0)
-        return 0;
-    memset(state, TF_CONFIRM_PENDING, sizeof(state));
-    if (tf_broker_wait_confirms(st->b, st->first_pub, st->n_flight, state, st->n_flight,
-                                CONFIRM_TIMEOUT_S, on_return, st, err) < 0)
-        return -1;
-    for (size_t i = 0; i < st->n_flight; i++) {
-        in_flight *f = &st->flight[i];
-        if (state[i] == TF_CONFIRM_ACK && !f->returned && !st->unmatched_return) {
-            if (tf_broker_ack(st->b, f->dead_tag, 0, err) < 0)
-                return -1;
-            st->requeued++;
-        } else {
-            if (!failed)
-                tf_err_set(err, "the broker %s message %s; it stays in %s",
-                           f->returned || st->unmatched_return ? "could not route"
-                                                               : "refused (nack)",
-                           f->message_id[0] ? f->message_id : "(no id)", TF_QUEUE_DEAD);
-            failed = 1;
-            if (tf_broker_nack(st->b, f->dead_tag, 0, 1, err) < 0)
-                return -1;
-        }
-    }
-    st->n_flight = 0;
-    return failed ? -1 : 0;
-}
-
-/* The dead letter's properties with x-topicflow-requeued incremented. Broker-set and stale
- * headers are dropped: x-delivery-count (the quorum queue's, not the event's) and
- * x-topicflow-error (a new failure will say why anew). x-death is kept as history. */
-static amqp_basic_properties_t requeue_props(const amqp_basic_properties_t *orig,
-                                             amqp_table_entry_t *entries)
-{
-    amqp_basic_properties_t p = *orig;
-    const amqp_field_value_t *prev = tf_amqp_header(orig, HEADER_REQUEUED);
-    long long count = 0;
-    int n = 0;
-
-    if (orig->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        for (int i = 0; i < orig->headers.num_entries; i++) {
-            const amqp_table_entry_t *e = &orig->headers.entries[i];
-            static const char *const dropped[] = {"x-delivery-count", TF_HEADER_ERROR,
-                                                  HEADER_REQUEUED};
-            int drop = 0;
-            for (size_t k = 0; k < 3; k++)
-                drop |= e->key.len == strlen(dropped[k]) &&
-                        memcmp(e->key.bytes, dropped[k], e->key.len) == 0;
-            if (!drop)
-                entries[n++] = *e;
-        }
-    }
-    field_int(prev, &count);
-    entries[n].key = amqp_cstring_bytes(HEADER_REQUEUED);
-    entries[n].value.kind = AMQP_FIELD_KIND_I64;
-    entries[n].value.value.i64 = count + 1;
-    n++;
-    p._flags |= AMQP_BASIC_HEADERS_FLAG;
-    p.headers.num_entries = n;
-    p.headers.entries = entries;
-    return p;
+    if (!r->all && !id_set_take(&r->ids, d->message_id))
+        return DEST_DEAD;
+    if (!r->dry_run)
+        return DEST_EVENTS;
+    printf("would requeue %s  %s  (%s)\n", d->message_id[0] ? d->message_id : "-",
+           d->routing_key, d->reason);
+    r->would++;
+    return DEST_DEAD;
 }
 
 static int dlq_requeue(int argc, char **argv)
 {
     dlq_config cfg;
-    requeue_state st = {0};
-    id_set ids = {0};
-    tags held = {0};
+    requeue_ctx r = {0};
+    tf_broker *b = NULL;
+    walk w = {0};
     uint32_t ready = 0;
-    size_t seen = 0, would = 0;
     tf_err err;
     int first, rc;
 
     rc = cli_parse("dlq requeue", "topicflow dlq requeue (--all | --id ID[,ID...] [ID...]) "
                                   "[--dry-run] [options]",
                    "Republishes dead letters to topicflow.events with their routing key and\n"
-                   "properties and a header x-topicflow-requeued (incremented each time), waits\n"
+                   "properties and a header x-topicflow-requeued (counted up each time), waits\n"
                    "for the broker's confirm, and only then removes each from topicflow.dead.\n"
-                   "Dead letters not selected stay where they are, in order. Interrupted at any\n"
-                   "point, no message is lost (one may be both requeued and still dead: the worker\n"
-                   "ignores the duplicate).",
+                   "The other dead letters stay, in order. Interrupted at any point, no message\n"
+                   "is lost (one may be both requeued and still dead: the worker ignores the\n"
+                   "duplicate). Exit status 1 when an --id is not found.",
                    requeue_options, N_OF(requeue_options), &cfg, argc, argv, &first);
     if (rc != CLI_CONTINUE)
         return rc;
+    r.all = cfg.all;
+    r.dry_run = cfg.dry_run;
     rc = CLI_USAGE;
-    if (cfg.id && id_set_add_list(&ids, cfg.id) < 0)
+    if (cfg.id && id_set_add_list(&r.ids, cfg.id) < 0)
         goto oom;
     for (int i = first; i < argc; i++) {
         if (!cfg.id) {
             cli_error("dlq requeue", CLI_USAGE, "unexpected argument '%s'", argv[i]);
             goto done;
         }
-        if (id_set_add_list(&ids, argv[i]) < 0)
+        if (id_set_add_list(&r.ids, argv[i]) < 0)
             goto oom;
     }
-    if (cfg.all == (ids.n > 0)) {
+    if (cfg.all == (r.ids.n > 0)) {
         cli_error("dlq requeue", CLI_USAGE, "give either --all or --id ID (see --help)");
         goto done;
     }
     rc = CLI_FAIL;
-    st.b = open_dead("dlq requeue", &cfg, &ready);
-    if (!st.b)
+    b = open_dead("dlq requeue", &cfg, &ready);
+    if (!b)
         goto done;
-    st.flight = calloc(CONFIRM_WINDOW, sizeof(*st.flight));
-    if (!st.flight)
-        goto oom;
-    if (!cfg.dry_run && tf_broker_confirm_select(st.b, &err) < 0)
-        goto fail;
-    /* Only the letters there at the start: a requeued message that dies again meanwhile must
-     * not be requeued again by this same run. */
-    while (seen < ready && (cfg.all || !id_set_all_found(&ids))) {
-        amqp_envelope_t env;
-        dead_letter d;
-        int got = tf_broker_get(st.b, TF_QUEUE_DEAD, 0, &env, &err);
-        if (got < 0)
-            goto fail;
-        if (got == 0)
-            break;
-        seen++;
-        describe(&env, &d);
-        if (!cfg.all && !id_set_take(&ids, d.message_id)) {
-            amqp_destroy_envelope(&env);
-            if (tags_push(&held, env.delivery_tag) < 0)
-                goto oom;
-            continue;
-        }
-        if (cfg.dry_run) {
-            printf("would requeue %s  %s  (%s)\n", d.message_id[0] ? d.message_id : "-",
-                   d.routing_key, d.reason);
-            would++;
-            amqp_destroy_envelope(&env);
-            if (tags_push(&held, env.delivery_tag) < 0)
-                goto oom;
-            continue;
-        }
-        {
-            int n_headers = env.message.properties._flags & AMQP_BASIC_HEADERS_FLAG
-                                ? env.message.properties.headers.num_entries
-                                : 0;
-            amqp_table_entry_t entries[n_headers + 1];
-            amqp_basic_properties_t props = requeue_props(&env.message.properties, entries);
-            char key[256];
-            uint64_t pub;
-
-            snprintf(key, sizeof(key), "%.*s", (int)env.routing_key.len,
-                     (const char *)env.routing_key.bytes);
-            if (tf_broker_publish(st.b, TF_EXCHANGE_EVENTS, key, &props, env.message.body.bytes,
-                                  env.message.body.len, &pub, &err) < 0) {
-                amqp_destroy_envelope(&env);
-                goto fail;
-            }
-            if (st.n_flight == 0)
-                st.first_pub = pub;
-            st.flight[st.n_flight].dead_tag = env.delivery_tag;
-            st.flight[st.n_flight].returned = 0;
-            snprintf(st.flight[st.n_flight].message_id, sizeof(st.flight[0].message_id), "%s",
-                     d.message_id);
-            st.n_flight++;
-        }
-        amqp_destroy_envelope(&env);
-        if (st.n_flight == CONFIRM_WINDOW && settle(&st, &err) < 0)
-            goto fail;
-    }
-    if (settle(&st, &err) < 0 || return_in_order(st.b, &held, &err) < 0)
+    /* Only the letters there at the start: one that dies again meanwhile waits for the next
+     * run instead of going round in this one. */
+    if (walk_dead(b, ready, requeue_choose, &r, &w, &err) < 0)
         goto fail;
     if (cfg.dry_run)
-        printf("would requeue %zu dead letter%s (dry run: nothing changed)\n", would,
-               would == 1 ? "" : "s");
+        printf("would requeue %zu dead letter%s (dry run: nothing changed)\n", r.would,
+               r.would == 1 ? "" : "s");
     else
-        printf("requeued %ld dead letter%s to %s\n", st.requeued, st.requeued == 1 ? "" : "s",
+        printf("requeued %ld dead letter%s to %s\n", w.requeued, w.requeued == 1 ? "" : "s",
                TF_EXCHANGE_EVENTS);
     rc = CLI_OK;
-    for (size_t i = 0; i < ids.n; i++)
-        if (!ids.found[i]) {
-            cli_error("dlq requeue", CLI_FAIL, "no dead letter with message id %s", ids.v[i]);
+    for (size_t i = 0; i < r.ids.n; i++)
+        if (!r.ids.found[i]) {
+            cli_error("dlq requeue", CLI_FAIL, "no dead letter with message id %s", r.ids.v[i]);
             rc = CLI_FAIL;
         }
     goto done;
 oom:
     tf_err_set(&err, "out of memory");
 fail:
-    if (st.requeued > 0)
-        cli_error("dlq requeue", CLI_FAIL, "%s (%ld requeued before that)", err.msg, st.requeued);
+    if (w.requeued > 0)
+        cli_error("dlq requeue", CLI_FAIL, "%s (%ld requeued before that)", err.msg, w.requeued);
     else
         cli_error("dlq requeue", CLI_FAIL, "%s", err.msg);
     rc = CLI_FAIL;
 done:
-    tf_broker_close(st.b);
-    free(st.flight);
-    free(held.v);
-    for (size_t i = 0; i < ids.n; i++)
-        free(ids.v[i]);
-    free(ids.v);
-    free(ids.found);
+    tf_broker_close(b);
+    for (size_t i = 0; i < r.ids.n; i++)
+        free(r.ids.v[i]);
+    free(r.ids.v);
+    free(r.ids.found);
     return rc;
 }
 

@@ -209,3 +209,40 @@ void tf_pg_append_text_element(tf_buf *b, const char *s, size_t len)
     }
     tf_buf_append(b, "\"", 1);
 }
+
+static void put_be32(tf_buf *b, uint32_t v)
+{
+    char bytes[4] = {(char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v};
+    tf_buf_append(b, bytes, 4);
+}
+
+/* array_recv: ndim, has-null flag, element type, then per dimension size and lower bound,
+ * then each element as length + big-endian value. */
+static void put_bin_array(tf_buf *b, uint32_t oid, const void *values, size_t n)
+{
+    const char *p = values;
+
+    put_be32(b, n ? 1 : 0);
+    put_be32(b, 0);
+    put_be32(b, oid);
+    if (n) {
+        put_be32(b, (uint32_t)n);
+        put_be32(b, 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, p + 4 * i, 4); /* int4 and float4 travel as their 32 bits */
+        put_be32(b, 4);
+        put_be32(b, v);
+    }
+}
+
+void tf_pg_append_bin_int4_array(tf_buf *b, const int32_t *v, size_t n)
+{
+    put_bin_array(b, 23 /* int4 */, v, n);
+}
+
+void tf_pg_append_bin_float4_array(tf_buf *b, const float *v, size_t n)
+{
+    put_bin_array(b, 700 /* float4 */, v, n);
+}

@@ -46,6 +46,11 @@ void tf_pg_append_float_array(tf_buf *b, const float *v, size_t n);
 /* Append one quoted element of a text[] literal ("ab\"c"), without braces or commas. */
 void tf_pg_append_text_element(tf_buf *b, const char *s, size_t len);
 
+/* Binary-format parameters (PQexecParams format 1) for int4[] / float4[]: appended to b
+ * in the array_recv wire format. Much cheaper than text for large vectors. */
+void tf_pg_append_bin_int4_array(tf_buf *b, const int32_t *v, size_t n);
+void tf_pg_append_bin_float4_array(tf_buf *b, const float *v, size_t n);
+
 /* Parse PostgreSQL's text output of an integer[] / real[] (one dimension, no NULLs) into
  * *out (malloc'd, caller frees; NULL when empty). -1 with reason on malformed input. */
 int tf_pg_parse_int_array(const char *s, int32_t **out, size_t *n, tf_err *err);

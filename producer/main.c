@@ -300,6 +300,18 @@ static int wait_for_work(producer *p, tf_err *err)
     double deadline = now_s() + p->cfg.poll_s;
     double slice = p->broker && tf_broker_heartbeat(p->broker) > 0
                        ? tf_broker_heartbeat(p->broker) / 4.0 : 1.0;
+    PGnotify *early;
+    int pending = 0;
+
+    /* A NOTIFY that arrived while the last batch ran is already in libpq's queue: its
+     * socket will not become readable again, so look before waiting. */
+    PQconsumeInput(p->slots[0].pg);
+    while ((early = PQnotifies(p->slots[0].pg)) != NULL) {
+        pending = 1;
+        PQfreemem(early);
+    }
+    if (pending)
+        return 0;
 
     while (!stop_requested) {
         double left = deadline - now_s();

@@ -548,39 +548,91 @@ static void df_compact(df_changes *c)
     free(pairs);
 }
 
+/* The rows a batch writes, as flat vectors sent in binary: per row its keys and the offset
+ * and length of its slice of the term/count/weight vectors (topics: k per row or none). */
 typedef struct upsert {
-    tf_buf src, id, version, deleted, term_ids, counts, weights, topics, model_version, event;
-    int n;
+    tf_buf src, id, version, deleted, model_version, event; /* text array literals */
+    int32_t *ids, *counts, *off, *len, *topic_off;
+    float *weights, *topics;
+    size_t n_vec, n_topics;
+    size_t cap_ids, cap_counts, cap_weights, cap_topics, cap_off, cap_len, cap_topic_off;
+    int n, k;
 } upsert;
 
-static void upsert_init(upsert *u)
+static void upsert_init(upsert *u, int k)
 {
-    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
-                      &u->weights, &u->topics, &u->model_version, &u->event};
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
+
+    memset(u, 0, sizeof(*u));
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
         tf_buf_init(bufs[i]);
         tf_buf_append(bufs[i], "{", 1);
     }
-    u->n = 0;
+    u->k = k;
 }
 
 static void upsert_free(upsert *u)
 {
-    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
-                      &u->weights, &u->topics, &u->model_version, &u->event};
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
+
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         tf_buf_free(bufs[i]);
+    free(u->ids);
+    free(u->counts);
+    free(u->weights);
+    free(u->topics);
+    free(u->off);
+    free(u->len);
+    free(u->topic_off);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    size_t c = *cap ? *cap : 256;
+    void *q;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
 }
 
 /* Appends one row; topics NULL stores SQL NULL (no model), model_version 0 likewise. */
-static void upsert_add(upsert *u, const work_item *it, int deleted, const int32_t *ids,
-                       const int32_t *counts, const float *weights, size_t n, const float *topics,
-                       int k, int64_t model_version)
+static int upsert_add(upsert *u, const work_item *it, int deleted, const int32_t *ids,
+                      const int32_t *counts, const float *weights, size_t n, const float *topics,
+                      int64_t model_version, tf_err *err)
 {
-    tf_buf arr;
     const char *sep = u->n ? "," : "";
+    size_t n_rows = (size_t)u->n + 1;
 
-    tf_buf_init(&arr);
+    if (grow((void **)&u->ids, &u->cap_ids, u->n_vec + n, sizeof(int32_t)) < 0 ||
+        grow((void **)&u->counts, &u->cap_counts, u->n_vec + n, sizeof(int32_t)) < 0 ||
+        grow((void **)&u->weights, &u->cap_weights, u->n_vec + n, sizeof(float)) < 0 ||
+        grow((void **)&u->off, &u->cap_off, n_rows, sizeof(int32_t)) < 0 ||
+        grow((void **)&u->len, &u->cap_len, n_rows, sizeof(int32_t)) < 0 ||
+        grow((void **)&u->topic_off, &u->cap_topic_off, n_rows, sizeof(int32_t)) < 0 ||
+        (topics && grow((void **)&u->topics, &u->cap_topics, u->n_topics + (size_t)u->k,
+                        sizeof(float)) < 0))
+        return tf_err_set(err, "out of memory");
+    u->off[u->n] = (int32_t)u->n_vec;
+    u->len[u->n] = (int32_t)n;
+    u->topic_off[u->n] = (int32_t)u->n_topics;
+    if (n) {
+        memcpy(u->ids + u->n_vec, ids, n * sizeof(*ids));
+        memcpy(u->counts + u->n_vec, counts, n * sizeof(*counts));
+        memcpy(u->weights + u->n_vec, weights, n * sizeof(*weights));
+        u->n_vec += n;
+    }
+    if (topics) {
+        memcpy(u->topics + u->n_topics, topics, (size_t)u->k * sizeof(*topics));
+        u->n_topics += (size_t)u->k;
+    }
     tf_buf_append(&u->src, sep, strlen(sep));
     tf_pg_append_text_element(&u->src, it->source, strlen(it->source));
     tf_buf_append(&u->id, sep, strlen(sep));
@@ -588,60 +640,75 @@ static void upsert_add(upsert *u, const work_item *it, int deleted, const int32_
     tf_buf_printf(&u->version, "%s%lld", sep, (long long)it->ev.version);
     tf_buf_printf(&u->deleted, "%s%s", sep, deleted ? "t" : "f");
     tf_buf_printf(&u->event, "%s%lld", sep, (long long)it->ev.id);
-    if (model_version)
+    if (topics)
         tf_buf_printf(&u->model_version, "%s%lld", sep, (long long)model_version);
     else
         tf_buf_printf(&u->model_version, "%sNULL", sep);
-    tf_pg_append_int_array(&arr, ids, n);
-    tf_buf_append(&u->term_ids, sep, strlen(sep));
-    tf_pg_append_text_element(&u->term_ids, arr.p, arr.len);
-    tf_buf_reset(&arr);
-    tf_pg_append_int_array(&arr, counts, n);
-    tf_buf_append(&u->counts, sep, strlen(sep));
-    tf_pg_append_text_element(&u->counts, arr.p, arr.len);
-    tf_buf_reset(&arr);
-    tf_pg_append_float_array(&arr, weights, n);
-    tf_buf_append(&u->weights, sep, strlen(sep));
-    tf_pg_append_text_element(&u->weights, arr.p, arr.len);
-    tf_buf_append(&u->topics, sep, strlen(sep));
-    if (topics) {
-        tf_buf_reset(&arr);
-        tf_pg_append_float_array(&arr, topics, (size_t)k);
-        tf_pg_append_text_element(&u->topics, arr.p, arr.len);
-    } else {
-        tf_buf_append(&u->topics, "NULL", 4);
-    }
-    tf_buf_free(&arr);
     u->n++;
+    return 0;
 }
 
 static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
 {
-    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->term_ids, &u->counts,
-                      &u->weights, &u->topics, &u->model_version, &u->event};
-    const char *params[10];
+    tf_buf *text[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
+    tf_buf bin[7];
+    char k[16];
+    const char *params[14];
+    int lengths[14] = {0}, formats[14] = {0};
+    PGresult *res;
+    int rc = -1;
 
     if (u->n == 0)
         return 0;
-    for (size_t i = 0; i < 10; i++) {
-        tf_buf_append(bufs[i], "}", 1);
-        if (tf_buf_ok(bufs[i]) < 0)
-            return tf_err_set(err, "out of memory");
-        params[i] = bufs[i]->p;
+    for (size_t i = 0; i < 7; i++)
+        tf_buf_init(&bin[i]);
+    for (size_t i = 0; i < 6; i++) {
+        tf_buf_append(text[i], "}", 1);
+        params[i] = text[i]->p;
     }
-    /* The version guard repeats, atomically, the check made under the document lock. */
-    return exec_params(conn,
+    tf_pg_append_bin_int4_array(&bin[0], u->ids, u->n_vec);
+    tf_pg_append_bin_int4_array(&bin[1], u->counts, u->n_vec);
+    tf_pg_append_bin_float4_array(&bin[2], u->weights, u->n_vec);
+    tf_pg_append_bin_float4_array(&bin[3], u->topics, u->n_topics);
+    tf_pg_append_bin_int4_array(&bin[4], u->off, (size_t)u->n);
+    tf_pg_append_bin_int4_array(&bin[5], u->len, (size_t)u->n);
+    tf_pg_append_bin_int4_array(&bin[6], u->topic_off, (size_t)u->n);
+    for (size_t i = 0; i < 7; i++) {
+        if (tf_buf_ok(&bin[i]) < 0 || tf_buf_ok(text[i < 6 ? i : 0]) < 0) {
+            tf_err_set(err, "out of memory");
+            goto done;
+        }
+        params[6 + i] = bin[i].p;
+        lengths[6 + i] = (int)bin[i].len;
+        formats[6 + i] = 1;
+    }
+    snprintf(k, sizeof(k), "%d", u->k);
+    params[13] = k;
+    /* The version guard repeats, atomically, the check made under the document lock.
+     * Each row's vectors are slices of the flat binary arrays. */
+    res = PQexecParams(conn,
         "insert into topicflow.documents as d (source, doc_id, version, deleted, term_ids, counts,"
         " weights, topics, model_version, event_id, updated_at)"
-        " select s, i, v, del, ti::int[], c::int[], w::real[], t::real[], mv, e, now()"
-        " from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[], $6::text[],"
-        " $7::text[], $8::text[], $9::bigint[], $10::bigint[]) as u(s, i, v, del, ti, c, w, t, mv, e)"
+        " select s, i, v, del, ($7::int4[])[o + 1 : o + n], ($8::int4[])[o + 1 : o + n],"
+        " ($9::float4[])[o + 1 : o + n],"
+        " case when mv is null then null else ($10::float4[])[t + 1 : t + $14::int] end,"
+        " mv, e, clock_timestamp()"
+        " from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::bigint[], $6::bigint[],"
+        " $11::int4[], $12::int4[], $13::int4[]) as u(s, i, v, del, mv, e, o, n, t)"
         " on conflict (source, doc_id) do update set version = excluded.version,"
         " deleted = excluded.deleted, term_ids = excluded.term_ids, counts = excluded.counts,"
         " weights = excluded.weights, topics = excluded.topics,"
         " model_version = excluded.model_version, event_id = excluded.event_id,"
         " updated_at = excluded.updated_at where d.version < excluded.version",
-        10, params, PGRES_COMMAND_OK, NULL, err);
+        14, NULL, params, lengths, formats, 0);
+    if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) == 0) {
+        PQclear(res);
+        rc = 0;
+    }
+done:
+    for (size_t i = 0; i < 7; i++)
+        tf_buf_free(&bin[i]);
+    return rc;
 }
 
 static int record_processed(PGconn *conn, const char *name, const work_item *items, size_t n,
@@ -719,7 +786,8 @@ static int compute(applier *a, work_item *items, size_t n, doc_state *states, up
                 goto done;
         }
         if (it->ev.type == TF_EVENT_DELETED) {
-            upsert_add(up, it, 1, NULL, NULL, NULL, 0, NULL, 0, 0);
+            if (upsert_add(up, it, 1, NULL, NULL, NULL, 0, NULL, 0, err) < 0)
+                goto done;
             continue;
         }
         if (df_push(df, it->bag.ids, it->bag.n, +1, err) < 0)
@@ -754,8 +822,9 @@ static int compute(applier *a, work_item *items, size_t n, doc_state *states, up
                 add->H[r * (size_t)m->k + (size_t)j] = hq[j];
             }
         }
-        upsert_add(up, it, 0, it->bag.ids, it->bag.counts, x, it->bag.n, m->version ? hq : NULL,
-                   m->k, m->version);
+        if (upsert_add(up, it, 0, it->bag.ids, it->bag.counts, x, it->bag.n,
+                       m->version ? hq : NULL, m->version, err) < 0)
+            goto done;
     }
     for (size_t i = 0; i < n; i++) {
         stats->applied += items[i].outcome == ITEM_APPLIED;
@@ -783,7 +852,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
     memset(&retract, 0, sizeof(retract));
     memset(&add, 0, sizeof(add));
     memset(&df, 0, sizeof(df));
-    upsert_init(&up);
+    upsert_init(&up, 0);
     *transient = 0;
     for (size_t i = 0; i < n; i++)
         items[i].outcome = ITEM_PENDING;
@@ -795,7 +864,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
         goto fail;
     if (applier_sync_model(a, conn, err) < 0)
         goto fail;
-    retract.k = add.k = a->model.k;
+    retract.k = add.k = up.k = a->model.k;
     if (mark_duplicates(conn, items, n, err) < 0 || lock_documents(conn, items, n, err) < 0 ||
         read_documents(conn, items, n, states, err) < 0)
         goto fail;

@@ -4,8 +4,8 @@
  * Life: parse config -> connect (PostgreSQL; RabbitMQ twice: a consumer with manual acks
  * and a confirming publisher for dead letters) -> loop { gather a mini-batch (size or
  * max wait); dead-letter what can never be processed; apply the rest in one transaction;
- * ack after commit; model maintenance (initial fit, refresh, refold) } -> on SIGTERM/SIGINT
- * stop consuming, finish what was received, ack, exit 0.
+ * ack after commit }, while a second thread keeps the model up to date (maintenance.c)
+ * -> on SIGTERM/SIGINT stop consuming, finish what was received, ack, exit 0.
  * A database outage is waited out with backoff while the messages stay unacked: nothing is
  * dead-lettered and nothing is requeued (a requeue would count as a delivery attempt).
  */
@@ -22,7 +22,7 @@
 #include "config.h"
 #include "dead_letter.h"
 #include "log.h"
-#include "model_update.h"
+#include "maintenance.h"
 #include "pg.h"
 
 typedef struct worker_config {
@@ -35,6 +35,7 @@ typedef struct worker_config {
     long min_docs;
     long fit_iters;
     long refresh_every;
+    double refresh_interval_s;
     long refold_chunk;
     long heartbeat_s;
     const char *name;
@@ -60,6 +61,8 @@ static const tf_option worker_options[] = {
      offsetof(worker_config, fit_iters), 1, 10000},
     {"refresh-every", "TOPICFLOW_REFRESH_EVERY", TF_OPT_INT, "20",
      "batch deltas that trigger a model refresh", offsetof(worker_config, refresh_every), 1, 1e6},
+    {"refresh-interval", "TOPICFLOW_REFRESH_INTERVAL", TF_OPT_DURATION, "10s",
+     "least time between two refresh attempts of this worker", offsetof(worker_config, refresh_interval_s), 0, 86400},
     {"refold-chunk", "TOPICFLOW_REFOLD_CHUNK", TF_OPT_INT, "500",
      "stale documents re-folded per transaction", offsetof(worker_config, refold_chunk), 1, 1e6},
     {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30", "AMQP heartbeat in seconds (0: off)",
@@ -89,9 +92,8 @@ typedef struct worker {
     inbox in;
     work_item *items;
     tf_backoff backoff;
-    tf_update_opts update;
-    double next_maintenance, next_stats;
-    long batches_since_refresh;
+    maintenance *upkeep;
+    double next_stats;
     unsigned long long events, dead, events_at_stats;
 } worker;
 
@@ -222,14 +224,29 @@ static int inbox_fill(worker *w, size_t want, double timeout_s, tf_err *err)
     return 0;
 }
 
-/* Waits for the first delivery (up to idle_s), then for the batch to fill or its wait. */
+/* Waits for the first delivery (up to idle_s), then lets the batch grow while deliveries
+ * keep arriving (each within LINGER_S of the last), for at most the batch wait. Under load
+ * the prefetched deliveries are already there and batches fill at once; a lone event is
+ * held for LINGER_S, not for the whole batch wait. */
+#define LINGER_S 0.002
+
 static int gather(worker *w, double idle_s, tf_err *err)
 {
+    double end;
+
     if (w->in.n == 0 && inbox_fill(w, 1, idle_s, err) < 0)
         return -1;
-    if (w->in.n > 0 && w->in.n < (size_t)w->cfg.batch &&
-        inbox_fill(w, (size_t)w->cfg.batch, w->cfg.batch_wait_s, err) < 0)
-        return -1;
+    end = now_s() + w->cfg.batch_wait_s;
+    while (w->in.n > 0 && w->in.n < (size_t)w->cfg.batch) {
+        size_t before = w->in.n;
+        double left = end - now_s();
+        if (left <= 0)
+            break;
+        if (inbox_fill(w, (size_t)w->cfg.batch, left < LINGER_S ? left : LINGER_S, err) < 0)
+            return -1;
+        if (w->in.n == before)
+            break;
+    }
     return 0;
 }
 
@@ -392,74 +409,13 @@ static int process_batch(worker *w, tf_err *err)
     if (dead_letter_flush(w->dl, w->publisher, 30, err) < 0)
         goto done;
     ack_front(w, n, err);
-    w->batches_since_refresh++;
+    maintenance_note_batch(w->upkeep);
     rc = 0;
 done:
     for (size_t i = 0; i < m; i++)
         work_item_clear(&w->items[i]);
     free(envs);
     return rc;
-}
-
-/* ---- model maintenance -------------------------------------------------------------- */
-
-static void maintain_model(worker *w)
-{
-    const tf_model *m = applier_model(w->app);
-    tf_err err;
-    int64_t version;
-    long long live = 0, stale = 0;
-
-    if (!w->pg || PQstatus(w->pg) != CONNECTION_OK)
-        return;
-    if (applier_sync_model(w->app, w->pg, &err) < 0)
-        goto fail;
-    m = applier_model(w->app);
-    if (!m->version) {
-        tf_refit_result res;
-        PGresult *r = PQexec(w->pg, "select count(*) from topicflow.documents where not deleted");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK)
-            live = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        if (live >= w->cfg.min_docs && live >= w->cfg.k) {
-            int rc = tf_model_refit(w->pg, &w->update, &res, &err);
-            if (rc < 0)
-                goto fail;
-            if (rc == 0)
-                log_info("first model fitted", "version=%lld docs=%lld terms=%d k=%ld error=%.4g",
-                         (long long)res.version, (long long)res.n_docs, res.n_terms, w->cfg.k,
-                         res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
-            if (applier_sync_model(w->app, w->pg, &err) < 0)
-                goto fail;
-            m = applier_model(w->app);
-        }
-    }
-    if (m->version && tf_model_stale_count(w->pg, m->epoch, &stale, &err) < 0)
-        goto fail;
-    /* Re-fold for a bounded time per call, so deliveries and heartbeats keep flowing. */
-    for (double end = now_s() + 0.5; stale > 0 && now_s() < end && !stop_requested;) {
-        int n, rc = tf_model_refold(w->pg, m, applier_vocab(w->app), w->name,
-                                    (int)w->cfg.refold_chunk, &n, &err);
-        if (rc < 0)
-            goto fail;
-        if (rc == 1 || n == 0)
-            break;
-        stale -= n;
-        log_debug("re-folded documents", "docs=%d model_version=%lld", n, (long long)m->version);
-    }
-    if (w->batches_since_refresh > 0 || !m->version) {
-        int rc = tf_model_refresh(w->pg, &w->update, w->cfg.refresh_every, &version, &err);
-        if (rc < 0)
-            goto fail;
-        if (rc == 1) {
-            w->batches_since_refresh = 0;
-            if (version)
-                log_info("model refreshed", "version=%lld", (long long)version);
-        }
-    }
-    return;
-fail:
-    log_warn("model maintenance failed (retried later)", "reason=\"%s\"", err.msg);
 }
 
 static void log_stats(worker *w)
@@ -499,10 +455,6 @@ static void run(worker *w)
             drop_broker(w);
             sleep_interruptible(tf_backoff_next(&w->backoff));
             continue;
-        }
-        if (w->in.n == 0 || now_s() >= w->next_maintenance) {
-            maintain_model(w);
-            w->next_maintenance = now_s() + 1.0;
         }
         log_stats(w);
     }
@@ -577,10 +529,6 @@ int main(int argc, char **argv)
         snprintf(w.name, sizeof(w.name), "%s", w.cfg.name);
     else
         snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
-    w.update = tf_update_defaults();
-    w.update.k = (int)w.cfg.k;
-    w.update.max_iter = (int)w.cfg.fit_iters;
-    w.update.initial_only = 1;
     tf_backoff_init(&w.backoff, 0.1, w.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
     w.app = applier_new(w.name, w.cfg.data_dir ? w.cfg.data_dir : tf_data_dir(),
                         (size_t)w.cfg.max_message, &err);
@@ -591,8 +539,21 @@ int main(int argc, char **argv)
         return 1;
     }
     w.next_stats = now_s() + 10;
+    {
+        maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
+                               w.cfg.refresh_interval_s, w.cfg.refold_chunk, tf_update_defaults()};
+        mo.update.k = (int)w.cfg.k;
+        mo.update.max_iter = (int)w.cfg.fit_iters;
+        mo.update.initial_only = 1;
+        w.upkeep = maintenance_start(&mo, &err);
+        if (!w.upkeep) {
+            fprintf(stderr, "topicflow-worker: %s\n", err.msg);
+            return 1;
+        }
+    }
     log_info("starting", "version=%s worker=%s batch=%ld", TOPICFLOW_VERSION, w.name, w.cfg.batch);
     run(&w);
+    maintenance_stop(w.upkeep);
     log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", w.name, w.events, w.dead);
     drop_broker(&w);
     if (w.pg)

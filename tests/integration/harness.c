@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "event_codec.h"
 #include "pg.h"
 
 double harness_now(void)
@@ -446,4 +447,108 @@ const char *harness_write_file(harness *h, const char *suffix, const char *text,
     if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
         fail_msg("cannot write %s", path);
     return path;
+}
+
+void harness_prepare_publisher(tf_broker *b)
+{
+    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    tf_err err;
+
+    if (tf_broker_declare_topology(b, &topo, &err) < 0 || tf_broker_confirm_select(b, &err) < 0)
+        fail_msg("%s", err.msg);
+}
+
+static void publish_event(tf_broker *b, const char *exchange, long id, const char *error,
+                          uint64_t *tag)
+{
+    amqp_table_entry_t headers[2];
+    amqp_basic_properties_t props;
+    tf_event_field field;
+    tf_event ev;
+    char mid[32], title[64], *body;
+    size_t len;
+    tf_err err;
+    int n = 0;
+
+    snprintf(mid, sizeof(mid), "%ld", id);
+    snprintf(title, sizeof(title), "Data analyst intern %ld", id);
+    memset(&ev, 0, sizeof(ev));
+    ev.id = id;
+    ev.type = TF_EVENT_CREATED;
+    ev.aggregate = (tf_str){"internship", 10};
+    ev.aggregate_id = (tf_str){mid, strlen(mid)};
+    ev.version = 1;
+    ev.occurred_at = (int64_t)time(NULL) * 1000000;
+    ev.source = (tf_str){"public.internships", 18};
+    field.name = (tf_str){"title", 5};
+    field.value = (tf_str){title, strlen(title)};
+    ev.n_fields = 1;
+    ev.fields = &field;
+    if (tf_event_encode(&ev, &body, &len, &err) < 0)
+        fail_msg("%s", err.msg);
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                   AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                   AMQP_BASIC_HEADERS_FLAG;
+    props.content_type = amqp_cstring_bytes(TF_CONTENT_TYPE);
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    props.message_id = amqp_cstring_bytes(mid);
+    props.type = amqp_cstring_bytes("created");
+    props.timestamp = (uint64_t)time(NULL);
+    headers[n].key = amqp_cstring_bytes(TF_HEADER_SCHEMA);
+    headers[n].value.kind = AMQP_FIELD_KIND_I32;
+    headers[n++].value.value.i32 = TF_EVENT_SCHEMA;
+    if (error) {
+        headers[n].key = amqp_cstring_bytes(TF_HEADER_ERROR);
+        headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[n++].value.value.bytes = amqp_cstring_bytes(error);
+    }
+    props.headers.num_entries = n;
+    props.headers.entries = headers;
+    if (tf_broker_publish(b, exchange, "internship.created", &props, body, len, tag, &err) < 0)
+        fail_msg("%s", err.msg);
+    free(body);
+}
+
+void harness_publish_events(tf_broker *b, const char *exchange, long first, long n,
+                            const char *error)
+{
+    uint8_t *state = calloc((size_t)n + 1, 1);
+    uint64_t first_tag = 0, tag;
+    tf_err err;
+
+    for (long i = 0; i < n; i++) {
+        publish_event(b, exchange, first + i, error, &tag);
+        if (i == 0)
+            first_tag = tag;
+    }
+    if (n > 0 && tf_broker_wait_confirms(b, first_tag, (size_t)n, state, (size_t)n, 60, NULL,
+                                         NULL, &err) < 0)
+        fail_msg("%s", err.msg);
+    for (long i = 0; i < n; i++)
+        if (state[i] != TF_CONFIRM_ACK)
+            fail_msg("message %ld was not confirmed", first + i);
+    free(state);
+}
+
+uint32_t harness_queue_count(tf_broker *b, const char *queue)
+{
+    uint32_t messages, consumers;
+    tf_err err;
+
+    if (tf_broker_queue_info(b, queue, &messages, &consumers, &err) < 0)
+        fail_msg("%s", err.msg);
+    return messages;
+}
+
+void harness_wait_queue(tf_broker *b, const char *queue, uint32_t want, double timeout_s)
+{
+    double end = harness_now() + timeout_s;
+    uint32_t n;
+
+    while ((n = harness_queue_count(b, queue)) != want) {
+        if (harness_now() > end)
+            fail_msg("%s holds %u ready messages, not %u", queue, n, want);
+        usleep(50000);
+    }
 }

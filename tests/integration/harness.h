@@ -62,6 +62,19 @@ int harness_covers(int64_t *got, size_t n_got, const int64_t *want, size_t n_wan
 /* Inserts n internships with ~1 KB of text each, in one statement. */
 void harness_insert_internships(harness *h, int n);
 
+/* Declares topicflow's topology (defaults) and puts b in confirm mode, as a producer would. */
+void harness_prepare_publisher(tf_broker *b);
+/* Publishes n event-shaped messages with message ids first..first+n-1 (msgpack body with a
+ * title "Data analyst intern <id>", routing key internship.created, the producer's
+ * properties) to exchange and waits for every confirm. error, when given, goes into
+ * x-topicflow-error, as the worker sends a dead letter. b must be in confirm mode. */
+void harness_publish_events(tf_broker *b, const char *exchange, long first, long n,
+                            const char *error);
+/* Ready messages of queue (passive declare). */
+uint32_t harness_queue_count(tf_broker *b, const char *queue);
+/* Polls until queue holds want ready messages; fails the test after timeout_s. */
+void harness_wait_queue(tf_broker *b, const char *queue, uint32_t want, double timeout_s);
+
 /* Runs build/bin/<program> with the test's URLs and args (NULL-terminated) to completion,
  * standard input from stdin_path (NULL: /dev/null). Returns its exit status (128+signal when
  * killed); *out and *err (when not NULL) get what it wrote to stdout and stderr (caller

@@ -221,8 +221,8 @@ void pipeline_assert_statistics_consistent(harness *h)
 pid_t pipeline_spawn_worker(harness *h, const char *const *extra)
 {
     const char *args[24] = {"--k", "4", "--min-docs", "20", "--refresh-every", "3",
-                            "--batch-wait", "5ms"};
-    int n = 8;
+                            "--refresh-interval", "200ms", "--batch-wait", "5ms"};
+    int n = 10;
 
     for (; extra && *extra && n < 22; extra++)
         args[n++] = *extra;

@@ -1,0 +1,35 @@
+/*
+ * maintenance.h - the worker's model upkeep, on its own thread and database connection so
+ * that it never delays the consumption of events: the first model's fit once enough
+ * documents exist, the re-folding of stale documents after a refit, and periodic
+ * refreshes of W from the accumulated deltas. Several workers may all run it: the model
+ * advisory lock and SKIP LOCKED make them share the work instead of repeating it.
+ */
+#ifndef TF_MAINTENANCE_H
+#define TF_MAINTENANCE_H
+
+#include "error.h"
+#include "model_update.h"
+
+typedef struct maintenance_opts {
+    const char *pg_url;
+    const char *name;
+    long min_docs;          /* live documents before the first fit */
+    long refresh_every;     /* deltas that make a refresh worth it */
+    double refresh_interval_s;
+    long refold_chunk;
+    tf_update_opts update;  /* k and iterations of the first fit, refresh passes, ... */
+} maintenance_opts;
+
+typedef struct maintenance maintenance;
+
+/* Start the thread (opts is copied; its strings must outlive the thread). */
+maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err);
+
+/* Tell it a batch committed (cheap, any thread). */
+void maintenance_note_batch(maintenance *m);
+
+/* Stop and join the thread (finishing the step in progress). */
+void maintenance_stop(maintenance *m);
+
+#endif
