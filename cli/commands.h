@@ -13,5 +13,9 @@ int cli_track(int argc, char **argv);
 int cli_load(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_dlq(int argc, char **argv);
+int cli_topics(int argc, char **argv);
+int cli_doc(int argc, char **argv);
+int cli_refit(int argc, char **argv);
+int cli_replay(int argc, char **argv);
 
 #endif

@@ -269,7 +269,8 @@ typedef struct in_flight {
 typedef int (*walk_fn)(void *ctx, size_t i, const dead_letter *d);
 
 typedef struct walk {
-    tf_broker *b;
+    tf_broker *b;   /* takes and acknowledges the originals */
+    tf_broker *pub; /* publishes the copies, in confirm mode */
     in_flight flight[CONFIRM_WINDOW];
     size_t n_flight;
     uint64_t first_pub;
@@ -304,7 +305,7 @@ static int settle(walk *w, tf_err *err)
     if (w->n_flight == 0)
         return 0;
     memset(state, TF_CONFIRM_PENDING, sizeof(state));
-    if (tf_broker_wait_confirms(w->b, w->first_pub, w->n_flight, state, w->n_flight,
+    if (tf_broker_wait_confirms(w->pub, w->first_pub, w->n_flight, state, w->n_flight,
                                 CONFIRM_TIMEOUT_S, on_return, w, err) < 0)
         return -1;
     for (size_t i = 0; i < w->n_flight; i++) {
@@ -365,17 +366,23 @@ static amqp_basic_properties_t copy_props(const amqp_basic_properties_t *orig, i
     return p;
 }
 
-/* Takes the first n dead letters one by one (basic.get), asks choose where each goes, and
+/* Takes the first n dead letters one by one (basic.get on b), asks choose where each goes, and
  * publishes a copy there: DEST_DEAD through topicflow.dlx with its own routing key, which
  * puts it back at the end of topicflow.dead, DEST_EVENTS to topicflow.events. Each original
  * is acknowledged only after its copy is confirmed. Walking all of the queue and copying
  * every letter to its end keeps the order (see the top of the file). */
-static int walk_dead(tf_broker *b, uint32_t n, walk_fn choose, void *ctx, walk *w, tf_err *err)
+static int walk_dead(tf_broker *b, const char *url, uint32_t n, walk_fn choose, void *ctx, walk *w,
+                     tf_err *err)
 {
+    int rc = -1;
+
     memset(w, 0, sizeof(*w));
     w->b = b;
-    if (tf_broker_confirm_select(b, err) < 0)
-        return -1;
+    /* Copies go out on a connection of their own: confirms arriving on the channel that
+     * does basic.get would sit between a get-ok and its message body. */
+    w->pub = tf_broker_open(url, 30, err);
+    if (!w->pub || tf_broker_confirm_select(w->pub, err) < 0)
+        goto done;
     for (uint32_t i = 0; i < n; i++) {
         amqp_envelope_t env;
         dead_letter d;
@@ -383,7 +390,7 @@ static int walk_dead(tf_broker *b, uint32_t n, walk_fn choose, void *ctx, walk *
         uint64_t pub;
         int dest, got = tf_broker_get(b, TF_QUEUE_DEAD, 0, &env, err);
         if (got < 0)
-            return -1;
+            goto done;
         if (got == 0)
             break; /* another client took some meanwhile */
         describe(&env, &d);
@@ -397,12 +404,11 @@ static int walk_dead(tf_broker *b, uint32_t n, walk_fn choose, void *ctx, walk *
             amqp_table_entry_t entries[n_headers + 1];
             amqp_basic_properties_t props =
                 copy_props(&env.message.properties, dest == DEST_EVENTS, entries);
-            int rc = tf_broker_publish(b, dest == DEST_EVENTS ? TF_EXCHANGE_EVENTS : TF_EXCHANGE_DLX,
-                                       key, &props, env.message.body.bytes, env.message.body.len,
-                                       &pub, err);
-            if (rc < 0) {
+            if (tf_broker_publish(w->pub, dest == DEST_EVENTS ? TF_EXCHANGE_EVENTS : TF_EXCHANGE_DLX,
+                                  key, &props, env.message.body.bytes, env.message.body.len, &pub,
+                                  err) < 0) {
                 amqp_destroy_envelope(&env);
-                return -1;
+                goto done;
             }
         }
         if (w->n_flight == 0)
@@ -415,9 +421,13 @@ static int walk_dead(tf_broker *b, uint32_t n, walk_fn choose, void *ctx, walk *
         w->n_flight++;
         amqp_destroy_envelope(&env);
         if (w->n_flight == CONFIRM_WINDOW && settle(w, err) < 0)
-            return -1;
+            goto done;
     }
-    return settle(w, err);
+    rc = settle(w, err);
+done:
+    tf_broker_close(w->pub);
+    w->pub = NULL;
+    return rc;
 }
 
 /* Opens the broker and checks topicflow.dead; *ready gets its ready count. */
@@ -539,7 +549,7 @@ static int dlq_list(int argc, char **argv)
         tf_err_set(&err, "out of memory");
         goto fail;
     }
-    if (walk_dead(b, ready, list_choose, &l, &w, &err) < 0)
+    if (walk_dead(b, cfg.amqp_url, ready, list_choose, &l, &w, &err) < 0)
         goto fail;
     if (cfg.json) {
         fputs("[\n", stdout);
@@ -674,7 +684,7 @@ static int dlq_requeue(int argc, char **argv)
         goto done;
     /* Only the letters there at the start: one that dies again meanwhile waits for the next
      * run instead of going round in this one. */
-    if (walk_dead(b, ready, requeue_choose, &r, &w, &err) < 0)
+    if (walk_dead(b, cfg.amqp_url, ready, requeue_choose, &r, &w, &err) < 0)
         goto fail;
     if (cfg.dry_run)
         printf("would requeue %zu dead letter%s (dry run: nothing changed)\n", r.would,

@@ -53,7 +53,7 @@ int tf_event_encode(const tf_event *ev, char **buf, size_t *len, tf_err *err)
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    rc |= msgpack_pack_map(&pk, 8);
+    rc |= msgpack_pack_map(&pk, ev->replay_of ? 9 : 8);
     rc |= pack_key(&pk, "id") | msgpack_pack_int64(&pk, ev->id);
     rc |= pack_key(&pk, "type") | pack_str(&pk, type, strlen(type));
     rc |= pack_key(&pk, "aggregate") | pack_str(&pk, ev->aggregate.ptr, ev->aggregate.len);
@@ -62,6 +62,8 @@ int tf_event_encode(const tf_event *ev, char **buf, size_t *len, tf_err *err)
     rc |= pack_key(&pk, "version") | msgpack_pack_int64(&pk, ev->version);
     rc |= pack_key(&pk, "occurred_at") | msgpack_pack_int64(&pk, ev->occurred_at);
     rc |= pack_key(&pk, "source") | pack_str(&pk, ev->source.ptr, ev->source.len);
+    if (ev->replay_of)
+        rc |= pack_key(&pk, "replay_of") | msgpack_pack_int64(&pk, ev->replay_of);
     rc |= pack_key(&pk, "payload") | msgpack_pack_map(&pk, ev->n_fields);
     for (size_t i = 0; i < ev->n_fields; i++) {
         rc |= pack_str(&pk, ev->fields[i].name.ptr, ev->fields[i].name.len);
@@ -270,7 +272,7 @@ static int decode_payload(reader *r, tf_event *ev, tf_err *err)
 }
 
 enum { HAS_ID = 1, HAS_TYPE = 2, HAS_AGG = 4, HAS_AGG_ID = 8, HAS_VERSION = 16,
-       HAS_OCCURRED = 32, HAS_PAYLOAD = 64, HAS_SOURCE = 128 };
+       HAS_OCCURRED = 32, HAS_PAYLOAD = 64, HAS_SOURCE = 128, HAS_REPLAY = 256 };
 
 static int decode_entry(reader *r, const tf_str *key, tf_event *ev, unsigned *seen, tf_err *err)
 {
@@ -293,6 +295,7 @@ static int decode_entry(reader *r, const tf_str *key, tf_event *ev, unsigned *se
     INT_FIELD("id", HAS_ID, &ev->id)
     INT_FIELD("version", HAS_VERSION, &ev->version)
     INT_FIELD("occurred_at", HAS_OCCURRED, &ev->occurred_at)
+    INT_FIELD("replay_of", HAS_REPLAY, &ev->replay_of)
     STR_FIELD("aggregate", HAS_AGG, &ev->aggregate)
     STR_FIELD("aggregate_id", HAS_AGG_ID, &ev->aggregate_id)
     STR_FIELD("source", HAS_SOURCE, &ev->source)
@@ -366,9 +369,9 @@ int tf_event_decode(const void *data, size_t len, size_t limit, tf_event *ev, tf
         tf_err_set(err, "required field '%s' is missing", missing);
         goto fail;
     }
-    if (ev->version < 1 || ev->id < 1) {
+    if (ev->version < 1 || ev->id < 1 || ev->replay_of < 0) {
         rc = TF_CODEC_BAD_FIELD;
-        tf_err_set(err, "id and version must be positive");
+        tf_err_set(err, "id and version must be positive, replay_of not negative");
         goto fail;
     }
     return TF_CODEC_OK;

@@ -1,8 +1,9 @@
 /*
  * event_codec.h - the message body every topicflow event travels in: a msgpack map
- *   {id, type, aggregate, aggregate_id, version, occurred_at, source, payload}
+ *   {id, type, aggregate, aggregate_id, version, occurred_at, source, payload[, replay_of]}
  * where payload maps each tracked text column to its text (DESIGN.md "Messages").
- * occurred_at is microseconds since the Unix epoch (UTC); source is the tracked table.
+ * occurred_at is microseconds since the Unix epoch (UTC); source is the tracked table;
+ * replay_of, present only on replays, is the id of the event replayed.
  *
  * The decoder is zero-copy and defensive: it never trusts a declared length beyond the
  * bytes present, rejects input over the configured limit before looking at it, and its
@@ -41,6 +42,7 @@ typedef struct tf_event {
     int64_t version;       /* monotonic per aggregate */
     int64_t occurred_at;   /* µs since the epoch */
     tf_str source;         /* tracked table, e.g. "public.internships" */
+    int64_t replay_of;     /* 0, or the outbox id this event replays */
     size_t n_fields;
     tf_event_field *fields; /* decoder: owned by the event, see tf_event_clear */
 } tf_event;

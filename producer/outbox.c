@@ -16,11 +16,12 @@
 
 static const char fetch_sql[] =
     "with batch as ("
-    "  select id, source, aggregate_type, aggregate_id, event_type, version, created_at, payload"
-    "    from topicflow.outbox where published_at is null"
+    "  select id, source, aggregate_type, aggregate_id, event_type, version, created_at, payload,"
+    "         replay_of from topicflow.outbox where published_at is null"
     "   order by id limit $1 for update skip locked)"
     " select b.id, b.source, b.aggregate_type, b.aggregate_id, b.event_type, b.version,"
-    "        (extract(epoch from b.created_at) * 1000000)::bigint, kv.key, kv.value"
+    "        (extract(epoch from b.created_at) * 1000000)::bigint, kv.key, kv.value,"
+    "        coalesce(b.replay_of, 0)"
     "   from batch b left join lateral jsonb_each_text(b.payload) kv on true"
     "  order by b.id, kv.key";
 
@@ -78,7 +79,7 @@ static tf_str column(const PGresult *res, int row, int col)
 /* Fills the event of result row `row` (the first row of that event). */
 static int event_from_row(const PGresult *res, int row, tf_event *ev, tf_err *err)
 {
-    long long id, version, occurred;
+    long long id, version, occurred, replay;
 
     memset(ev, 0, sizeof(*ev));
     if (tf_pg_get_int64(res, row, 0, &id) < 0 || tf_pg_get_int64(res, row, 5, &version) < 0 ||
@@ -87,6 +88,9 @@ static int event_from_row(const PGresult *res, int row, tf_event *ev, tf_err *er
     ev->id = id;
     ev->version = version;
     ev->occurred_at = occurred;
+    if (tf_pg_get_int64(res, row, 9, &replay) < 0)
+        return tf_err_set(err, "outbox row %d has a non-integer replay_of", row);
+    ev->replay_of = replay;
     ev->source = column(res, row, 1);
     ev->aggregate = column(res, row, 2);
     ev->aggregate_id = column(res, row, 3);

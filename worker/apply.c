@@ -684,7 +684,8 @@ static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
     }
     snprintf(k, sizeof(k), "%d", u->k);
     params[13] = k;
-    /* The version guard repeats, atomically, the check made under the document lock.
+    /* The version guard repeats, atomically, the check made under the document lock
+     * (equal versions pass for replays; other equal ones never reach this statement).
      * Each row's vectors are slices of the flat binary arrays. */
     res = PQexecParams(conn,
         "insert into topicflow.documents as d (source, doc_id, version, deleted, term_ids, counts,"
@@ -699,7 +700,7 @@ static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
         " deleted = excluded.deleted, term_ids = excluded.term_ids, counts = excluded.counts,"
         " weights = excluded.weights, topics = excluded.topics,"
         " model_version = excluded.model_version, event_id = excluded.event_id,"
-        " updated_at = excluded.updated_at where d.version < excluded.version",
+        " updated_at = excluded.updated_at where d.version <= excluded.version",
         14, NULL, params, lengths, formats, 0);
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) == 0) {
         PQclear(res);
@@ -770,8 +771,11 @@ static int compute(applier *a, work_item *items, size_t n, doc_state *states, up
 
         if (it->outcome != ITEM_PENDING)
             continue;
-        if (s->found && s->version >= it->ev.version) {
-            it->outcome = ITEM_STALE; /* an update that arrived before its insert, etc. */
+        /* Older never overwrites newer (an update that arrived before its insert);
+         * a replay of the stored version recomputes it. */
+        if (s->found && (s->version > it->ev.version ||
+                         (s->version == it->ev.version && !it->ev.replay_of))) {
+            it->outcome = ITEM_STALE;
             continue;
         }
         it->outcome = ITEM_APPLIED;
