@@ -228,8 +228,10 @@ static void make_preview(const amqp_bytes_t body, dead_letter *d)
         tf_event_clear(&ev);
         return;
     }
+    /* Raw bytes: printable ASCII as is, the rest as \xNN, about PREVIEW_CHARS in all. */
     at = (size_t)snprintf(d->preview, size, "raw: ");
-    for (size_t i = 0; i < body.len && at + 5 < size && left > 0; i++, left--) {
+    size_t i = 0;
+    for (; i < body.len && at < PREVIEW_CHARS && at + 5 < size; i++) {
         unsigned char c = ((const unsigned char *)body.bytes)[i];
         if (c >= 0x20 && c < 0x7f && c != '\\')
             d->preview[at++] = (char)c;
@@ -237,7 +239,7 @@ static void make_preview(const amqp_bytes_t body, dead_letter *d)
             at += (size_t)snprintf(d->preview + at, size - at, "\\x%02x", c);
     }
     d->preview[at] = '\0';
-    if (body.len > 0 && left <= 0)
+    if (i < body.len)
         strcat(d->preview, "...");
 }
 

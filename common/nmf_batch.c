@@ -27,6 +27,7 @@ extern void dorgqr_(const int *m, const int *n, const int *k, double *a, const i
                     const double *tau, double *work, const int *lwork, int *info);
 
 #define NMF_OVERSAMPLE 10
+#define NMF_CD_SCRATCH(k) ((size_t)2 * (k) * NMF_CD_LANES)
 #define NMF_MAX_INNER 4
 /* Power iterations of the range finder: the initialisation only needs the leading
  * subspace roughly (HALS refines it), and each iteration costs two sparse products. */
@@ -177,7 +178,9 @@ typedef struct nmf_fit {
     double *P;      /* docs × k: X·W */
     double *Q;      /* terms × k: Xᵀ·H */
     double *GW, *GH;
-    double *scratch; /* threads × k for the coordinate-descent gradient */
+    spmm_plan *XW;  /* X·W: X's rows tiled over W */
+    spmm_plan *XtH; /* Xᵀ·H: Xᵀ's rows tiled over H */
+    double *scratch; /* per thread, NMF_CD_SCRATCH(k) doubles for nmf_cd_block */
     double xx;
     double flops;
 } nmf_fit;
@@ -305,11 +308,9 @@ typedef struct nmf_cd_job {
 static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
 {
     const nmf_cd_job *job = ctx;
-    double *g = job->scratch + (size_t)part * job->k;
 
-    for (int64_t r = begin; r < end; r++)
-        nmf_cd_solve(job->Y + r * job->k, job->P + r * job->k, job->G, job->inv, job->k,
-                     job->passes, 0.0, 0.0, g, NULL);
+    nmf_cd_block(job->Y + begin * job->k, job->P + begin * job->k, job->G, job->inv, job->k,
+                 end - begin, job->passes, job->scratch + (size_t)part * NMF_CD_SCRATCH(job->k));
 }
 
 static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
@@ -421,7 +422,11 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     f.Q = malloc(sizeof(double) * (size_t)f.terms * k);
     f.GW = malloc(sizeof(double) * (size_t)k * k);
     f.GH = malloc(sizeof(double) * (size_t)k * k);
-    f.scratch = malloc(sizeof(double) * (size_t)f.threads * k);
+    f.scratch = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_SCRATCH(k));
+    f.XW = spmm_plan_new(X, f.terms, k, err);
+    f.XtH = f.XW ? spmm_plan_new(&f.Xt, f.docs, k, err) : NULL;
+    if (!f.XW || !f.XtH)
+        goto fail;
     if (!f.P || !f.Q || !f.GW || !f.GH || !f.scratch) {
         tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
         goto fail;
@@ -429,7 +434,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     if (nmf_init_nndsvda(&f, opts->seed, err) < 0)
         goto fail;
     nmf_normalize(&f);
-    spmm(X, W, f.terms, k, f.P, f.threads);
+    spmm_plan_run(f.XW, W, f.P, f.threads);
     nmf_gram_rows(W, f.terms, k, f.GW);
     nmf_gram_rows(H, f.docs, k, f.GH);
     prev = sqrt(nmf_sq_error(&f));
@@ -445,12 +450,12 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     t0 = nmf_now();
     for (int it = 1; it <= opts->max_iter; it++) {
         /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
-        spmm(&f.Xt, H, f.docs, k, f.Q, f.threads);
+        spmm_plan_run(f.XtH, H, f.Q, f.threads);
         nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w);
         nmf_normalize(&f);
         /* H half, against the normalised W. */
         nmf_gram_rows(W, f.terms, k, f.GW);
-        spmm(X, W, f.terms, k, f.P, f.threads);
+        spmm_plan_run(f.XW, W, f.P, f.threads);
         nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h);
         nmf_gram_rows(H, f.docs, k, f.GH);
         f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
@@ -470,6 +475,8 @@ done:
         *res = out;
     rc = 0;
 fail:
+    spmm_plan_free(f.XW);
+    spmm_plan_free(f.XtH);
     csr_free(&f.Xt);
     free(f.P);
     free(f.Q);

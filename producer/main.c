@@ -19,6 +19,7 @@
 #include "backoff.h"
 #include "broker.h"
 #include "config.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
@@ -90,31 +91,9 @@ typedef struct producer {
     unsigned long long published, published_at_stats;
 } producer;
 
-static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Sleeps in short slices so that a stop request is honoured promptly. */
-static void sleep_interruptible(double s)
-{
-    double end = now_s() + s;
-    while (!stop_requested && now_s() < end) {
-        double left = end - now_s();
-        struct timespec ts = {0, (long)((left < 0.1 ? left : 0.1) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
-}
 
 static int connect_slot(producer *p, int i, tf_err *err)
 {
@@ -264,11 +243,11 @@ static void run_retention(producer *p)
     long deleted = 0, total = 0;
     tf_err err;
 
-    if (p->cfg.retention_s <= 0 || now_s() < p->next_retention)
+    if (p->cfg.retention_s <= 0 || tf_now() < p->next_retention)
         return;
-    p->next_retention = now_s() + 60;
+    p->next_retention = tf_now() + 60;
     /* Small batches, each its own transaction, so retention never holds locks for long. */
-    for (int i = 0; i < 100 && !stop_requested; i++) {
+    for (int i = 0; i < 100 && !tf_stop_requested(); i++) {
         if (outbox_delete_published(p->slots[0].pg, p->cfg.retention_s, 1000, &deleted, &err) < 0) {
             log_warn("retention failed", "reason=\"%s\"", err.msg);
             return;
@@ -283,7 +262,7 @@ static void run_retention(producer *p)
 
 static void log_stats(producer *p)
 {
-    double t = now_s();
+    double t = tf_now();
 
     if (t < p->next_stats)
         return;
@@ -297,7 +276,7 @@ static void log_stats(producer *p)
 /* Waits for a NOTIFY, the poll interval, or a stop request, servicing AMQP heartbeats. */
 static int wait_for_work(producer *p, tf_err *err)
 {
-    double deadline = now_s() + p->cfg.poll_s;
+    double deadline = tf_now() + p->cfg.poll_s;
     double slice = p->broker && tf_broker_heartbeat(p->broker) > 0
                        ? tf_broker_heartbeat(p->broker) / 4.0 : 1.0;
     PGnotify *early;
@@ -313,8 +292,8 @@ static int wait_for_work(producer *p, tf_err *err)
     if (pending)
         return 0;
 
-    while (!stop_requested) {
-        double left = deadline - now_s();
+    while (!tf_stop_requested()) {
+        double left = deadline - tf_now();
         int pgfd = PQsocket(p->slots[0].pg), afd = tf_broker_fd(p->broker);
         struct timeval tv;
         fd_set rd;
@@ -352,14 +331,14 @@ static void retry_after_failure(producer *p, const char *what, const tf_err *err
 
     log_warn(what, "in_s=%.2f reason=\"%s\"", d, err->msg);
     abandon_all(p);
-    sleep_interruptible(d);
+    tf_sleep_interruptible(d);
 }
 
 static int run(producer *p)
 {
     tf_err err;
 
-    while (!stop_requested) {
+    while (!tf_stop_requested()) {
         int n, refused = 0;
 
         if (ensure_connected(p, &err) < 0) {
@@ -376,7 +355,7 @@ static int run(producer *p)
             continue;
         }
         if (refused) {
-            sleep_interruptible(tf_backoff_next(&p->backoff));
+            tf_sleep_interruptible(tf_backoff_next(&p->backoff));
             continue;
         }
         tf_backoff_reset(&p->backoff);
@@ -400,17 +379,6 @@ static int run(producer *p)
     return 0;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 int main(int argc, char **argv)
 {
@@ -447,14 +415,14 @@ int main(int argc, char **argv)
         return 2;
     }
     tf_log_init("producer", level);
-    install_signals();
+    tf_signals_install();
     tf_backoff_init(&p.backoff, 0.1, p.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
     p.pub = publisher_new();
     if (!p.pub) {
         log_error("out of memory", "");
         return 1;
     }
-    p.next_stats = now_s() + 10;
+    p.next_stats = tf_now() + 10;
     p.n_slots = (int)p.cfg.in_flight;
     log_info("starting", "version=%s batch=%ld", TOPICFLOW_VERSION, p.cfg.batch);
     run(&p);

@@ -20,6 +20,7 @@
 #include "backoff.h"
 #include "broker.h"
 #include "config.h"
+#include "lifecycle.h"
 #include "dead_letter.h"
 #include "log.h"
 #include "maintenance.h"
@@ -97,30 +98,8 @@ typedef struct worker {
     unsigned long long events, dead, events_at_stats;
 } worker;
 
-static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_interruptible(double s)
-{
-    double end = now_s() + s;
-    while (!stop_requested && now_s() < end) {
-        double left = end - now_s();
-        struct timespec ts = {0, (long)((left < 0.1 ? left : 0.1) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
-}
 
 /* ---- connections ------------------------------------------------------------------- */
 
@@ -201,10 +180,10 @@ static int ensure_connected(worker *w, tf_err *err)
  * are held. Heartbeats are serviced while waiting. */
 static int inbox_fill(worker *w, size_t want, double timeout_s, tf_err *err)
 {
-    double end = now_s() + timeout_s;
+    double end = tf_now() + timeout_s;
 
     while (w->in.n < want) {
-        double left = end - now_s();
+        double left = end - tf_now();
         int rc;
         if (w->in.n == w->in.cap) {
             size_t cap = w->in.cap ? w->in.cap * 2 : 256;
@@ -236,10 +215,10 @@ static int gather(worker *w, double idle_s, tf_err *err)
 
     if (w->in.n == 0 && inbox_fill(w, 1, idle_s, err) < 0)
         return -1;
-    end = now_s() + w->cfg.batch_wait_s;
+    end = tf_now() + w->cfg.batch_wait_s;
     while (w->in.n > 0 && w->in.n < (size_t)w->cfg.batch) {
         size_t before = w->in.n;
-        double left = end - now_s();
+        double left = end - tf_now();
         if (left <= 0)
             break;
         if (inbox_fill(w, (size_t)w->cfg.batch, left < LINGER_S ? left : LINGER_S, err) < 0)
@@ -367,7 +346,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             return 0;
         }
     wait:
-        if (stop_requested)
+        if (tf_stop_requested())
             return tf_err_set(err, "stopping while the database is unavailable");
         {
             double d = tf_backoff_next(&w->backoff);
@@ -420,7 +399,7 @@ done:
 
 static void log_stats(worker *w)
 {
-    double t = now_s();
+    double t = tf_now();
 
     if (t < w->next_stats)
         return;
@@ -438,7 +417,7 @@ static void run(worker *w)
 {
     tf_err err;
 
-    while (!stop_requested) {
+    while (!tf_stop_requested()) {
         if (ensure_connected(w, &err) < 0) {
             double d = tf_backoff_next(&w->backoff);
             log_warn("cannot connect, retrying", "in_s=%.2f reason=\"%s\"", d, err.msg);
@@ -447,13 +426,13 @@ static void run(worker *w)
             if (w->consumer && tf_broker_ok(w->consumer))
                 inbox_fill(w, w->in.n + 1 + (size_t)w->cfg.batch * 4, d, &err);
             else
-                sleep_interruptible(d);
+                tf_sleep_interruptible(d);
             continue;
         }
         if (gather(w, 0.25, &err) < 0 || (w->in.n && process_batch(w, &err) < 0)) {
             log_warn("broker connection lost, reconnecting", "reason=\"%s\"", err.msg);
             drop_broker(w);
-            sleep_interruptible(tf_backoff_next(&w->backoff));
+            tf_sleep_interruptible(tf_backoff_next(&w->backoff));
             continue;
         }
         log_stats(w);
@@ -466,17 +445,6 @@ static void run(worker *w)
     }
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 static int configure(worker *w, int argc, char **argv, tf_log_level *level)
 {
@@ -523,7 +491,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     tf_log_init("worker", level);
-    install_signals();
+    tf_signals_install();
     gethostname(host, sizeof(host) - 1);
     if (w.cfg.name)
         snprintf(w.name, sizeof(w.name), "%s", w.cfg.name);
@@ -538,7 +506,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "topicflow-worker: %s\n", w.app ? "out of memory" : err.msg);
         return 1;
     }
-    w.next_stats = now_s() + 10;
+    w.next_stats = tf_now() + 10;
     {
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
                                w.cfg.refresh_interval_s, w.cfg.refold_chunk, tf_update_defaults()};

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lifecycle.h"
 #include "log.h"
 #include "pg.h"
 
@@ -25,16 +26,10 @@ struct maintenance {
     double next_refresh;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void nap(maintenance *m, double s)
 {
-    for (double end = now_s() + s; !atomic_load(&m->stop) && now_s() < end;) {
+    for (double end = tf_now() + s; !atomic_load(&m->stop) && tf_now() < end;) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -105,9 +100,9 @@ static int refresh(maintenance *m, tf_err *err)
     int64_t version;
     int rc;
 
-    if (now_s() < m->next_refresh || (m->model.version && atomic_load(&m->batches) == 0))
+    if (tf_now() < m->next_refresh || (m->model.version && atomic_load(&m->batches) == 0))
         return 0;
-    m->next_refresh = now_s() + m->opts.refresh_interval_s;
+    m->next_refresh = tf_now() + m->opts.refresh_interval_s;
     rc = tf_model_refresh(m->pg, &m->opts.update, m->opts.refresh_every, &version, err);
     if (rc < 0)
         return -1;

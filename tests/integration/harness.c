@@ -552,3 +552,16 @@ void harness_wait_queue(tf_broker *b, const char *queue, uint32_t want, double t
         usleep(50000);
     }
 }
+
+void harness_assert_queue_has_every_event(harness *h)
+{
+    size_t n_want, n_got;
+    int64_t *want = harness_outbox_ids(h, &n_want);
+    int64_t *got = calloc(n_want * 2 + 1000, sizeof(*got));
+
+    n_got = harness_drain_queue(h, TF_QUEUE_NMF, got, n_want * 2 + 1000, 1.5);
+    assert_true(n_got >= n_want);
+    assert_true(harness_covers(got, n_got, want, n_want));
+    free(want);
+    free(got);
+}

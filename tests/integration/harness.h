@@ -59,6 +59,9 @@ int64_t *harness_outbox_ids(harness *h, size_t *n);
 /* 1 when every id of want[0..n_want) occurs in got[0..n_got) (got is sorted in place). */
 int harness_covers(int64_t *got, size_t n_got, const int64_t *want, size_t n_want);
 
+/* Drains topicflow.nmf and checks that every outbox event is in it at least once. */
+void harness_assert_queue_has_every_event(harness *h);
+
 /* Inserts n internships with ~1 KB of text each, in one statement. */
 void harness_insert_internships(harness *h, int n);
 

@@ -17,19 +17,6 @@
 
 #define UNPUBLISHED "select count(*) from topicflow.outbox where published_at is null"
 
-static void assert_every_event_reached_the_queue(harness *h)
-{
-    size_t n_want, n_got;
-    int64_t *want = harness_outbox_ids(h, &n_want);
-    int64_t *got = calloc(n_want * 2 + 1000, sizeof(*got));
-
-    n_got = harness_drain_queue(h, TF_QUEUE_NMF, got, n_want * 2 + 1000, 1.5);
-    assert_true(n_got >= n_want);
-    assert_true(harness_covers(got, n_got, want, n_want));
-    free(want);
-    free(got);
-}
-
 static void test_sigkill_at_any_instant_loses_nothing(void **state)
 {
     harness h;
@@ -57,7 +44,7 @@ static void test_sigkill_at_any_instant_loses_nothing(void **state)
         assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 120), 0);
         assert_int_equal(harness_stop(p, SIGTERM), 0);
     }
-    assert_every_event_reached_the_queue(&h);
+    harness_assert_queue_has_every_event(&h);
     harness_teardown(&h);
 }
 
@@ -74,7 +61,7 @@ static void test_two_producers_publish_every_event(void **state)
     assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 120), 0);
     assert_int_equal(harness_stop(a, SIGTERM), 0);
     assert_int_equal(harness_stop(b, SIGTERM), 0);
-    assert_every_event_reached_the_queue(&h);
+    harness_assert_queue_has_every_event(&h);
     harness_teardown(&h);
 }
 

@@ -18,19 +18,6 @@
 
 #define UNPUBLISHED "select count(*) from topicflow.outbox where published_at is null"
 
-static void assert_every_event_reached_the_queue(harness *h)
-{
-    size_t n_want, n_got;
-    int64_t *want = harness_outbox_ids(h, &n_want);
-    int64_t *got = calloc(n_want * 2 + 1000, sizeof(*got));
-
-    n_got = harness_drain_queue(h, TF_QUEUE_NMF, got, n_want * 2 + 1000, 1.5);
-    assert_true(n_got >= n_want);
-    assert_true(harness_covers(got, n_got, want, n_want));
-    free(want);
-    free(got);
-}
-
 static void test_rabbitmq_restart_under_load_loses_nothing(void **state)
 {
     harness h;
@@ -49,7 +36,7 @@ static void test_rabbitmq_restart_under_load_loses_nothing(void **state)
     harness_insert_internships(&h, 1000);
     assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 120), 0);
     assert_int_equal(harness_stop(p, SIGTERM), 0);
-    assert_every_event_reached_the_queue(&h);
+    harness_assert_queue_has_every_event(&h);
     harness_teardown(&h);
 }
 
@@ -69,7 +56,7 @@ static void test_rabbitmq_killed_mid_batch_loses_nothing(void **state)
     assert_int_equal(harness_services("rabbitmq start"), 0);
     assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 180), 0);
     assert_int_equal(harness_stop(p, SIGTERM), 0);
-    assert_every_event_reached_the_queue(&h);
+    harness_assert_queue_has_every_event(&h);
     harness_teardown(&h);
 }
 
@@ -89,7 +76,7 @@ static void test_postgresql_restart_is_recovered_by_itself(void **state)
     harness_insert_internships(&h, 100); /* the harness reconnects; so must the producer */
     assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 60), 0);
     assert_int_equal(harness_stop(p, SIGTERM), 0);
-    assert_every_event_reached_the_queue(&h);
+    harness_assert_queue_has_every_event(&h);
     harness_teardown(&h);
 }
 

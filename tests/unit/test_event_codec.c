@@ -67,6 +67,29 @@ static void test_round_trip_keeps_every_field(void **state)
     free(buf);
 }
 
+static void test_replay_of_round_trips_and_is_absent_otherwise(void **state)
+{
+    tf_event_field fields[2];
+    tf_event in = sample_event(fields), out;
+    char *buf;
+    size_t len;
+    tf_err err;
+
+    in.replay_of = 17;
+    assert_int_equal(tf_event_encode(&in, &buf, &len, &err), 0);
+    assert_int_equal(tf_event_decode(buf, len, TF_EVENT_DEFAULT_LIMIT, &out, &err), TF_CODEC_OK);
+    assert_int_equal(out.replay_of, 17);
+    tf_event_clear(&out);
+    free(buf);
+    in.replay_of = 0;
+    assert_int_equal(tf_event_encode(&in, &buf, &len, &err), 0);
+    assert_null(memmem(buf, len, "replay_of", 9));
+    assert_int_equal(tf_event_decode(buf, len, TF_EVENT_DEFAULT_LIMIT, &out, &err), TF_CODEC_OK);
+    assert_int_equal(out.replay_of, 0);
+    tf_event_clear(&out);
+    free(buf);
+}
+
 static void test_empty_payload_round_trips(void **state)
 {
     tf_event_field fields[2];
@@ -286,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_keeps_every_field),
         cmocka_unit_test(test_empty_payload_round_trips),
+        cmocka_unit_test(test_replay_of_round_trips_and_is_absent_otherwise),
         cmocka_unit_test(test_every_truncation_is_rejected),
         cmocka_unit_test(test_over_limit_is_rejected_before_parsing),
         cmocka_unit_test(test_huge_declared_lengths_are_rejected),
