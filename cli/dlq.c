@@ -99,24 +99,6 @@ static int field_text(const amqp_field_value_t *v, char *out, size_t size)
     return 0;
 }
 
-static int field_int(const amqp_field_value_t *v, long long *out)
-{
-    if (!v)
-        return -1;
-    switch (v->kind) {
-    case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
-    case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
-    case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
-    case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
-    case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
-    case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
-    case AMQP_FIELD_KIND_I64: *out = (long long)v->value.i64; return 0;
-    case AMQP_FIELD_KIND_U64:
-    case AMQP_FIELD_KIND_TIMESTAMP: *out = (long long)v->value.u64; return 0;
-    default: return -1;
-    }
-}
-
 static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *name)
 {
     size_t len = strlen(name);
@@ -152,22 +134,24 @@ static void read_deaths(const amqp_basic_properties_t *props, dead_letter *d)
                 continue;
             if (i == 0)
                 field_text(table_get(&e->value.table, "reason"), d->reason, sizeof(d->reason));
-            if (field_int(table_get(&e->value.table, "count"), &v) == 0)
+            if (tf_amqp_field_int(table_get(&e->value.table, "count"), &v) == 0)
                 count += v;
-            if (field_int(table_get(&e->value.table, "time"), &v) == 0 && (first == 0 || v < first))
+            if (tf_amqp_field_int(table_get(&e->value.table, "time"), &v) == 0 && (first == 0 || v < first))
                 first = v;
         }
     }
     if (error) {
         field_text(error, d->reason, sizeof(d->reason));
         count++;
+        if (tf_amqp_field_int(tf_amqp_header(props, TF_HEADER_FAILED_AT), &v) == 0 && (first == 0 || v < first))
+            first = v;
     }
     d->death_count = count > 0 ? count : 1;
     d->first_death[0] = '\0';
     if (first > 0)
         iso_time(first, d->first_death, sizeof(d->first_death));
     else if (props->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
-        /* The worker's dead letters carry no death time: the event's own time is the bound. */
+        /* A dead letter without a recorded time: the event's own time is the bound. */
         iso_time((long long)props->timestamp, d->first_death, sizeof(d->first_death));
     if (!d->reason[0])
         snprintf(d->reason, sizeof(d->reason), "unknown");
@@ -356,7 +340,7 @@ static amqp_basic_properties_t copy_props(const amqp_basic_properties_t *orig, i
         }
     }
     if (requeue) {
-        field_int(tf_amqp_header(orig, HEADER_REQUEUED), &count);
+        tf_amqp_field_int(tf_amqp_header(orig, HEADER_REQUEUED), &count);
         entries[n].key = amqp_cstring_bytes(HEADER_REQUEUED);
         entries[n].value.kind = AMQP_FIELD_KIND_I64;
         entries[n].value.value.i64 = count + 1;

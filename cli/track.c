@@ -179,10 +179,10 @@ int cli_track(int argc, char **argv)
     res = PQexecParams(conn,
                        "select format('%I.%I', n.nspname, c.relname), t.id_column,"
                        "       array_to_string(t.text_columns, ', '), t.aggregate_type"
-                       "  from topicflow.tracked_tables t"
-                       "  join pg_class c on c.oid = $1::regclass"
+                       "  from pg_class c"
                        "  join pg_namespace n on n.oid = c.relnamespace"
-                       " where t.source = $1::regclass::text",
+                       "  join topicflow.tracked_tables t on t.source = format('%I.%I', n.nspname, c.relname)"
+                       " where c.oid = $1::regclass",
                        1, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, &err) < 0) {
         res = NULL;

@@ -652,3 +652,21 @@ const amqp_field_value_t *tf_amqp_header(const amqp_basic_properties_t *props, c
     }
     return NULL;
 }
+
+int tf_amqp_field_int(const amqp_field_value_t *v, long long *out)
+{
+    if (!v)
+        return -1;
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
+    case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
+    case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
+    case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
+    case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
+    case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
+    case AMQP_FIELD_KIND_I64: *out = (long long)v->value.i64; return 0;
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP: *out = (long long)v->value.u64; return 0;
+    default: return -1;
+    }
+}

@@ -22,6 +22,7 @@
 #define TF_QUEUE_DEAD "topicflow.dead"
 #define TF_HEADER_SCHEMA "x-topicflow-schema"
 #define TF_HEADER_ERROR "x-topicflow-error"
+#define TF_HEADER_FAILED_AT "x-topicflow-failed-at" /* AMQP timestamp of the worker's dead-lettering */
 #define TF_CONTENT_TYPE "application/msgpack"
 
 typedef struct tf_broker tf_broker;
@@ -116,6 +117,9 @@ int tf_broker_nack(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err
 
 /* Set err from a reply of rabbitmq-c (library error, server channel/connection close). */
 int tf_amqp_reply_error(amqp_rpc_reply_t reply, const char *context, tf_err *err);
+
+/* An integer (or timestamp) field's value; -1 when v is NULL or of another kind. */
+int tf_amqp_field_int(const amqp_field_value_t *v, long long *out);
 
 /* Look up a header of a message's properties; NULL if absent. */
 const amqp_field_value_t *tf_amqp_header(const amqp_basic_properties_t *props, const char *name);

@@ -71,8 +71,7 @@ static int apply_one(PGconn *conn, const tf_migration *m, int *done, tf_err *err
     *done = 0;
     if (tf_pg_command(conn, "begin", err) < 0)
         return -1;
-    if (tf_pg_check(conn, PQexec(conn, "select pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")"),
-                    PGRES_TUPLES_OK, err) < 0)
+    if (tf_pg_command(conn, "select pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err) < 0)
         goto fail;
     if (is_applied(conn, m->version, &applied, err) < 0)
         goto fail;

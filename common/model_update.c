@@ -567,8 +567,7 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
             goto done;
         }
     } else {
-        if (tf_pg_check(conn, PQexec(conn, "select pg_advisory_lock(" LOCK_SQL_ARGS ")"),
-                        PGRES_TUPLES_OK, err) < 0)
+        if (tf_pg_command(conn, "select pg_advisory_lock(" LOCK_SQL_ARGS ")", err) < 0)
             goto done;
         locked = 1;
     }

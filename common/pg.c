@@ -85,7 +85,16 @@ int tf_pg_check(PGconn *conn, PGresult *res, ExecStatusType expected, tf_err *er
 
 int tf_pg_command(PGconn *conn, const char *sql, tf_err *err)
 {
-    return tf_pg_check(conn, PQexec(conn, sql), PGRES_COMMAND_OK, err);
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+
+    if (!res || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)) {
+        tf_pg_result_error(conn, res, err);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
 }
 
 int tf_pg_state_is_transient(const char *state)

@@ -21,7 +21,8 @@
  * Returns NULL with a reason (password redacted) on failure. Free with PQfinish. */
 PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err);
 
-/* Run a constant command (BEGIN, COMMIT, LISTEN x, ...). 0 or -1 with reason. */
+/* Run a constant statement whose result is not needed (BEGIN, COMMIT, LISTEN x,
+ * select pg_advisory_lock(...)). 0 or -1 with reason. */
 int tf_pg_command(PGconn *conn, const char *sql, tf_err *err);
 
 /* Set err from a result that is not PGRES_COMMAND_OK/TUPLES_OK (or NULL): the server's

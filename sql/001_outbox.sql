@@ -171,8 +171,10 @@ begin
                    'for each statement execute function topicflow.notify_outbox()', tbl);
     execute format('create trigger topicflow_no_truncate before truncate on %s '
                    'for each statement execute function topicflow.refuse_truncate()', tbl);
+    -- Schema-qualified whatever the search_path, exactly as the capture trigger names it.
     insert into topicflow.tracked_tables (source, id_column, text_columns, aggregate_type)
-    values (tbl::text, id_column, text_columns, aggregate_type)
+    select format('%I.%I', n.nspname, c.relname), id_column, text_columns, aggregate_type
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = tbl
     on conflict (source) do update
         set id_column = excluded.id_column, text_columns = excluded.text_columns,
             aggregate_type = excluded.aggregate_type, tracked_at = now();

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_HEADERS 64
 
@@ -35,7 +36,7 @@ int dead_letter_add(dead_letter *d, tf_broker *b, const amqp_envelope_t *env, co
                     tf_err *err)
 {
     amqp_basic_properties_t props = env->message.properties;
-    amqp_table_entry_t headers[MAX_HEADERS + 1];
+    amqp_table_entry_t headers[MAX_HEADERS + 2];
     char rkey[256];
     uint64_t tag;
     int n = 0;
@@ -51,8 +52,10 @@ int dead_letter_add(dead_letter *d, tf_broker *b, const amqp_envelope_t *env, co
     if (props._flags & AMQP_BASIC_HEADERS_FLAG) {
         for (int i = 0; i < props.headers.num_entries && n < MAX_HEADERS; i++) {
             const amqp_table_entry_t *e = &props.headers.entries[i];
-            if (e->key.len == strlen(TF_HEADER_ERROR) &&
-                memcmp(e->key.bytes, TF_HEADER_ERROR, e->key.len) == 0)
+            if ((e->key.len == strlen(TF_HEADER_ERROR) &&
+                 memcmp(e->key.bytes, TF_HEADER_ERROR, e->key.len) == 0) ||
+                (e->key.len == strlen(TF_HEADER_FAILED_AT) &&
+                 memcmp(e->key.bytes, TF_HEADER_FAILED_AT, e->key.len) == 0))
                 continue;
             headers[n++] = *e;
         }
@@ -60,6 +63,11 @@ int dead_letter_add(dead_letter *d, tf_broker *b, const amqp_envelope_t *env, co
     headers[n].key = amqp_cstring_bytes(TF_HEADER_ERROR);
     headers[n].value.kind = AMQP_FIELD_KIND_UTF8;
     headers[n].value.value.bytes = amqp_cstring_bytes(reason);
+    n++;
+    /* When it was dead-lettered (the broker's own dead letters carry x-death times). */
+    headers[n].key = amqp_cstring_bytes(TF_HEADER_FAILED_AT);
+    headers[n].value.kind = AMQP_FIELD_KIND_TIMESTAMP;
+    headers[n].value.value.u64 = (uint64_t)time(NULL);
     n++;
     props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;

@@ -231,21 +231,6 @@ static int gather(worker *w, double idle_s, tf_err *err)
 
 /* ---- classification ----------------------------------------------------------------- */
 
-static int header_int(const amqp_field_value_t *v, long long *out)
-{
-    switch (v->kind) {
-    case AMQP_FIELD_KIND_I8: *out = v->value.i8; return 0;
-    case AMQP_FIELD_KIND_U8: *out = v->value.u8; return 0;
-    case AMQP_FIELD_KIND_I16: *out = v->value.i16; return 0;
-    case AMQP_FIELD_KIND_U16: *out = v->value.u16; return 0;
-    case AMQP_FIELD_KIND_I32: *out = v->value.i32; return 0;
-    case AMQP_FIELD_KIND_U32: *out = v->value.u32; return 0;
-    case AMQP_FIELD_KIND_I64: *out = v->value.i64; return 0;
-    case AMQP_FIELD_KIND_U64: *out = (long long)v->value.u64; return 0;
-    default: return -1;
-    }
-}
-
 /* 0: item ready; 1: permanent failure, reason in err; -1: internal failure. */
 static int classify(worker *w, const amqp_envelope_t *env, work_item *item, tf_err *err)
 {
@@ -263,7 +248,7 @@ static int classify(worker *w, const amqp_envelope_t *env, work_item *item, tf_e
                           (const char *)p->content_type.bytes), 1;
     if (!schema)
         return tf_err_set(err, "no " TF_HEADER_SCHEMA " header"), 1;
-    if (header_int(schema, &version) < 0 || version != TF_EVENT_SCHEMA)
+    if (tf_amqp_field_int(schema, &version) < 0 || version != TF_EVENT_SCHEMA)
         return tf_err_set(err, "unknown schema version (" TF_HEADER_SCHEMA " is not %d)",
                           TF_EVENT_SCHEMA), 1;
     if (tf_event_decode(env->message.body.bytes, env->message.body.len, (size_t)w->cfg.max_message,

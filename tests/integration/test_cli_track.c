@@ -59,8 +59,10 @@ static void test_default_aggregate_is_the_singular_table_name(void **state)
         assert_int_equal(harness_run(&h, "topicflow",
                                      (const char *[]){"track", sql, "--id", "id", "--text", "name", NULL},
                                      NULL, NULL, NULL), 0);
-        agg = harness_query_text(&h, "select aggregate_type from topicflow.tracked_tables"
-                                     " where source = $1::regclass::text", sql);
+        agg = harness_query_text(&h, "select t.aggregate_type from topicflow.tracked_tables t"
+                                     " join pg_class c on c.oid = $1::regclass"
+                                     " join pg_namespace n on n.oid = c.relnamespace"
+                                     " where t.source = format('%I.%I', n.nspname, c.relname)", sql);
         assert_non_null(agg);
         assert_string_equal(agg, tables[i][1]);
         free(agg);
