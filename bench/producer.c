@@ -21,6 +21,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
+#include "proc_cpu.h"
 #include "publisher.h"
 
 typedef struct bench_config {
@@ -108,7 +109,7 @@ static outbox_batch *preload(PGconn *c, long batch, size_t *n_batches)
             memset(all + cap, 0, cap * sizeof(*all));
             cap *= 2;
         }
-        got = outbox_fetch(c, (int)batch, &all[n], &err);
+        got = outbox_fetch(c, (int)batch, 0, &all[n], &err);
         if (got < 0)
             die("fetch", &err);
         if (got == 0)
@@ -126,9 +127,14 @@ static outbox_batch *preload(PGconn *c, long batch, size_t *n_batches)
     return all;
 }
 
+typedef struct cores {
+    double broker, database, producer;
+} cores;
+
 static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t n_batches,
-                          long *published)
+                          long *published, cores *used)
 {
+    double mq0 = proc_cpu_seconds("beam.smp"), self0 = proc_cpu_seconds("bench-producer");
     tf_broker *b;
     publisher *pub = publisher_new();
     tf_topology topo = TF_TOPOLOGY_DEFAULTS;
@@ -156,6 +162,9 @@ static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t
         }
     }
     t0 = now_s() - t0;
+    used->broker = (proc_cpu_seconds("beam.smp") - mq0) / t0;
+    used->producer = (proc_cpu_seconds("bench-producer") - self0) / t0;
+    used->database = 0;
     tf_broker_close(b);
     publisher_free(pub);
     return t0;
@@ -174,10 +183,11 @@ static void purge_queue(const bench_config *cfg)
 }
 
 static double run_drain(const bench_config *cfg, PGconn *c, char batch_arg[16],
-                        char in_flight_arg[16])
+                        char in_flight_arg[16], cores *used)
 {
     char bin[1024];
-    double t0, elapsed;
+    double t0, elapsed, mq0 = proc_cpu_seconds("beam.smp"), pg0 = proc_cpu_seconds("postgres"),
+           prod0 = proc_cpu_seconds("topicflow-produ");
     pid_t pid;
     int status;
 
@@ -199,6 +209,9 @@ static double run_drain(const bench_config *cfg, PGconn *c, char batch_arg[16],
         usleep(5000);
     }
     elapsed = now_s() - t0;
+    used->broker = (proc_cpu_seconds("beam.smp") - mq0) / elapsed;
+    used->database = (proc_cpu_seconds("postgres") - pg0) / elapsed;
+    used->producer = (proc_cpu_seconds("topicflow-produ") - prod0) / elapsed;
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
     return elapsed;
@@ -271,6 +284,7 @@ int main(int argc, char **argv)
     size_t n_batches;
     long published;
     double ceiling_s, drain_s, with_notify, without_notify;
+    cores ceiling_cores, drain_cores;
     PGconn *c;
     tf_err err;
     int first, rc;
@@ -306,12 +320,12 @@ int main(int argc, char **argv)
     fill_outbox(c, cfg.events);
     purge_queue(&cfg);
     batches = preload(c, cfg.batch, &n_batches);
-    ceiling_s = run_ceiling(&cfg, batches, n_batches, &published);
+    ceiling_s = run_ceiling(&cfg, batches, n_batches, &published, &ceiling_cores);
     for (size_t i = 0; i < n_batches; i++)
         outbox_batch_free(&batches[i]);
     free(batches);
     purge_queue(&cfg);
-    drain_s = run_drain(&cfg, c, batch_arg, in_flight_arg);
+    drain_s = run_drain(&cfg, c, batch_arg, in_flight_arg, &drain_cores);
     purge_queue(&cfg);
 
     with_notify = writer_rate(&cfg, 1);
@@ -327,6 +341,10 @@ int main(int argc, char **argv)
     printf("| topicflow-producer outbox drain | %.0f events/s |\n", (double)cfg.events / drain_s);
     printf("| drain / ceiling | %.1f %% |\n", 100.0 * ((double)cfg.events / drain_s) /
                                                 ((double)published / ceiling_s));
+    printf("| cores used during the ceiling: RabbitMQ, publisher | %.2f, %.2f |\n",
+           ceiling_cores.broker, ceiling_cores.producer);
+    printf("| cores used during the drain: RabbitMQ, PostgreSQL, producer | %.2f, %.2f, %.2f |\n",
+           drain_cores.broker, drain_cores.database, drain_cores.producer);
     printf("| writer commits/s, %ld writers, NOTIFY on | %.0f |\n", cfg.writers, with_notify);
     printf("| writer commits/s, %ld writers, NOTIFY off | %.0f |\n", cfg.writers, without_notify);
     PQfinish(c);

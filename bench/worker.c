@@ -10,7 +10,6 @@
  *     pg_xact_commit_timestamp (the server needs track_commit_timestamp = on; bench/run sets it).
  * A warm-up fits the model first (k = --k), so the runs measure the steady state.
  */
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "pg.h"
+#include "proc_cpu.h"
 #include "sample.h"
 #include "text.h"
 
@@ -159,42 +159,6 @@ static double stop_child(pid_t pid)
            ru.ru_stime.tv_usec / 1e6;
 }
 
-/* CPU seconds so far of every process whose command name is `comm` (from /proc). */
-static double cpu_of(const char *comm)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    double total = 0;
-    long tick = sysconf(_SC_CLK_TCK);
-
-    if (!d)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[1024], name[64];
-        unsigned long ut, st;
-        FILE *f;
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-        f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(buf, sizeof(buf), f)) {
-            char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-            if (open && close && close > open) {
-                snprintf(name, sizeof(name), "%.*s", (int)(close - open - 1), open + 1);
-                /* fields after the name: state(3) ... utime(14) stime(15) */
-                if (strcmp(name, comm) == 0 &&
-                    sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                    total += (double)(ut + st) / (double)tick;
-            }
-        }
-        fclose(f);
-    }
-    closedir(d);
-    return total;
-}
-
 static void publish_all(const bench_config *cfg, PGconn *c)
 {
     pid_t p = spawn(cfg, "topicflow-producer", (const char *[]){"--batch", "1000", NULL});
@@ -221,15 +185,15 @@ static run_result throughput_run(const bench_config *cfg, PGconn *c, int workers
     double pg0, mq0, t0;
 
     snprintf(k, sizeof(k), "%ld", cfg->k);
-    pg0 = cpu_of("postgres");
-    mq0 = cpu_of("beam.smp");
+    pg0 = proc_cpu_seconds("postgres");
+    mq0 = proc_cpu_seconds("beam.smp");
     t0 = now_s();
     for (int i = 0; i < workers; i++)
         pids[i] = spawn(cfg, "topicflow-worker", (const char *[]){"--k", k, NULL});
     wait_processed(c, target);
     r.seconds = now_s() - t0;
-    r.pg_cpu = cpu_of("postgres") - pg0;
-    r.mq_cpu = cpu_of("beam.smp") - mq0;
+    r.pg_cpu = proc_cpu_seconds("postgres") - pg0;
+    r.mq_cpu = proc_cpu_seconds("beam.smp") - mq0;
     for (int i = 0; i < workers; i++)
         r.worker_cpu += stop_child(pids[i]);
     return r;

@@ -83,6 +83,8 @@ typedef struct producer {
     producer_config cfg;
     slot slots[MAX_SLOTS];
     int n_slots, cur;
+    int64_t next_id;        /* where the next fetch may start (see scan_start) */
+    double next_full_scan;
     tf_broker *broker;
     publisher *pub;
     tf_backoff backoff;
@@ -164,6 +166,7 @@ static void abandon_all(producer *p)
         }
     }
     publisher_reset(p->pub);
+    p->next_id = 0; /* the rolled-back rows are below it */
     if (p->broker && !tf_broker_ok(p->broker)) {
         tf_broker_close(p->broker);
         p->broker = NULL;
@@ -210,6 +213,20 @@ static int flush(producer *p, int *refused, tf_err *err)
 }
 
 /*
+ * Where to start the next fetch. Scanning from the head of the outbox walks the index
+ * entries of every row published since the last vacuum, so batches continue after the
+ * last id fetched. Because a lower id can commit after higher ones, a full scan (from 0)
+ * still happens at least every poll interval and whenever the continued scan finds nothing.
+ */
+static int64_t scan_start(producer *p)
+{
+    if (tf_now() < p->next_full_scan)
+        return p->next_id;
+    p->next_full_scan = tf_now() + p->cfg.poll_s;
+    return 0;
+}
+
+/*
  * One step of the pipeline: settle the oldest batch if its slot is needed again, then lock
  * and submit the next batch on that slot. Returns the number of events submitted (0: the
  * outbox is drained) or -1.
@@ -217,6 +234,7 @@ static int flush(producer *p, int *refused, tf_err *err)
 static int drain_step(producer *p, int *refused, tf_err *err)
 {
     slot *s = &p->slots[p->cur];
+    int64_t from;
     int n;
 
     if (s->in_flight && settle_slot(p, s, refused, err) < 0)
@@ -224,9 +242,17 @@ static int drain_step(producer *p, int *refused, tf_err *err)
     if (tf_pg_command(s->pg, "begin", err) < 0)
         return -1;
     s->open = 1;
-    n = outbox_fetch(s->pg, (int)p->cfg.batch, &s->batch, err);
+    from = scan_start(p);
+    n = outbox_fetch(s->pg, (int)p->cfg.batch, from, &s->batch, err);
+    if (n == 0 && from > 0) {
+        p->next_full_scan = 0;
+        from = scan_start(p);
+        n = outbox_fetch(s->pg, (int)p->cfg.batch, from, &s->batch, err);
+    }
     if (n < 0)
         return -1;
+    if (n > 0)
+        p->next_id = s->batch.events[n - 1].id + 1;
     if (n == 0) {
         s->open = 0;
         return tf_pg_command(s->pg, "commit", err);

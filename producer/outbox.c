@@ -1,10 +1,11 @@
 /*
- * outbox.c - reading and marking outbox rows. The batch query returns one row per
- * (event, payload field) so that no JSON has to be parsed here: jsonb_each_text does it
- * in the server, and the events point straight into the PGresult.
+ * outbox.c - reading and marking outbox rows. Events point straight into the PGresult and
+ * into one JSON parser per event for the payload.
  *
- * Why "published_at IS NULL" and not "id > last": ids are handed out at insert but become
- * visible at commit, so a lower id can appear after higher ones were published.
+ * Why "published_at IS NULL" and not only "id > last": ids are handed out at insert but
+ * become visible at commit, so a lower id can appear after higher ones were published.
+ * The payload (a flat jsonb object of text columns) is parsed here rather than unnested in
+ * the query: that saves the server a function scan and a sort per batch.
  */
 #include "outbox.h"
 
@@ -12,18 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "pg.h"
 
 static const char fetch_sql[] =
-    "with batch as ("
-    "  select id, source, aggregate_type, aggregate_id, event_type, version, created_at, payload,"
-    "         replay_of from topicflow.outbox where published_at is null"
-    "   order by id limit $1 for update skip locked)"
-    " select b.id, b.source, b.aggregate_type, b.aggregate_id, b.event_type, b.version,"
-    "        (extract(epoch from b.created_at) * 1000000)::bigint, kv.key, kv.value,"
-    "        coalesce(b.replay_of, 0)"
-    "   from batch b left join lateral jsonb_each_text(b.payload) kv on true"
-    "  order by b.id, kv.key";
+    "select id, source, aggregate_type, aggregate_id, event_type, version,"
+    "       (extract(epoch from created_at) * 1000000)::bigint, payload::text,"
+    "       coalesce(replay_of, 0)"
+    "  from topicflow.outbox where published_at is null and id >= $2"
+    " order by id limit $1 for update skip locked";
 
 static const char mark_sql[] =
     "update topicflow.outbox set published_at = clock_timestamp() where id = any($1::bigint[])";
@@ -37,7 +35,7 @@ static const char retention_sql[] =
 int outbox_prepare(PGconn *conn, tf_err *err)
 {
     static const struct { const char *name, *sql; int nparams; } stmts[] = {
-        {"outbox_fetch", fetch_sql, 1},
+        {"outbox_fetch", fetch_sql, 2},
         {"outbox_mark", mark_sql, 1},
         {"outbox_retention", retention_sql, 2},
     };
@@ -67,6 +65,17 @@ static int reserve(outbox_batch *b, size_t events, size_t fields, tf_err *err)
         b->fields = f;
         b->cap_fields = fields;
     }
+    if (events > b->cap_json) {
+        tf_json_object **j = realloc(b->json, events * sizeof(*j));
+        if (!j)
+            return tf_err_set(err, "out of memory");
+        b->json = j;
+        for (; b->cap_json < events; b->cap_json++) {
+            b->json[b->cap_json] = tf_json_object_new();
+            if (!b->json[b->cap_json])
+                return tf_err_set(err, "out of memory");
+        }
+    }
     return 0;
 }
 
@@ -76,20 +85,76 @@ static tf_str column(const PGresult *res, int row, int col)
     return s;
 }
 
-/* Fills the event of result row `row` (the first row of that event). */
-static int event_from_row(const PGresult *res, int row, tf_event *ev, tf_err *err)
+/* Keeps a joined array value alive until the batch is reset. */
+static const char *keep_joined(outbox_batch *b, const tf_json_value *v, size_t *len)
 {
+    size_t total = 1, o = 0;
+    char *s;
+
+    if (b->n_joined == b->cap_joined) {
+        size_t cap = b->cap_joined ? b->cap_joined * 2 : 8;
+        char **j = realloc(b->joined, cap * sizeof(*j));
+        if (!j)
+            return NULL;
+        b->joined = j;
+        b->cap_joined = cap;
+    }
+    for (size_t i = 0; i < v->n_items; i++)
+        total += (v->items[i] ? v->item_lens[i] : 0) + 2;
+    s = malloc(total);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < v->n_items; i++) {
+        if (!v->items[i])
+            continue;
+        if (o) {
+            memcpy(s + o, ", ", 2);
+            o += 2;
+        }
+        memcpy(s + o, v->items[i], v->item_lens[i]);
+        o += v->item_lens[i];
+    }
+    s[o] = '\0';
+    *len = o;
+    b->joined[b->n_joined++] = s;
+    return s;
+}
+
+/* The text of one payload value: strings as they are (the capture writes only strings),
+ * other scalars in their JSON form, an array of strings joined with ", ". 0: JSON null
+ * (the field is left out), -1: out of memory. */
+static int value_text(outbox_batch *b, const tf_json_value *v, tf_str *out)
+{
+    switch (v->kind) {
+    case TF_JSON_NULL:
+        return 0;
+    case TF_JSON_BOOL:
+        out->ptr = v->boolean ? "true" : "false";
+        out->len = v->boolean ? 4 : 5;
+        return 1;
+    case TF_JSON_ARRAY:
+        out->ptr = keep_joined(b, v, &out->len);
+        return out->ptr ? 1 : -1;
+    default:
+        out->ptr = v->text;
+        out->len = v->len;
+        return 1;
+    }
+}
+
+static int event_from_row(outbox_batch *b, int row, tf_err *err)
+{
+    const PGresult *res = b->res;
+    tf_event *ev = &b->events[row];
     long long id, version, occurred, replay;
 
     memset(ev, 0, sizeof(*ev));
     if (tf_pg_get_int64(res, row, 0, &id) < 0 || tf_pg_get_int64(res, row, 5, &version) < 0 ||
-        tf_pg_get_int64(res, row, 6, &occurred) < 0)
-        return tf_err_set(err, "outbox row %d has a non-integer id, version or time", row);
+        tf_pg_get_int64(res, row, 6, &occurred) < 0 || tf_pg_get_int64(res, row, 8, &replay) < 0)
+        return tf_err_set(err, "outbox row %d has a non-integer id, version, time or replay_of", row);
     ev->id = id;
     ev->version = version;
     ev->occurred_at = occurred;
-    if (tf_pg_get_int64(res, row, 9, &replay) < 0)
-        return tf_err_set(err, "outbox row %d has a non-integer replay_of", row);
     ev->replay_of = replay;
     ev->source = column(res, row, 1);
     ev->aggregate = column(res, row, 2);
@@ -98,19 +163,43 @@ static int event_from_row(const PGresult *res, int row, tf_event *ev, tf_err *er
                             &ev->type) < 0)
         return tf_err_set(err, "outbox event %lld has unknown type '%s'", id,
                           PQgetvalue(res, row, 4));
+    if (tf_json_parse_object(b->json[row], PQgetvalue(res, row, 7),
+                             (size_t)PQgetlength(res, row, 7), err) < 0)
+        return tf_err_prefix(err, "payload of outbox event %lld", id);
     return 0;
 }
 
-int outbox_fetch(PGconn *conn, int limit, outbox_batch *b, tf_err *err)
+static int fill_fields(outbox_batch *b, tf_event *ev, tf_json_object *json, size_t *next,
+                       tf_err *err)
 {
-    char lim[16];
-    const char *params[1] = {lim};
-    long long prev = -1;
+    ev->fields = &b->fields[*next];
+    for (size_t i = 0; i < tf_json_count(json); i++) {
+        const tf_json_member *m = tf_json_member_at(json, i);
+        tf_event_field *f = &b->fields[*next];
+        int kind = value_text(b, &m->value, &f->value);
+        if (kind < 0)
+            return tf_err_set(err, "out of memory");
+        if (kind == 0)
+            continue;
+        f->name.ptr = m->key;
+        f->name.len = m->key_len;
+        (*next)++;
+        ev->n_fields++;
+    }
+    return 0;
+}
+
+int outbox_fetch(PGconn *conn, int limit, int64_t from_id, outbox_batch *b, tf_err *err)
+{
+    char lim[16], from[24];
+    const char *params[2] = {lim, from};
+    size_t fields = 0, next = 0;
     int rows;
 
     outbox_batch_reset(b);
     snprintf(lim, sizeof(lim), "%d", limit);
-    b->res = PQexecPrepared(conn, "outbox_fetch", 1, params, NULL, NULL, 0);
+    snprintf(from, sizeof(from), "%lld", (long long)from_id);
+    b->res = PQexecPrepared(conn, "outbox_fetch", 2, params, NULL, NULL, 0);
     if (PQresultStatus(b->res) != PGRES_TUPLES_OK) {
         tf_pg_result_error(conn, b->res, err);
         PQclear(b->res);
@@ -118,29 +207,21 @@ int outbox_fetch(PGconn *conn, int limit, outbox_batch *b, tf_err *err)
         return -1;
     }
     rows = PQntuples(b->res);
-    if (reserve(b, (size_t)rows, (size_t)rows, err) < 0)
+    if (reserve(b, (size_t)rows, 0, err) < 0)
         return -1;
     for (int r = 0; r < rows; r++) {
-        long long id;
-        tf_event *ev;
-
-        if (tf_pg_get_int64(b->res, r, 0, &id) < 0)
-            return tf_err_set(err, "outbox row %d has no id", r);
-        if (id != prev) {
-            if (event_from_row(b->res, r, &b->events[b->n], err) < 0)
-                return -1;
-            b->events[b->n].fields = &b->fields[r];
-            b->n++;
-            prev = id;
-        }
-        ev = &b->events[b->n - 1];
-        if (!PQgetisnull(b->res, r, 7)) { /* NULL key: an event with an empty payload */
-            b->fields[r].name = column(b->res, r, 7);
-            b->fields[r].value = column(b->res, r, 8);
-            ev->n_fields++;
-        }
+        if (event_from_row(b, r, err) < 0)
+            return -1;
+        fields += tf_json_count(b->json[r]);
     }
-    return (int)b->n;
+    /* The field pool is sized once, so the events can point into it. */
+    if (reserve(b, (size_t)rows, fields, err) < 0)
+        return -1;
+    for (int r = 0; r < rows; r++)
+        if (fill_fields(b, &b->events[r], b->json[r], &next, err) < 0)
+            return -1;
+    b->n = (size_t)rows;
+    return rows;
 }
 
 int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err)
@@ -191,12 +272,19 @@ void outbox_batch_reset(outbox_batch *b)
     PQclear(b->res);
     b->res = NULL;
     b->n = 0;
+    for (size_t i = 0; i < b->n_joined; i++)
+        free(b->joined[i]);
+    b->n_joined = 0;
 }
 
 void outbox_batch_free(outbox_batch *b)
 {
     outbox_batch_reset(b);
+    for (size_t i = 0; i < b->cap_json; i++)
+        tf_json_object_free(b->json[i]);
+    free(b->json);
     free(b->events);
     free(b->fields);
+    free(b->joined);
     memset(b, 0, sizeof(*b));
 }

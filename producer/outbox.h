@@ -16,18 +16,25 @@
 #include "error.h"
 #include "event_codec.h"
 
+typedef struct tf_json_object tf_json_object;
+
 typedef struct outbox_batch {
-    PGresult *res;           /* owns every string the events point to */
+    PGresult *res;           /* owns the events' scalar strings */
     size_t n;
     tf_event *events;        /* in id order */
     tf_event_field *fields;  /* storage for every event's payload fields */
-    size_t cap_events, cap_fields;
+    tf_json_object **json;   /* one parser per event: owns its payload strings */
+    char **joined;           /* the rare payload values that were arrays, joined */
+    size_t n_joined, cap_joined;
+    size_t cap_events, cap_fields, cap_json;
 } outbox_batch;
 
 int outbox_prepare(PGconn *conn, tf_err *err);
 
-/* Inside an open transaction: lock and read up to limit unpublished events. */
-int outbox_fetch(PGconn *conn, int limit, outbox_batch *batch, tf_err *err);
+/* Inside an open transaction: lock and read up to limit unpublished events with ids of at
+ * least from_id (0: all). A caller that skips the head of the outbox with from_id must
+ * scan from 0 now and then: a lower id can become visible after higher ones. */
+int outbox_fetch(PGconn *conn, int limit, int64_t from_id, outbox_batch *batch, tf_err *err);
 
 /* Inside the same transaction: set published_at on the given ids. */
 int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err);

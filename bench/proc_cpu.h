@@ -1,0 +1,10 @@
+/*
+ * proc_cpu.h - CPU seconds used so far by every process of a given command name (from
+ * /proc), so that a benchmark can tell which server was busy during a run.
+ */
+#ifndef TF_BENCH_PROC_CPU_H
+#define TF_BENCH_PROC_CPU_H
+
+double proc_cpu_seconds(const char *comm);
+
+#endif
