@@ -90,6 +90,39 @@ static void test_message_has_the_documented_format(void **state)
     harness_teardown(&h);
 }
 
+static void test_payload_of_any_json_shape_is_published_as_text(void **state)
+{
+    harness h;
+    amqp_envelope_t env;
+    tf_broker *b;
+    tf_event ev;
+    tf_err err;
+    pid_t producer;
+
+    harness_setup(&h, "producer_payload_shapes");
+    /* Written by hand, not by the capture trigger: the producer must still lose nothing. */
+    harness_sql(&h, "insert into topicflow.outbox (source, aggregate_type, aggregate_id, event_type,"
+                    " version, payload) values ('public.notes', 'note', 'n1', 'created', 1,"
+                    " '{\"tags\": [\"a\", null, \"b\"], \"stars\": 4, \"gone\": null,"
+                    " \"quote\": \"say \\\"hi\\\" \\u00e9\"}')");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 30), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    b = harness_broker(&h);
+    assert_int_equal(tf_broker_get(b, TF_QUEUE_NMF, 0, &env, &err), 1);
+    assert_int_equal(tf_event_decode(env.message.body.bytes, env.message.body.len,
+                                     TF_EVENT_DEFAULT_LIMIT, &ev, &err), TF_CODEC_OK);
+    assert_int_equal(ev.n_fields, 3); /* the null one is left out */
+    assert_memory_equal(tf_event_field_get(&ev, "tags")->ptr, "a, b", 4);
+    assert_memory_equal(tf_event_field_get(&ev, "stars")->ptr, "4", 1);
+    assert_int_equal(tf_event_field_get(&ev, "quote")->len, strlen("say \"hi\" é"));
+    assert_memory_equal(tf_event_field_get(&ev, "quote")->ptr, "say \"hi\" é", strlen("say \"hi\" é"));
+    tf_event_clear(&ev);
+    amqp_destroy_envelope(&env);
+    tf_broker_close(b);
+    harness_teardown(&h);
+}
+
 static void test_low_id_committed_after_higher_ids_is_still_published(void **state)
 {
     harness h;
@@ -160,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_are_published_in_id_order_and_marked),
         cmocka_unit_test(test_message_has_the_documented_format),
+        cmocka_unit_test(test_payload_of_any_json_shape_is_published_as_text),
         cmocka_unit_test(test_low_id_committed_after_higher_ids_is_still_published),
         cmocka_unit_test(test_notify_wakes_the_producer_before_the_poll_interval),
         cmocka_unit_test(test_configuration_error_is_one_line_and_nonzero),
