@@ -268,5 +268,5 @@ void tf_config_usage(FILE *out, const char *synopsis, const char *description,
     }
     fprintf(out, "  %-24s %s\n  %-24s %s\n", "-h, --help", "show this help and exit",
             "--version", "print the version and exit");
-    fprintf(out, "\nDURations take ms, s, m, h or d (e.g. 250ms, 7d); BYTES take k, M or G.\n");
+    fprintf(out, "\nDUR values take ms, s, m, h or d (e.g. 250ms, 7d); BYTES values take k, M or G.\n");
 }

@@ -54,13 +54,15 @@ static int record(PGconn *conn, const tf_migration *m, tf_err *err)
     char v[16];
     const char *params[2] = {v, m->name};
 
+    PGresult *res;
+
     snprintf(v, sizeof(v), "%d", m->version);
-    return tf_pg_check(conn,
-                       PQexecParams(conn,
-                                    "insert into topicflow.schema_migrations (version, name) "
-                                    "values ($1, $2)",
-                                    2, NULL, params, NULL, NULL, 0),
-                       PGRES_COMMAND_OK, err);
+    res = PQexecParams(conn, "insert into topicflow.schema_migrations (version, name) values ($1, $2)",
+                       2, NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
+        return -1;
+    PQclear(res);
+    return 0;
 }
 
 static int apply_one(PGconn *conn, const tf_migration *m, int *done, tf_err *err)
