@@ -5,7 +5,9 @@
  * iterations, Householder QR from OpenBLAS's LAPACK, a Jacobi eigensolver for the small
  * projected problem), then alternating HALS updates. Every update is an exact
  * coordinate minimisation and the column normalisation of W is objective-neutral, so
- * the error never increases. Sparse products run in spmm; Gram matrices in dsyrk.
+ * the error never increases. The iterations' sparse products run through spmm plans
+ * (B tiled to stay in L2 for small k), the coordinate descent eight rows at a time
+ * (nmf_cd_block); Gram matrices in dsyrk.
  */
 #include "nmf.h"
 
@@ -313,6 +315,7 @@ static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
                  end - begin, job->passes, job->scratch + (size_t)part * NMF_CD_SCRATCH(job->k));
 }
 
+/* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel. */
 static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
                         int passes)
 {
@@ -323,7 +326,7 @@ static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G,
     nmf_inv_diag(G, f->k, inv);
 
     par_for(n, f->threads, NULL, nmf_cd_range, &job);
-    f->flops += 2.0 * passes * (double)n * f->k * f->k;
+    f->flops += 2.0 * (passes + 1) * (double)n * f->k * f->k;
 }
 
 /* ‖X − H Wᵀ‖² = ‖X‖² − 2·Σ (XW)⊙H + Σ (WᵀW)⊙(HᵀH), with P = XW, GW, GH current. */

@@ -36,12 +36,12 @@ int nmf_cd_solve(double *restrict y, const double *restrict p, const double *res
 #define NMF_CD_LANES 8
 
 /* Exactly `sweeps` cyclic coordinate sweeps on n independent problems
- * min_{y>=0} ½yᵀGy − p_rᵀy, row r of Y (n × k) updated in place from P's row r: the steps
- * of nmf_cd_solve with tol = 0, so each is an exact coordinate minimisation and no row's
- * objective increases. Rows go NMF_CD_LANES at a time with one row per vector lane: a
- * single row's k steps form a serial chain (each step reads the gradient the previous one
- * wrote), and eight independent chains keep the FMA units busy where one cannot.
- * scratch holds 2 · k · NMF_CD_LANES doubles. The result of a row does not depend on its
+ * min_{y>=0} ½yᵀGy − p_rᵀy, row r of Y (n × k) updated in place from row r of P: the
+ * steps of nmf_cd_solve with tol = 0, so each is an exact coordinate minimisation and no
+ * row's objective increases. Rows go NMF_CD_LANES at a time with one row per vector lane:
+ * a single row's k steps form a serial chain (each step reads the gradient the previous
+ * one wrote), and eight independent chains keep the vector units busy where one cannot.
+ * scratch holds 2 · k · NMF_CD_LANES doubles. A row's result does not depend on its
  * neighbours, so any split of the rows gives bit-identical output. */
 void nmf_cd_block(double *restrict Y, const double *restrict P, const double *restrict G,
                   const double *restrict inv_diag, int k, int64_t n, int sweeps,

@@ -242,7 +242,7 @@ static void spmm_tile_range(void *ctx, int part, int64_t begin, int64_t end)
 
 /* Tiles of B (b_rows × k doubles) of about SPMM_TILE_BYTES each, or 1 when tiling does
  * not pay: every tile after the first re-reads and re-writes C. */
-static int spmm_plan_tiles(const tf_csr *A, int32_t b_rows, int k)
+static int spmm_tile_count(const tf_csr *A, int32_t b_rows, int k)
 {
     double b_bytes = (double)b_rows * k * sizeof(double);
     double c_bytes = (double)A->n_rows * k * sizeof(double);
@@ -266,7 +266,7 @@ spmm_plan *spmm_plan_new(const tf_csr *A, int32_t b_rows, int k, tf_err *err)
     pl->A = A;
     pl->b_rows = b_rows;
     pl->k = k;
-    pl->tiles = spmm_plan_tiles(A, b_rows, k);
+    pl->tiles = spmm_tile_count(A, b_rows, k);
     if (pl->tiles == 1)
         return pl;
     stride = pl->tiles + 1;
@@ -316,6 +316,11 @@ void spmm_plan_free(spmm_plan *plan)
     free(plan->idx);
     free(plan->val);
     free(plan);
+}
+
+int spmm_plan_tiles(const spmm_plan *plan)
+{
+    return plan->tiles;
 }
 
 void spmm_plan_run(const spmm_plan *plan, const double *B, double *C, int threads)

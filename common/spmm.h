@@ -38,6 +38,9 @@ typedef struct spmm_plan spmm_plan;
 spmm_plan *spmm_plan_new(const tf_csr *A, int32_t b_rows, int k, tf_err *err);
 void spmm_plan_free(spmm_plan *plan);
 
+/* How many tiles the plan cut B into (1: untiled). */
+int spmm_plan_tiles(const spmm_plan *plan);
+
 /* C = A·B with the B shape of spmm_plan_new; same contract as spmm. */
 void spmm_plan_run(const spmm_plan *plan, const double *B, double *C, int threads);
 

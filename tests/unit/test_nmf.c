@@ -1,7 +1,9 @@
 /*
  * test_nmf.c - the NMF engine on synthetic corpora with planted topics (fixed seeds,
  * small enough for ASan): recovery, monotone objective, KKT of fold-in, exact
- * retraction, online-vs-batch quality, and errors instead of crashes on bad input.
+ * retraction, online-vs-batch quality, and errors instead of crashes on bad input; the
+ * fast kernels of the batch fit (lane-parallel coordinate descent, tiled sparse products)
+ * against their simple references.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 
 #include "csr.h"
 #include "nmf.h"
+#include "nmf_kernel.h"
+#include "spmm.h"
 #include "topic_match.h"
 
 #define PLANT_K 5
@@ -555,6 +559,149 @@ static void test_online_pass_is_within_10_percent_of_batch(void **state)
     csr_free(&c.X);
 }
 
+/* ---- kernels of the batch fit against their references ------------------------------ */
+
+/* A random non-negative n × k matrix with about a third of its entries zero. */
+static void random_factor(double *M, int64_t n, int k, uint64_t *rng)
+{
+    for (int64_t i = 0; i < n * k; i++)
+        M[i] = rng_unit(rng) < 0.33 ? 0.0 : rng_unit(rng);
+}
+
+static void test_cd_block_matches_single_row_solver(void **state)
+{
+    enum { N = 21, K = 13, SWEEPS = 3 };
+    double F[50 * K], G[K * K], inv[K], P[N * K], Y0[N * K], Yb[N * K], Ys[N * K];
+    double scratch[2 * K * NMF_CD_LANES], g[K];
+    uint64_t rng = 11;
+
+    (void)state;
+    random_factor(F, 50, K, &rng);
+    nmf_gram_rows(F, 50, K, G);
+    nmf_inv_diag(G, K, inv);
+    random_factor(Y0, N, K, &rng);
+    for (int i = 0; i < N * K; i++)
+        P[i] = 4.0 * rng_unit(&rng) - 1.0; /* some negative targets: rows hit the bound */
+    memcpy(Yb, Y0, sizeof(Y0));
+    memcpy(Ys, Y0, sizeof(Y0));
+    nmf_cd_block(Yb, P, G, inv, K, N, SWEEPS, scratch);
+    for (int r = 0; r < N; r++)
+        nmf_cd_solve(Ys + r * K, P + r * K, G, inv, K, SWEEPS, 0.0, 0.0, g, NULL);
+    for (int i = 0; i < N * K; i++) {
+        assert_true(Yb[i] >= 0.0);
+        assert_true(fabs(Yb[i] - Ys[i]) <= 1e-12 * (1.0 + fabs(Ys[i])));
+    }
+}
+
+static void test_cd_block_row_split_is_bit_identical(void **state)
+{
+    enum { N = 19, K = 20 };
+    double F[60 * K], G[K * K], inv[K], P[N * K], Ya[N * K], Yb[N * K];
+    double scratch[2 * K * NMF_CD_LANES];
+    uint64_t rng = 12;
+
+    (void)state;
+    random_factor(F, 60, K, &rng);
+    nmf_gram_rows(F, 60, K, G);
+    nmf_inv_diag(G, K, inv);
+    random_factor(Ya, N, K, &rng);
+    random_factor(P, N, K, &rng);
+    memcpy(Yb, Ya, sizeof(Ya));
+    nmf_cd_block(Ya, P, G, inv, K, N, 2, scratch);
+    /* Split off rows at 5 and 14: other lane groupings. */
+    nmf_cd_block(Yb, P, G, inv, K, 5, 2, scratch);
+    nmf_cd_block(Yb + 5 * K, P + 5 * K, G, inv, K, 9, 2, scratch);
+    nmf_cd_block(Yb + 14 * K, P + 14 * K, G, inv, K, N - 14, 2, scratch);
+    assert_memory_equal(Ya, Yb, sizeof(Ya));
+}
+
+/* C = A·B summed in double with no tricks: the reference for the product kernels. */
+static void naive_spmm(const tf_csr *A, const double *B, int32_t b_rows, int k, double *C)
+{
+    memset(C, 0, sizeof(double) * (size_t)A->n_rows * k);
+    for (int32_t r = 0; r < A->n_rows; r++)
+        for (int64_t p = A->row_ptr[r]; p < A->row_ptr[r + 1]; p++)
+            if (A->col_idx[p] < b_rows)
+                for (int j = 0; j < k; j++)
+                    C[(size_t)r * k + j] += A->val[p] * B[(size_t)A->col_idx[p] * k + j];
+}
+
+/* rows × cols with unsorted column indices, repeated ones, and ~nnz_row entries a row. */
+static void random_csr(tf_csr *A, int32_t rows, int32_t cols, int nnz_row, uint64_t *rng)
+{
+    tf_err err;
+    int64_t nnz = 0;
+
+    assert_int_equal(csr_alloc(A, rows, cols, (int64_t)rows * nnz_row, &err), 0);
+    for (int32_t r = 0; r < rows; r++) {
+        int n = (int)(rng_next(rng) % (uint64_t)(2 * nnz_row)) / 2 + (r % 7 == 0 ? 0 : 1);
+        for (int i = 0; i < n; i++) {
+            A->col_idx[nnz] = (int32_t)(rng_next(rng) % (uint64_t)cols);
+            A->val[nnz++] = (float)rng_unit(rng);
+        }
+        A->row_ptr[r + 1] = nnz;
+    }
+}
+
+static void check_product(const tf_csr *A, const double *B, int32_t b_rows, int k, int want_tiled)
+{
+    double *ref = malloc(sizeof(double) * (size_t)A->n_rows * k);
+    double *C1 = malloc(sizeof(double) * (size_t)A->n_rows * k);
+    double *C3 = malloc(sizeof(double) * (size_t)A->n_rows * k);
+    tf_err err;
+    spmm_plan *plan = spmm_plan_new(A, b_rows, k, &err);
+
+    assert_non_null(plan);
+    assert_int_equal(spmm_plan_tiles(plan) > 1, want_tiled);
+    naive_spmm(A, B, b_rows, k, ref);
+    spmm_plan_run(plan, B, C1, 1);
+    spmm_plan_run(plan, B, C3, 3);
+    assert_memory_equal(C1, C3, sizeof(double) * (size_t)A->n_rows * k);
+    for (size_t i = 0; i < (size_t)A->n_rows * k; i++)
+        assert_true(fabs(C1[i] - ref[i]) <= 1e-12 * (1.0 + fabs(ref[i])));
+    spmm(A, B, b_rows, k, C1, 2);
+    for (size_t i = 0; i < (size_t)A->n_rows * k; i++)
+        assert_true(fabs(C1[i] - ref[i]) <= 1e-12 * (1.0 + fabs(ref[i])));
+    spmm_plan_free(plan);
+    free(ref);
+    free(C1);
+    free(C3);
+}
+
+static void test_spmm_matches_naive_product_for_every_width(void **state)
+{
+    /* Widths below 8, at and between vector multiples, and past one 32-column chunk;
+     * columns beyond b_rows meet zero rows. */
+    static const int widths[] = { 1, 3, 7, 8, 13, 20, 32, 37, 100 };
+    tf_csr A = { 0 };
+    uint64_t rng = 21;
+    double *B = malloc(sizeof(double) * 300 * 100);
+
+    (void)state;
+    random_csr(&A, 57, 320, 9, &rng);
+    random_factor(B, 300, 100, &rng);
+    for (size_t w = 0; w < sizeof(widths) / sizeof(widths[0]); w++)
+        check_product(&A, B, 300, widths[w], 0);
+    csr_free(&A);
+    free(B);
+}
+
+static void test_spmm_plan_tiles_large_operand_and_matches_naive_product(void **state)
+{
+    /* 40,000 × 8 doubles of B (2.5 MiB) exceed a tile, and C is small: tiled. */
+    enum { B_ROWS = 40000, K = 8 };
+    tf_csr A = { 0 };
+    uint64_t rng = 22;
+    double *B = malloc(sizeof(double) * (size_t)B_ROWS * K);
+
+    (void)state;
+    random_csr(&A, 300, B_ROWS + 50, 40, &rng);
+    random_factor(B, B_ROWS, K, &rng);
+    check_product(&A, B, B_ROWS, K, 1);
+    csr_free(&A);
+    free(B);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -573,6 +720,10 @@ int main(void)
         cmocka_unit_test(test_stats_grow_appends_zero_rows),
         cmocka_unit_test_setup_teardown(test_refresh_descends_and_keeps_columns_in_unit_ball, model_setup, model_teardown),
         cmocka_unit_test(test_online_pass_is_within_10_percent_of_batch),
+        cmocka_unit_test(test_cd_block_matches_single_row_solver),
+        cmocka_unit_test(test_cd_block_row_split_is_bit_identical),
+        cmocka_unit_test(test_spmm_matches_naive_product_for_every_width),
+        cmocka_unit_test(test_spmm_plan_tiles_large_operand_and_matches_naive_product),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
