@@ -12,6 +12,9 @@
 #include "buf.h"
 #include "pg.h"
 
+/* Our own error code (not a SQLSTATE) for "the model changed under this batch". */
+#define APPLY_STALE_MODEL "TFMDL"
+
 struct applier {
     char name[128];
     tf_text *text;
@@ -19,6 +22,8 @@ struct applier {
     tf_vocab *unknown;   /* this batch's new terms (used as a set) */
     tf_model model;
     nmf_delta *delta;
+    model_source_fn source;
+    void *source_ctx;
 };
 
 /* What the batch knows of one document before and after. */
@@ -78,6 +83,30 @@ const tf_vocab *applier_vocab(const applier *a)
     return a->vocab;
 }
 
+void applier_set_model_source(applier *a, model_source_fn fn, void *ctx)
+{
+    a->source = fn;
+    a->source_ctx = ctx;
+}
+
+/* Takes the model (and its vocabulary) prepared by the source, when it is `version`. */
+static int take_prepared(applier *a, int64_t version)
+{
+    tf_model m;
+    tf_vocab *v = NULL;
+
+    memset(&m, 0, sizeof(m));
+    if (!a->source || !version || !a->source(a->source_ctx, version, &m, &v))
+        return 0;
+    tf_model_clear(&a->model);
+    a->model = m;
+    /* Terms this thread added since the vocabulary was read are looked up again when
+     * they next appear (tf_terms_resolve finds their ids). */
+    tf_vocab_free(a->vocab);
+    a->vocab = v;
+    return 1;
+}
+
 int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
 {
     int64_t version, epoch;
@@ -86,6 +115,8 @@ int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
         return -1;
     if (a->vocab && version == a->model.version)
         return 0;
+    if (take_prepared(a, version))
+        goto delta;
     if (version && tf_model_load(conn, 0, &a->model, err) < 0)
         return -1;
     if (!version)
@@ -98,6 +129,7 @@ int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
                                                                   : tf_vocab_docs(a->vocab), err) < 0) {
         return -1;
     }
+delta:
     if (a->model.version && (!a->delta || nmf_delta_k(a->delta) != a->model.k)) {
         nmf_delta_free(a->delta);
         a->delta = nmf_delta_new(a->model.k, err);
@@ -751,13 +783,30 @@ done:
     return rc;
 }
 
+static int32_t widest_column(const tf_vocab *v, const work_item *items, size_t n,
+                             const doc_state *states)
+{
+    int32_t w = tf_vocab_size(v);
+
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].bag.n && items[i].bag.ids[items[i].bag.n - 1] >= w)
+            w = items[i].bag.ids[items[i].bag.n - 1] + 1;
+        for (size_t j = 0; j < states[i].n; j++)
+            if (states[i].ids[j] >= w)
+                w = states[i].ids[j] + 1;
+    }
+    return w;
+}
+
 /* Computes every document's new state; fills the upsert, the delta rows and df changes. */
 static int compute(applier *a, work_item *items, size_t n, doc_state *states, upsert *up,
                    rows *retract, rows *add, df_changes *df, int *n_docs, apply_stats *stats,
                    tf_err *err)
 {
     const tf_model *m = &a->model;
-    int32_t n_cols = tf_vocab_size(a->vocab);
+    /* Term ids are the database's: a bag counted against an older vocabulary object may
+     * hold ids beyond the current one's size, so the width comes from the data too. */
+    int32_t n_cols = widest_column(a->vocab, items, n, states);
     size_t *add_item = malloc((n + 1) * sizeof(*add_item));
     float *weights = NULL, *hq = NULL;
     size_t n_add = 0;
@@ -771,6 +820,14 @@ static int compute(applier *a, work_item *items, size_t n, doc_state *states, up
 
         if (it->outcome != ITEM_PENDING)
             continue;
+        /* Folded against a newer model than ours (possibly of a newer epoch, whose
+         * statistics our delta could not retract from): reload and try again. */
+        if (s->found && s->model_version > m->version) {
+            tf_err_set(err, "document %s was folded against model %lld, newer than ours (%lld)",
+                       it->doc_id, (long long)s->model_version, (long long)m->version);
+            snprintf(err->code, sizeof(err->code), "%s", APPLY_STALE_MODEL);
+            goto done;
+        }
         /* Older never overwrites newer (an update that arrived before its insert);
          * a replay of the stored version recomputes it. */
         if (s->found && (s->version > it->ev.version ||
@@ -900,7 +957,8 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
 fail:
     /* 23505 (unique violation) can only come from processed_events: another worker
      * committed one of these events meanwhile; the retry drops it as a duplicate. */
-    *transient = tf_pg_err_is_transient(conn, err) || strcmp(err->code, "23505") == 0;
+    *transient = tf_pg_err_is_transient(conn, err) || strcmp(err->code, "23505") == 0 ||
+                 strcmp(err->code, APPLY_STALE_MODEL) == 0;
     if (PQstatus(conn) == CONNECTION_OK)
         PQclear(PQexec(conn, "rollback"));
 done:

@@ -65,7 +65,16 @@ int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, 
 int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
                   int *transient, tf_err *err);
 
-/* Load (or reload after a change) the model and the vocabulary. */
+/* Where a newer model may already be waiting, loaded off the hot path: fills *model and
+ * *vocab (ownership passes to the caller) and returns 1 when it holds exactly `version`,
+ * else 0. */
+typedef int (*model_source_fn)(void *ctx, int64_t version, tf_model *model, tf_vocab **vocab);
+void applier_set_model_source(applier *a, model_source_fn fn, void *ctx);
+
+/* Load (or reload after a change) the model and the vocabulary: from the model source
+ * when it has the current version, else from the database. A batch always folds against
+ * the newest model; one that meets a document folded against a newer model than its own
+ * (the model changed during the batch) rolls back as transient and reloads. */
 int applier_sync_model(applier *a, PGconn *conn, tf_err *err);
 const tf_model *applier_model(const applier *a);
 const tf_vocab *applier_vocab(const applier *a);

@@ -291,6 +291,17 @@ static int dead_letter_env(worker *w, const amqp_envelope_t *env, const char *re
 
 /* ---- one batch ---------------------------------------------------------------------- */
 
+/* A data exception (22), an integrity violation other than the race on processed_events
+ * (23), or a program limit such as a row too large (54): the database will refuse this
+ * event every time. Anything else — including a failure of our own code, which carries no
+ * SQLSTATE — is retried: holding an event is recoverable, dead-lettering a good one is not. */
+static int rejected_by_database(const tf_err *err)
+{
+    return (strncmp(err->code, "22", 2) == 0 || strncmp(err->code, "23", 2) == 0 ||
+            strncmp(err->code, "54", 2) == 0) &&
+           strcmp(err->code, "23505") != 0;
+}
+
 /* Applies items with retries: transient failures wait (receiving meanwhile, so heartbeats
  * flow) and retry; a permanent failure of a multi-item batch is retried item by item so
  * that the one bad event is found and dead-lettered. 0 done, -1 broker lost or stopping. */
@@ -316,8 +327,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
                       n, st.applied, st.duplicates, st.stale, (long long)st.model_version);
             return 0;
         }
-        if (!transient && tf_pg_err_is_transient(w->pg, err) == 0 && w->pg &&
-            PQstatus(w->pg) == CONNECTION_OK) {
+        if (!transient && rejected_by_database(err) && w->pg && PQstatus(w->pg) == CONNECTION_OK) {
             if (n == 1) {
                 char reason[600];
                 snprintf(reason, sizeof(reason), "database rejected the event: %s", err->msg);
@@ -335,7 +345,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             return tf_err_set(err, "stopping while the database is unavailable");
         {
             double d = tf_backoff_next(&w->backoff);
-            log_warn("database unavailable, holding the batch", "events=%zu in_s=%.2f reason=\"%s\"",
+            log_warn("batch not applied, holding it and retrying", "events=%zu in_s=%.2f reason=\"%s\"",
                      n, d, err->msg);
             if (inbox_fill(w, w->in.cap ? w->in.cap : 1, d, err) < 0)
                 return -1; /* broker lost too: everything unacked is redelivered */
@@ -503,6 +513,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "topicflow-worker: %s\n", err.msg);
             return 1;
         }
+        applier_set_model_source(w.app, maintenance_take_model, w.upkeep);
     }
     log_info("starting", "version=%s worker=%s batch=%ld", TOPICFLOW_VERSION, w.name, w.cfg.batch);
     run(&w);

@@ -24,6 +24,9 @@ struct maintenance {
     tf_model model;
     tf_vocab *vocab;
     double next_refresh;
+    pthread_mutex_t lock;    /* guards the prepared pair below */
+    tf_model prepared;       /* a copy for the consuming thread, version 0 when none */
+    tf_vocab *prepared_vocab;
 };
 
 
@@ -35,6 +38,47 @@ static void nap(maintenance *m, double s)
     }
 }
 
+/* Loads a second copy of the current model for the consuming thread (which mutates its
+ * vocabulary, so the two threads cannot share one). */
+static int prepare_for_consumer(maintenance *m, tf_err *err)
+{
+    tf_model copy;
+    tf_vocab *v;
+
+    memset(&copy, 0, sizeof(copy));
+    if (tf_model_load(m->pg, 0, &copy, err) < 0)
+        return -1;
+    v = tf_vocab_load(m->pg, err);
+    if (!v) {
+        tf_model_clear(&copy);
+        return -1;
+    }
+    pthread_mutex_lock(&m->lock);
+    tf_model_clear(&m->prepared);
+    tf_vocab_free(m->prepared_vocab);
+    m->prepared = copy;
+    m->prepared_vocab = v;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int maintenance_take_model(void *ctx, int64_t version, tf_model *model, tf_vocab **vocab)
+{
+    maintenance *m = ctx;
+    int taken = 0;
+
+    pthread_mutex_lock(&m->lock);
+    if (m->prepared.version == version && m->prepared_vocab) {
+        *model = m->prepared;
+        *vocab = m->prepared_vocab;
+        memset(&m->prepared, 0, sizeof(m->prepared));
+        m->prepared_vocab = NULL;
+        taken = 1;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return taken;
+}
+
 /* Brings the thread's copy of the model and vocabulary to the current version. */
 static int sync_model(maintenance *m, tf_err *err)
 {
@@ -44,6 +88,8 @@ static int sync_model(maintenance *m, tf_err *err)
         return -1;
     if (m->vocab && version == m->model.version)
         return 0;
+    if (version && prepare_for_consumer(m, err) < 0)
+        return -1;
     if (version) {
         if (tf_model_load(m->pg, 0, &m->model, err) < 0)
             return -1;
@@ -108,8 +154,12 @@ static int refresh(maintenance *m, tf_err *err)
         return -1;
     if (rc == 1) {
         atomic_store(&m->batches, 0);
-        if (version)
+        if (version) {
             log_info("model refreshed", "version=%lld", (long long)version);
+            /* Prepare it for this worker's consuming thread before it goes looking. */
+            if (sync_model(m, err) < 0)
+                return -1;
+        }
     }
     return 0;
 }
@@ -155,6 +205,7 @@ maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err)
     m->opts = *opts;
     atomic_init(&m->stop, 0);
     atomic_init(&m->batches, 0);
+    pthread_mutex_init(&m->lock, NULL);
     if (pthread_create(&m->thread, NULL, run, m) != 0) {
         free(m);
         tf_err_set(err, "cannot start the maintenance thread");
@@ -178,5 +229,8 @@ void maintenance_stop(maintenance *m)
         PQfinish(m->pg);
     tf_model_clear(&m->model);
     tf_vocab_free(m->vocab);
+    tf_model_clear(&m->prepared);
+    tf_vocab_free(m->prepared_vocab);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }

@@ -2,8 +2,10 @@
  * maintenance.h - the worker's model upkeep, on its own thread and database connection so
  * that it never delays the consumption of events: the first model's fit once enough
  * documents exist, the re-folding of stale documents after a refit, and periodic
- * refreshes of W from the accumulated deltas. Several workers may all run it: the model
- * advisory lock and SKIP LOCKED make them share the work instead of repeating it.
+ * refreshes of W from the accumulated deltas; and it loads each new model version for the
+ * consuming thread, which then swaps it in instead of decoding it mid-stream. Several
+ * workers may all run it: the model advisory lock and SKIP LOCKED make them share the work
+ * instead of repeating it.
  */
 #ifndef TF_MAINTENANCE_H
 #define TF_MAINTENANCE_H
@@ -25,6 +27,10 @@ typedef struct maintenance maintenance;
 
 /* Start the thread (opts is copied; its strings must outlive the thread). */
 maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err);
+
+/* A model version prepared for the consuming thread (apply.h's model_source_fn): 1 and
+ * ownership of *model and *vocab when it holds `version`. */
+int maintenance_take_model(void *m, int64_t version, tf_model *model, tf_vocab **vocab);
 
 /* Tell it a batch committed (cheap, any thread). */
 void maintenance_note_batch(maintenance *m);
