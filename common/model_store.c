@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <endian.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,8 @@ static int top_terms(const tf_model *m, int j, int top, int32_t *ids, double *w)
     for (int32_t t = 0; t < m->n_terms; t++) {
         double x = m->W[(size_t)t * (size_t)m->k + (size_t)j];
         int pos;
-        if (x <= 0 || (n == top && x <= w[n - 1]))
+        /* Below float's range a weight is stored as real: treat it as the zero it is. */
+        if (x < FLT_MIN || (n == top && x <= w[n - 1]))
             continue;
         pos = n < top ? n++ : top - 1;
         while (pos > 0 && w[pos - 1] < x) {

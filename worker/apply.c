@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "lifecycle.h"
 #include "pg.h"
 
 /* Our own error code (not a SQLSTATE) for "the model changed under this batch". */
@@ -24,6 +25,7 @@ struct applier {
     nmf_delta *delta;
     model_source_fn source;
     void *source_ctx;
+    double behind_since; /* since when a newer model of our epoch exists (0: none) */
 };
 
 /* What the batch knows of one document before and after. */
@@ -113,10 +115,24 @@ int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
 
     if (tf_model_head(conn, &version, &epoch, err) < 0)
         return -1;
-    if (a->vocab && version == a->model.version)
+    if (a->vocab && version == a->model.version) {
+        a->behind_since = 0;
         return 0;
-    if (take_prepared(a, version))
+    }
+    if (take_prepared(a, version)) {
+        a->behind_since = 0;
         goto delta;
+    }
+    /* A refresh in our epoch: folding against our version a little longer is consistent
+     * (see check_epoch) and spares this thread the decode while the upkeep thread
+     * prepares the new one; after 5 s it loads the model itself. */
+    if (a->source && a->vocab && a->model.version && epoch == a->model.epoch) {
+        if (!a->behind_since)
+            a->behind_since = tf_now();
+        if (tf_now() - a->behind_since < 5.0)
+            return 0;
+    }
+    a->behind_since = 0;
     if (version && tf_model_load(conn, 0, &a->model, err) < 0)
         return -1;
     if (!version)
@@ -820,14 +836,6 @@ static int compute(applier *a, work_item *items, size_t n, doc_state *states, up
 
         if (it->outcome != ITEM_PENDING)
             continue;
-        /* Folded against a newer model than ours (possibly of a newer epoch, whose
-         * statistics our delta could not retract from): reload and try again. */
-        if (s->found && s->model_version > m->version) {
-            tf_err_set(err, "document %s was folded against model %lld, newer than ours (%lld)",
-                       it->doc_id, (long long)s->model_version, (long long)m->version);
-            snprintf(err->code, sizeof(err->code), "%s", APPLY_STALE_MODEL);
-            goto done;
-        }
         /* Older never overwrites newer (an update that arrived before its insert);
          * a replay of the stored version recomputes it. */
         if (s->found && (s->version > it->ev.version ||
@@ -900,6 +908,32 @@ done:
     return rc;
 }
 
+/*
+ * A document folded against a newer model than ours is fine when that model belongs to our
+ * epoch (our delta retracts from the same statistics). If a refit started a new epoch, our
+ * delta could not retract its contribution from the new statistics: roll back and reload.
+ * The head is read after the documents are locked, and a refold cannot touch locked
+ * documents, so a newer epoch that matters is always seen here.
+ */
+static int check_epoch(applier *a, PGconn *conn, const doc_state *states, size_t n, tf_err *err)
+{
+    int64_t version, epoch;
+    int newer = 0;
+
+    for (size_t i = 0; i < n; i++)
+        newer |= states[i].found && states[i].model_version > a->model.version;
+    if (!newer)
+        return 0;
+    if (tf_model_head(conn, &version, &epoch, err) < 0)
+        return -1;
+    if (a->model.version && epoch == a->model.epoch)
+        return 0;
+    tf_err_set(err, "the model moved to epoch %lld during the batch (ours: %lld)",
+               (long long)epoch, (long long)a->model.epoch);
+    snprintf(err->code, sizeof(err->code), "%s", APPLY_STALE_MODEL);
+    return -1;
+}
+
 int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
                   int *transient, tf_err *err)
 {
@@ -927,7 +961,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
         goto fail;
     retract.k = add.k = up.k = a->model.k;
     if (mark_duplicates(conn, items, n, err) < 0 || lock_documents(conn, items, n, err) < 0 ||
-        read_documents(conn, items, n, states, err) < 0)
+        read_documents(conn, items, n, states, err) < 0 || check_epoch(a, conn, states, n, err) < 0)
         goto fail;
     if (compute(a, items, n, states, &up, &retract, &add, &df, &n_docs, stats, err) < 0)
         goto fail;

@@ -72,9 +72,10 @@ typedef int (*model_source_fn)(void *ctx, int64_t version, tf_model *model, tf_v
 void applier_set_model_source(applier *a, model_source_fn fn, void *ctx);
 
 /* Load (or reload after a change) the model and the vocabulary: from the model source
- * when it has the current version, else from the database. A batch always folds against
- * the newest model; one that meets a document folded against a newer model than its own
- * (the model changed during the batch) rolls back as transient and reloads. */
+ * when it has the current version, else from the database (after up to 5 s of folding
+ * against the previous version of the same epoch, which is consistent). A batch that meets
+ * a document folded in a newer epoch (a refit committed meanwhile) rolls back as transient
+ * and reloads. */
 int applier_sync_model(applier *a, PGconn *conn, tf_err *err);
 const tf_model *applier_model(const applier *a);
 const tf_vocab *applier_vocab(const applier *a);
