@@ -104,9 +104,11 @@ typedef int64_t nmf_vl __attribute__((vector_size(NMF_CD_LANES * sizeof(int64_t)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void nmf_cd_block(double *restrict Y, const double *restrict P, const double *restrict G,
                   const double *restrict inv_diag, int k, int64_t n, int sweeps,
-                  double *restrict scratch)
+                  double *restrict scratch, double *restrict acc)
 {
     nmf_vd *restrict yb = (nmf_vd *)scratch, *restrict gb = yb + k;
+    nmf_vd *restrict ab = (nmf_vd *)acc;
+    double *restrict cross = acc ? acc + (size_t)k * (k + 1) / 2 * NMF_CD_LANES : NULL;
     const nmf_vd zero = { 0 };
 
     for (int64_t r0 = 0; r0 < n; r0 += NMF_CD_LANES) {
@@ -150,6 +152,19 @@ void nmf_cd_block(double *restrict Y, const double *restrict P, const double *re
                 for (int i = 0; i < k; i++)
                     gb[i] += d * gj[i];
             }
+        if (ab) {
+            /* The rows are in registers or L1 now: their share of YᵀY costs k²/2 lane
+             * products here, against a second pass over all of Y for a separate dsyrk. */
+            size_t t = 0;
+            for (int i = 0; i < k; i++) {
+                nmf_vd yi = yb[i];
+                for (int j = i; j < k; j++)
+                    ab[t++] += yi * yb[j];
+            }
+            for (int l = 0; l < m; l++)
+                for (int j = 0; j < k; j++)
+                    cross[l] += P[(r0 + l) * k + j] * yb[j][l];
+        }
         for (int l = 0; l < m; l++)
             for (int j = 0; j < k; j++)
                 Y[(r0 + l) * k + j] = yb[j][l];

@@ -7,7 +7,8 @@
  * coordinate minimisation and the column normalisation of W is objective-neutral, so
  * the error never increases. The iterations' sparse products run through spmm plans
  * (B tiled to stay in L2 for small k), the coordinate descent eight rows at a time
- * (nmf_cd_block); Gram matrices in dsyrk.
+ * (nmf_cd_block), which for small k also accumulates the Gram matrices and the error's
+ * cross term while the rows are in cache (dsyrk otherwise).
  */
 #include "nmf.h"
 
@@ -31,6 +32,9 @@ extern void dorgqr_(const int *m, const int *n, const int *k, double *a, const i
 #define NMF_OVERSAMPLE 10
 #define NMF_CD_SCRATCH(k) ((size_t)2 * (k) * NMF_CD_LANES)
 #define NMF_MAX_INNER 4
+/* Up to this k the per-lane Gram accumulators (k²/2 vectors) stay in L1/L2 and fusing
+ * them into the descent beats a separate dsyrk; beyond it dsyrk's blocking wins. */
+#define NMF_FUSE_MAX_K 32
 /* Power iterations of the range finder: the initialisation only needs the leading
  * subspace roughly (HALS refines it), and each iteration costs two sparse products. */
 #define NMF_POWER_ITERS 4
@@ -183,6 +187,8 @@ typedef struct nmf_fit {
     spmm_plan *XW;  /* X·W: X's rows tiled over W */
     spmm_plan *XtH; /* Xᵀ·H: Xᵀ's rows tiled over H */
     double *scratch; /* per thread, NMF_CD_SCRATCH(k) doubles for nmf_cd_block */
+    double *acc;     /* per thread, NMF_CD_ACC(k) doubles; NULL when k > NMF_FUSE_MAX_K */
+    double cross;    /* Σ (XW)⊙H for the current P and H */
     double xx;
     double flops;
 } nmf_fit;
@@ -195,6 +201,7 @@ static int nmf_init_nndsvda(nmf_fit *f, uint64_t seed, tf_err *err)
     int32_t docs = f->docs, terms = f->terms;
     int q = NMF_POWER_ITERS;
     double *Y = NULL, *Z = NULL, *T = NULL, *S = NULL, *V = NULL, *ev = NULL, *U = NULL, *R = NULL;
+    spmm_plan *XZ = NULL, *XtY = NULL;
     double mean = 0.0;
     uint64_t rng = seed;
     int rc = -1;
@@ -215,22 +222,27 @@ static int nmf_init_nndsvda(nmf_fit *f, uint64_t seed, tf_err *err)
         tf_err_set(err, "nmf: out of memory in the initialisation");
         goto fail;
     }
+    /* 2q + 3 products at width l: tiling pays for its copy of X's structure. */
+    XZ = spmm_plan_new(f->X, terms, l, err);
+    XtY = XZ ? spmm_plan_new(&f->Xt, docs, l, err) : NULL;
+    if (!XtY)
+        goto fail;
     for (size_t i = 0; i < (size_t)terms * l; i++)
         Z[i] = nmf_rng_normal(&rng);
-    spmm(f->X, Z, terms, l, Y, f->threads);
+    spmm_plan_run(XZ, Z, Y, f->threads);
     if (nmf_orthonormalize(Y, docs, l, T, err) < 0)
         goto fail;
     for (int it = 0; it < q; it++) {
-        spmm(&f->Xt, Y, docs, l, Z, f->threads);
+        spmm_plan_run(XtY, Y, Z, f->threads);
         if (nmf_orthonormalize(Z, terms, l, T, err) < 0)
             goto fail;
-        spmm(f->X, Z, terms, l, Y, f->threads);
+        spmm_plan_run(XZ, Z, Y, f->threads);
         if (nmf_orthonormalize(Y, docs, l, T, err) < 0)
             goto fail;
     }
     f->flops += (2.0 * q + 2.0) * 2.0 * csr_nnz(f->X) * l;
     /* X ≈ Y Zᵀ with Z = Xᵀ Y; ZᵀZ = Ṽ Σ² Ṽᵀ gives U = Y Ṽ and V = Z Ṽ Σ⁻¹. */
-    spmm(&f->Xt, Y, docs, l, Z, f->threads);
+    spmm_plan_run(XtY, Y, Z, f->threads);
     nmf_gram_rows(Z, terms, l, S);
     nmf_jacobi_eigen(S, l, V, ev);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, docs, l, l, 1.0, Y, l, V, l, 0.0, U, l);
@@ -295,6 +307,8 @@ fail:
     free(ev);
     free(U);
     free(R);
+    spmm_plan_free(XZ);
+    spmm_plan_free(XtY);
     return rc;
 }
 
@@ -303,67 +317,146 @@ fail:
 typedef struct nmf_cd_job {
     double *Y;
     const double *P, *G, *inv;
-    double *scratch;
+    const double *prescale; /* NULL, or column factors applied to Y before solving */
+    double *scratch, *acc;
     int k, passes;
 } nmf_cd_job;
+
+/* Rows scaled and then solved together while they are in cache: a multiple of the lanes,
+ * so the lane grouping is the same as one call over the whole range. */
+#define NMF_CD_CHUNK (64 * NMF_CD_LANES)
 
 static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
 {
     const nmf_cd_job *job = ctx;
+    int k = job->k;
 
-    nmf_cd_block(job->Y + begin * job->k, job->P + begin * job->k, job->G, job->inv, job->k,
-                 end - begin, job->passes, job->scratch + (size_t)part * NMF_CD_SCRATCH(job->k));
+    for (int64_t c0 = begin; c0 < end; c0 += NMF_CD_CHUNK) {
+        int64_t c1 = end - c0 < NMF_CD_CHUNK ? end : c0 + NMF_CD_CHUNK;
+        double *Y = job->Y + c0 * k;
+        if (job->prescale)
+            for (int64_t r = 0; r < c1 - c0; r++)
+                for (int j = 0; j < k; j++)
+                    Y[r * k + j] *= job->prescale[j];
+        nmf_cd_block(Y, job->P + c0 * k, job->G, job->inv, k, c1 - c0, job->passes,
+                     job->scratch + (size_t)part * NMF_CD_SCRATCH(k),
+                     job->acc ? job->acc + (size_t)part * NMF_CD_ACC(k) : NULL);
+    }
 }
 
-/* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel. */
+typedef struct nmf_cross_job {
+    const double *P, *Y;
+    double part_sum[PAR_MAX_THREADS];
+    int k;
+} nmf_cross_job;
+
+static void nmf_cross_range(void *ctx, int part, int64_t begin, int64_t end)
+{
+    nmf_cross_job *job = ctx;
+    double s = 0.0;
+
+    for (size_t i = (size_t)begin * job->k; i < (size_t)end * job->k; i++)
+        s += job->P[i] * job->Y[i];
+    job->part_sum[part] = s;
+}
+
+/* Σ P⊙Y over n × k, partial sums per part added in part order. */
+static double nmf_cross(const nmf_fit *f, const double *P, const double *Y, int64_t n)
+{
+    nmf_cross_job job = { .P = P, .Y = Y, .k = f->k };
+    int parts = par_for(n, f->threads, NULL, nmf_cross_range, &job);
+    double s = 0.0;
+
+    for (int p = 0; p < parts; p++)
+        s += job.part_sum[p];
+    return s;
+}
+
+/* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel; then
+ * gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. */
 static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
-                        int passes)
+                        int passes, const double *prescale, double *gram, double *cross)
 {
     double inv[NMF_MAX_K];
-    nmf_cd_job job = { .Y = Y, .P = P, .G = G, .inv = inv, .scratch = f->scratch, .k = f->k,
-                       .passes = passes };
+    nmf_cd_job job = { .Y = Y, .P = P, .G = G, .inv = inv, .prescale = prescale,
+                       .scratch = f->scratch, .acc = f->acc, .k = f->k, .passes = passes };
+    int k = f->k, parts;
+    double c = 0.0;
 
-    nmf_inv_diag(G, f->k, inv);
-
-    par_for(n, f->threads, NULL, nmf_cd_range, &job);
-    f->flops += 2.0 * (passes + 1) * (double)n * f->k * f->k;
+    nmf_inv_diag(G, k, inv);
+    if (f->acc)
+        memset(f->acc, 0, sizeof(double) * (size_t)f->threads * NMF_CD_ACC(k));
+    parts = par_for(n, f->threads, NULL, nmf_cd_range, &job);
+    f->flops += 2.0 * (passes + 1) * (double)n * k * k;
+    if (!f->acc) {
+        nmf_gram_rows(Y, n, k, gram);
+        if (cross)
+            *cross = nmf_cross(f, P, Y, n);
+        return;
+    }
+    memset(gram, 0, sizeof(double) * (size_t)k * k);
+    for (int p = 0; p < parts; p++)
+        nmf_cd_acc_add(f->acc + (size_t)p * NMF_CD_ACC(k), k, gram, &c);
+    if (cross)
+        *cross = c;
 }
 
 /* ‖X − H Wᵀ‖² = ‖X‖² − 2·Σ (XW)⊙H + Σ (WᵀW)⊙(HᵀH), with P = XW, GW, GH current. */
 static double nmf_sq_error(const nmf_fit *f)
 {
-    double cross = 0.0, quad = 0.0, e;
+    double quad = 0.0, e;
     int k = f->k;
 
-    for (size_t i = 0; i < (size_t)f->docs * k; i++)
-        cross += f->P[i] * f->H[i];
     for (size_t i = 0; i < (size_t)k * k; i++)
         quad += f->GW[i] * f->GH[i];
-    e = f->xx - 2.0 * cross + quad;
+    e = f->xx - 2.0 * f->cross + quad;
     return e > 0.0 ? e : 0.0;
 }
 
-/* Scale W's columns to unit L2 norm and H's columns inversely: H Wᵀ is unchanged. */
-static void nmf_normalize(nmf_fit *f)
+typedef struct nmf_scale_job {
+    double *M;
+    const double *s;
+    int k, divide;
+} nmf_scale_job;
+
+static void nmf_scale_range(void *ctx, int part, int64_t begin, int64_t end)
+{
+    const nmf_scale_job *job = ctx;
+    int k = job->k;
+
+    (void)part;
+    for (int64_t r = begin; r < end; r++)
+        for (int j = 0; j < k; j++)
+            if (job->s[j] > 0.0) {
+                if (job->divide)
+                    job->M[r * k + j] /= job->s[j];
+                else
+                    job->M[r * k + j] *= job->s[j];
+            }
+}
+
+/* Scale W's columns to unit L2 norm and H's columns inversely: H Wᵀ is unchanged. On
+ * entry f->GW holds WᵀW; on return it holds the Gram matrix of the normalised W. norm
+ * gets the factors for H (1 for an empty column), which are applied here when scale_h is
+ * set and otherwise left to the caller (the next H solve applies them on its way). */
+static void nmf_normalize(nmf_fit *f, double *norm, int scale_h)
 {
     int k = f->k;
-    double norm[NMF_MAX_K];
+    nmf_scale_job wjob = { .M = f->W, .s = norm, .k = k, .divide = 1 };
+    nmf_scale_job hjob = { .M = f->H, .s = norm, .k = k, .divide = 0 };
 
     for (int j = 0; j < k; j++)
-        norm[j] = 0.0;
-    for (int32_t t = 0; t < f->terms; t++)
+        norm[j] = sqrt(f->GW[(size_t)j * k + j]);
+    par_for(f->terms, f->threads, NULL, nmf_scale_range, &wjob);
+    if (scale_h)
+        par_for(f->docs, f->threads, NULL, nmf_scale_range, &hjob);
+    for (int i = 0; i < k; i++)
         for (int j = 0; j < k; j++)
-            norm[j] += f->W[(size_t)t * k + j] * f->W[(size_t)t * k + j];
+            if (norm[i] > 0.0 && norm[j] > 0.0)
+                f->GW[(size_t)i * k + j] /= norm[i] * norm[j];
     for (int j = 0; j < k; j++)
-        norm[j] = sqrt(norm[j]);
-    for (int32_t t = 0; t < f->terms; t++)
-        for (int j = 0; j < k; j++)
-            if (norm[j] > 0.0)
-                f->W[(size_t)t * k + j] /= norm[j];
-    for (int32_t d = 0; d < f->docs; d++)
-        for (int j = 0; j < k; j++)
-            if (norm[j] > 0.0)
-                f->H[(size_t)d * k + j] *= norm[j];
+        if (!(norm[j] > 0.0))
+            norm[j] = 1.0;
 }
 
 /* Passes per half-iteration: repeating the cheap k × k coordinate sweeps while the
@@ -389,6 +482,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     nmf_batch_result out = { 0 };
     int k = opts ? opts->k : 0;
     int pass_w, pass_h, rc = -1;
+    double norm[NMF_MAX_K];
     double t0 = nmf_now(), prev, cur;
 
     if (!opts || nmf_check_k(k, err) < 0)
@@ -426,6 +520,11 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     f.GW = malloc(sizeof(double) * (size_t)k * k);
     f.GH = malloc(sizeof(double) * (size_t)k * k);
     f.scratch = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_SCRATCH(k));
+    if (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * (size_t)f.threads *
+                                                NMF_CD_ACC(k)))) {
+        tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
+        goto fail;
+    }
     f.XW = spmm_plan_new(X, f.terms, k, err);
     f.XtH = f.XW ? spmm_plan_new(&f.Xt, f.docs, k, err) : NULL;
     if (!f.XW || !f.XtH)
@@ -436,10 +535,11 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     }
     if (nmf_init_nndsvda(&f, opts->seed, err) < 0)
         goto fail;
-    nmf_normalize(&f);
-    spmm_plan_run(f.XW, W, f.P, f.threads);
     nmf_gram_rows(W, f.terms, k, f.GW);
+    nmf_normalize(&f, norm, 1);
+    spmm_plan_run(f.XW, W, f.P, f.threads);
     nmf_gram_rows(H, f.docs, k, f.GH);
+    f.cross = nmf_cross(&f, f.P, H, f.docs);
     prev = sqrt(nmf_sq_error(&f));
     out.init_error = prev;
     out.x_norm = sqrt(f.xx);
@@ -454,13 +554,11 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     for (int it = 1; it <= opts->max_iter; it++) {
         /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
         spmm_plan_run(f.XtH, H, f.Q, f.threads);
-        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w);
-        nmf_normalize(&f);
-        /* H half, against the normalised W. */
-        nmf_gram_rows(W, f.terms, k, f.GW);
+        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w, NULL, f.GW, NULL);
+        nmf_normalize(&f, norm, 0);
+        /* H half, against the normalised W; the solve scales H to match first. */
         spmm_plan_run(f.XW, W, f.P, f.threads);
-        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h);
-        nmf_gram_rows(H, f.docs, k, f.GH);
+        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h, norm, f.GH, &f.cross);
         f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
         cur = sqrt(nmf_sq_error(&f));
         out.iterations = it;
@@ -486,6 +584,7 @@ fail:
     free(f.GW);
     free(f.GH);
     free(f.scratch);
+    free(f.acc);
     return rc;
 }
 
@@ -501,6 +600,7 @@ int nmf_error(const tf_csr *X, const double *W, int32_t n_terms, const double *H
         return tf_err_prefix(err, "nmf_error");
     f.docs = X->n_rows;
     f.k = k;
+    f.threads = threads < 1 ? 1 : threads;
     f.H = (double *)H;
     f.xx = csr_sqnorm(X);
     f.P = malloc(sizeof(double) * ((size_t)X->n_rows * k + 1));
@@ -514,6 +614,7 @@ int nmf_error(const tf_csr *X, const double *W, int32_t n_terms, const double *H
     /* Terms beyond n_terms are absent from W, so they add only to ‖X‖². */
     nmf_gram_rows(W, n_terms, k, f.GW);
     nmf_gram_rows(H, X->n_rows, k, f.GH);
+    f.cross = nmf_cross(&f, f.P, H, f.docs);
     *error = sqrt(nmf_sq_error(&f));
     rc = 0;
 fail:

@@ -42,10 +42,35 @@ int nmf_cd_solve(double *restrict y, const double *restrict p, const double *res
  * a single row's k steps form a serial chain (each step reads the gradient the previous
  * one wrote), and eight independent chains keep the vector units busy where one cannot.
  * scratch holds 2 · k · NMF_CD_LANES doubles. A row's result does not depend on its
- * neighbours, so any split of the rows gives bit-identical output. */
+ * neighbours, so any split of the rows gives bit-identical output.
+ * acc, when not NULL (NMF_CD_ACC(k) doubles, zeroed by the caller before the first
+ * block), accumulates lane by lane the Gram matrix YᵀY of the updated rows (upper
+ * triangle, packed by rows) and Σ P⊙Y; nmf_cd_acc_add folds it into a k × k matrix.
+ * The sums depend on which rows share a lane, so they are reproducible for a fixed split
+ * of the rows, not across splits. */
+#define NMF_CD_ACC(k) (((size_t)(k) * ((k) + 1) / 2 + 1) * NMF_CD_LANES)
 void nmf_cd_block(double *restrict Y, const double *restrict P, const double *restrict G,
                   const double *restrict inv_diag, int k, int64_t n, int sweeps,
-                  double *restrict scratch);
+                  double *restrict scratch, double *restrict acc);
+
+/* G += the Gram matrix held in acc (full symmetric), *cross += the Σ P⊙Y it holds. Lanes
+ * are summed in a fixed order. */
+static inline void nmf_cd_acc_add(const double *acc, int k, double *G, double *cross)
+{
+    size_t t = 0;
+
+    for (int i = 0; i < k; i++)
+        for (int j = i; j < k; j++, t++) {
+            double s = 0.0;
+            for (int l = 0; l < NMF_CD_LANES; l++)
+                s += acc[t * NMF_CD_LANES + l];
+            G[(size_t)i * k + j] += s;
+            if (j != i)
+                G[(size_t)j * k + i] += s;
+        }
+    for (int l = 0; l < NMF_CD_LANES; l++)
+        *cross += acc[t * NMF_CD_LANES + l];
+}
 
 /* inv[j] = 1 / G[j][j] (0 where the diagonal is not positive: a topic without mass). */
 static inline void nmf_inv_diag(const double *G, int k, double *inv)

@@ -8,8 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#define PAR_MAX_THREADS 256
-
 typedef struct par_job {
     par_range_fn fn;
     void *ctx;

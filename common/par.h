@@ -10,6 +10,9 @@
 
 #include <stdint.h>
 
+/* Parts beyond this are not used: part indices are always below it. */
+#define PAR_MAX_THREADS 256
+
 /* fn(ctx, part, begin, end) processes rows [begin, end); part is in [0, threads). */
 typedef void (*par_range_fn)(void *ctx, int part, int64_t begin, int64_t end);
 

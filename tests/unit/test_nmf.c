@@ -198,6 +198,26 @@ static void test_batch_reported_error_is_exact(void **state)
     csr_free(&c.X);
 }
 
+/* k = 40 takes the path where the Gram matrices come from dsyrk, not from the descent. */
+static void test_batch_reported_error_is_exact_for_large_k(void **state)
+{
+    enum { K = 40 };
+    corpus c;
+    nmf_batch_result res;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * K);
+    double *H = malloc(sizeof(double) * 200 * K);
+
+    (void)state;
+    corpus_make(&c, 200, 4);
+    fit(&c.X, K, 10, 2, W, H, NULL, &res);
+    assert_int_equal(res.iterations, 10);
+    assert_true(res.error <= res.init_error);
+    assert_true(fabs(res.error - dense_error(&c.X, W, H, K)) < 1e-9);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
 static void test_batch_normalizes_topic_columns(void **state)
 {
     corpus c;
@@ -584,7 +604,7 @@ static void test_cd_block_matches_single_row_solver(void **state)
         P[i] = 4.0 * rng_unit(&rng) - 1.0; /* some negative targets: rows hit the bound */
     memcpy(Yb, Y0, sizeof(Y0));
     memcpy(Ys, Y0, sizeof(Y0));
-    nmf_cd_block(Yb, P, G, inv, K, N, SWEEPS, scratch);
+    nmf_cd_block(Yb, P, G, inv, K, N, SWEEPS, scratch, NULL);
     for (int r = 0; r < N; r++)
         nmf_cd_solve(Ys + r * K, P + r * K, G, inv, K, SWEEPS, 0.0, 0.0, g, NULL);
     for (int i = 0; i < N * K; i++) {
@@ -607,12 +627,40 @@ static void test_cd_block_row_split_is_bit_identical(void **state)
     random_factor(Ya, N, K, &rng);
     random_factor(P, N, K, &rng);
     memcpy(Yb, Ya, sizeof(Ya));
-    nmf_cd_block(Ya, P, G, inv, K, N, 2, scratch);
+    nmf_cd_block(Ya, P, G, inv, K, N, 2, scratch, NULL);
     /* Split off rows at 5 and 14: other lane groupings. */
-    nmf_cd_block(Yb, P, G, inv, K, 5, 2, scratch);
-    nmf_cd_block(Yb + 5 * K, P + 5 * K, G, inv, K, 9, 2, scratch);
-    nmf_cd_block(Yb + 14 * K, P + 14 * K, G, inv, K, N - 14, 2, scratch);
+    nmf_cd_block(Yb, P, G, inv, K, 5, 2, scratch, NULL);
+    nmf_cd_block(Yb + 5 * K, P + 5 * K, G, inv, K, 9, 2, scratch, NULL);
+    nmf_cd_block(Yb + 14 * K, P + 14 * K, G, inv, K, N - 14, 2, scratch, NULL);
     assert_memory_equal(Ya, Yb, sizeof(Ya));
+}
+
+static void test_cd_block_accumulates_gram_and_cross_term(void **state)
+{
+    enum { N = 21, K = 11 };
+    double F[40 * K], G[K * K], inv[K], P[N * K], Y[N * K], Gy[K * K], Ga[K * K];
+    double scratch[2 * K * NMF_CD_LANES], acc[NMF_CD_ACC(K)], cross = 0.0, want = 0.0;
+    uint64_t rng = 13;
+
+    (void)state;
+    random_factor(F, 40, K, &rng);
+    nmf_gram_rows(F, 40, K, G);
+    nmf_inv_diag(G, K, inv);
+    random_factor(Y, N, K, &rng);
+    for (int i = 0; i < N * K; i++)
+        P[i] = 4.0 * rng_unit(&rng) - 1.0;
+    memset(acc, 0, sizeof(acc));
+    memset(Ga, 0, sizeof(Ga));
+    /* Two calls into one accumulator, the second with a partial lane group. */
+    nmf_cd_block(Y, P, G, inv, K, 8, 2, scratch, acc);
+    nmf_cd_block(Y + 8 * K, P + 8 * K, G, inv, K, N - 8, 2, scratch, acc);
+    nmf_cd_acc_add(acc, K, Ga, &cross);
+    nmf_gram_rows(Y, N, K, Gy);
+    for (int i = 0; i < N * K; i++)
+        want += P[i] * Y[i];
+    for (int i = 0; i < K * K; i++)
+        assert_true(fabs(Ga[i] - Gy[i]) <= 1e-12 * (1.0 + fabs(Gy[i])));
+    assert_true(fabs(cross - want) <= 1e-12 * (1.0 + fabs(want)));
 }
 
 /* C = A·B summed in double with no tricks: the reference for the product kernels. */
@@ -708,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_batch_recovers_planted_topics),
         cmocka_unit_test(test_batch_error_never_increases),
         cmocka_unit_test(test_batch_reported_error_is_exact),
+        cmocka_unit_test(test_batch_reported_error_is_exact_for_large_k),
         cmocka_unit_test(test_batch_normalizes_topic_columns),
         cmocka_unit_test(test_batch_is_deterministic_for_seed_and_threads),
         cmocka_unit_test(test_batch_rejects_k_larger_than_terms),
@@ -722,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_online_pass_is_within_10_percent_of_batch),
         cmocka_unit_test(test_cd_block_matches_single_row_solver),
         cmocka_unit_test(test_cd_block_row_split_is_bit_identical),
+        cmocka_unit_test(test_cd_block_accumulates_gram_and_cross_term),
         cmocka_unit_test(test_spmm_matches_naive_product_for_every_width),
         cmocka_unit_test(test_spmm_plan_tiles_large_operand_and_matches_naive_product),
     };
