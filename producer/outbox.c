@@ -26,12 +26,10 @@ static const char fetch_sql[] =
 static const char mark_sql[] =
     "update topicflow.outbox set published_at = clock_timestamp() where id = any($1::bigint[])";
 
-/* Oldest ids first: they are the oldest rows, so the scan stops after about `limit` rows
- * (unpublished ones among them are skipped, never deleted). */
 static const char retention_sql[] =
     "delete from topicflow.outbox where id in ("
     "  select id from topicflow.outbox"
-    "   where published_at is not null and published_at < now() - make_interval(secs => $1)"
+    "   where published_at < now() - make_interval(secs => $1)"
     "   order by id limit $2 for update skip locked)";
 
 int outbox_prepare(PGconn *conn, tf_err *err)

@@ -17,8 +17,10 @@ create table topicflow.outbox (
 );
 -- The producer's work list: small however long the history is.
 create index outbox_unpublished on topicflow.outbox (id) where published_at is null;
--- No index on published_at: marking a row published would have to update it too, and
--- retention finds the oldest rows through the primary key (ids grow with time).
+-- Retention finds old published rows through a BRIN index: marking a row published inserts
+-- into every index of the outbox (the update cannot be HOT), and a BRIN insert costs almost
+-- nothing, where a B-tree on published_at cost ~8 µs of server CPU per published event.
+create index outbox_published_at on topicflow.outbox using brin (published_at);
 
 -- The last version handed out per aggregate. Writers of one aggregate already serialize on
 -- its row lock, so this row adds no contention between different aggregates.
