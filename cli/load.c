@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "lifecycle.h"
 #include "json.h"
 #include "options.h"
 #include "pg.h"
@@ -112,12 +113,6 @@ typedef struct loader {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int buf_reserve(buffer *b, size_t more)
 {
@@ -174,7 +169,7 @@ static void clear_progress(loader *L)
 
 static void draw_progress(loader *L, int force)
 {
-    double t = now_s(), rate;
+    double t = tf_now(), rate;
     long long pos;
     char bar[31];
     int filled;
@@ -1036,7 +1031,7 @@ int cli_load(int argc, char **argv)
     L.strict = cfg.strict;
     L.batch_max = cfg.batch;
     L.in = in;
-    L.started = now_s();
+    L.started = tf_now();
     L.progress = isatty(STDERR_FILENO);
     if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
         L.total_bytes = (long long)st.st_size;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "lifecycle.h"
 #include "model_update.h"
 #include "options.h"
 #include "pg.h"
@@ -42,18 +43,12 @@ typedef struct progress {
     int last_decile;
 } progress;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A bar with an ETA on a terminal; a line per tenth otherwise (logs stay readable). */
 static int on_progress(void *ctx, int iter, int max_iter, double error)
 {
     progress *p = ctx;
-    double elapsed = now_s() - p->start, frac = max_iter ? (double)iter / max_iter : 1;
+    double elapsed = tf_now() - p->start, frac = max_iter ? (double)iter / max_iter : 1;
     double eta = iter > 0 ? elapsed / iter * (max_iter - iter) : 0;
     int filled = (int)(frac * 30);
 
@@ -165,7 +160,7 @@ int cli_refit(int argc, char **argv)
     opts.threads = (int)cfg.threads;
     opts.progress = on_progress;
     opts.progress_ctx = &prog;
-    prog.start = now_s();
+    prog.start = tf_now();
     if (tf_model_refit(c, &opts, &res, &err) != 0) {
         if (prog.tty)
             fprintf(stderr, "\n");

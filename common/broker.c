@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "lifecycle.h"
 #include "log.h"
 
 struct tf_broker {
@@ -24,12 +25,6 @@ struct tf_broker {
     amqp_bytes_t consumer_tag; /* of the consumer started by tf_broker_consume */
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timeval timeval_of(double s)
 {
@@ -389,14 +384,14 @@ static int wait_frame(tf_broker *b, amqp_frame_t *f, double timeout_s, tf_err *e
 
 int tf_broker_service(tf_broker *b, int timeout_ms, tf_err *err)
 {
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = tf_now() + timeout_ms / 1000.0;
     amqp_frame_t f;
     int rc;
 
     if (!b->ok)
         return tf_err_set(err, "connection to RabbitMQ is closed");
     do {
-        rc = wait_frame(b, &f, deadline - now_s(), err);
+        rc = wait_frame(b, &f, deadline - tf_now(), err);
         if (rc < 0)
             return -1;
         if (rc == 1 && is_close(&f))
@@ -480,11 +475,11 @@ int tf_broker_wait_confirms(tf_broker *b, uint64_t first, size_t n, uint8_t *sta
                             size_t needed, double timeout_s, tf_return_cb on_return, void *ctx,
                             tf_err *err)
 {
-    double deadline = now_s() + timeout_s;
+    double deadline = tf_now() + timeout_s;
     amqp_frame_t f;
 
     while (count_pending(state, needed) > 0) {
-        int rc = wait_frame(b, &f, deadline - now_s(), err);
+        int rc = wait_frame(b, &f, deadline - tf_now(), err);
         if (rc < 0)
             return -1;
         if (rc == 0)
@@ -556,10 +551,10 @@ int tf_broker_cancel(tf_broker *b, tf_err *err)
 
 int tf_broker_next(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *err)
 {
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = tf_now() + timeout_ms / 1000.0;
 
     for (;;) {
-        struct timeval tv = timeval_of(deadline - now_s());
+        struct timeval tv = timeval_of(deadline - tf_now());
         amqp_rpc_reply_t r;
         amqp_frame_t f;
         int rc;

@@ -8,7 +8,6 @@
  * the broker confirmed; any failure rolls it back, so an event is published at least once.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,6 @@
  * A database outage is waited out with backoff while the messages stay unacked: nothing is
  * dead-lettered and nothing is requeued (a requeue would count as a delivery attempt).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
