@@ -5,8 +5,10 @@
  * topics, sublinear tf·idf, L2 rows) or --matrix FILE.mtx (docs × terms, used as given).
  * The last line is machine-readable: fit_seconds=… error=… relative_error=…
  */
-#include "csr.h"
-#include "nmf.h"
+#include "base/rng.h"
+#include "base/lifecycle.h"
+#include "engine/csr.h"
+#include "engine/nmf.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -28,23 +30,6 @@ typedef struct bench_opts {
     const char *matrix;
     int sklearn;
 } bench_opts;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return (rng_next(s) >> 11) * 0x1.0p-53; }
 
 /* Index drawn from a cumulative distribution of n entries. */
 static int32_t draw(const double *cdf, int32_t n, double u)
@@ -88,18 +73,18 @@ static int make_corpus(const bench_opts *o, tf_csr *X)
     for (int j = 0; j < PLANTED; j++)
         for (int i = 0; i < TOPIC_TERMS; i++)
             topic_terms[j * TOPIC_TERMS + i] =
-                rng_unit(&rng) < 0.5 ? draw(bg, T, rng_unit(&rng)) : (int32_t)(rng_next(&rng) % T);
+                tf_rng_unit(&rng) < 0.5 ? draw(bg, T, tf_rng_unit(&rng)) : (int32_t)(tf_rng_next(&rng) % T);
     for (int32_t d = 0; d < D; d++) {
-        int nt = 1 + (int)(rng_next(&rng) % 3), topics[3];
-        int tokens = 80 + (int)(rng_next(&rng) % 60), n = 0;
+        int nt = 1 + (int)(tf_rng_next(&rng) % 3), topics[3];
+        int tokens = 80 + (int)(tf_rng_next(&rng) % 60), n = 0;
         for (int i = 0; i < nt; i++)
-            topics[i] = (int)(rng_next(&rng) % PLANTED);
+            topics[i] = (int)(tf_rng_next(&rng) % PLANTED);
         for (int i = 0; i < tokens; i++) {
             int32_t t;
-            if (rng_unit(&rng) < 0.25)
-                t = draw(bg, T, rng_unit(&rng));
+            if (tf_rng_unit(&rng) < 0.25)
+                t = draw(bg, T, tf_rng_unit(&rng));
             else
-                t = topic_terms[topics[rng_next(&rng) % nt] * TOPIC_TERMS + draw(tcdf, TOPIC_TERMS, rng_unit(&rng))];
+                t = topic_terms[topics[tf_rng_next(&rng) % nt] * TOPIC_TERMS + draw(tcdf, TOPIC_TERMS, tf_rng_unit(&rng))];
             if (count[t]++ == 0 && n < 512)
                 touched[n++] = t;
         }
@@ -231,12 +216,12 @@ static double gemm_peak(int n, int single)
             ((float *)b)[i] = 1.0f / (1 + i % 5);
         }
     for (int rep = 0; rep < 4; rep++) {
-        double t = now(), g;
+        double t = tf_now(), g;
         if (single)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         else
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-        g = 2.0 * n * n * (double)n / (now() - t) * 1e-9;
+        g = 2.0 * n * n * (double)n / (tf_now() - t) * 1e-9;
         if (rep > 0 && g > best) /* the first call warms up threads and pages */
             best = g;
     }
@@ -362,14 +347,14 @@ int main(int argc, char **argv)
     Hf = malloc(sizeof(double) * (size_t)fold_docs * o.k);
     {
         tf_csr head = X;
-        double t0 = now();
+        double t0 = tf_now();
         head.n_rows = fold_docs;
         nmf_gram(W, X.n_cols, o.k, G, NULL);
         if (nmf_fold_in(W, X.n_cols, o.k, G, &head, NULL, Hf, &info, &err) < 0) {
             fprintf(stderr, "bench-nmf: %s\n", err.msg);
             return 1;
         }
-        fold_s = now() - t0;
+        fold_s = tf_now() - t0;
     }
     /* After the fit: OpenBLAS's workers spin for a while after a call, and would compete
      * with the fit's own threads. */

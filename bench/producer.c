@@ -16,11 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "config.h"
-#include "log.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
+#include "base/config.h"
+#include "base/log.h"
 #include "outbox.h"
-#include "pg.h"
+#include "pg/pg.h"
 #include "proc_cpu.h"
 #include "publisher.h"
 
@@ -137,12 +138,12 @@ static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t
     double mq0 = proc_cpu_seconds("beam.smp"), self0 = proc_cpu_seconds("bench-producer");
     tf_broker *b;
     publisher *pub = publisher_new();
-    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    tf_topology topo = tf_topology_defaults();
     tf_err err;
     double t0;
 
     b = tf_broker_open(cfg->amqp_url, 30, &err);
-    if (!b || tf_broker_declare_topology(b, &topo, &err) < 0 ||
+    if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0 ||
         tf_broker_confirm_select(b, &err) < 0)
         die("broker", &err);
     *published = 0;
@@ -173,9 +174,9 @@ static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t
 static void purge_queue(const bench_config *cfg)
 {
     tf_err err;
-    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    tf_topology topo = tf_topology_defaults();
     tf_broker *b = tf_broker_open(cfg->amqp_url, 30, &err);
-    if (!b || tf_broker_declare_topology(b, &topo, &err) < 0)
+    if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0)
         die("broker", &err);
     if (tf_broker_purge(b, TF_QUEUE_NMF, &err) < 0)
         die("purge", &err);

@@ -11,9 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "text.h"
-#include "utf8.h"
-#include "vocab.h"
+#include "engine/text.h"
+#include "base/datadir.h"
+#include "base/utf8.h"
+#include "engine/vocab.h"
 
 #define DOC_BYTES 1024
 

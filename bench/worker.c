@@ -19,13 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "config.h"
-#include "log.h"
-#include "pg.h"
+#include "base/buf.h"
+#include "base/datadir.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "pg/pg.h"
 #include "proc_cpu.h"
-#include "sample.h"
-#include "text.h"
+#include "sample/generator.h"
+#include "engine/text.h"
 
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "log.h"
+#include "wire/json.h"
+#include "base/log.h"
 
 #define MAX_ANSWER (4L << 20)
 

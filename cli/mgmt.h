@@ -7,7 +7,7 @@
 #ifndef TF_CLI_MGMT_H
 #define TF_CLI_MGMT_H
 
-#include "error.h"
+#include "base/error.h"
 
 /*
  * messages_unacknowledged of queue in the vhost of amqp_url (the first of a comma-separated

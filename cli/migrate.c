@@ -5,16 +5,18 @@
 #include <stdio.h>
 
 #include "commands.h"
-#include "config.h"
-#include "log.h"
-#include "migrate.h"
-#include "pg.h"
+#include "options.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "pg/migrate.h"
+#include "pg/pg.h"
 
 typedef struct migrate_config {
     const char *pg_url, *amqp_url, *log_level;
 } migrate_config;
 
 static const tf_option migrate_options[] = {TF_OPTIONS_CONNECTION(migrate_config)};
+#define N_OPTIONS (sizeof(migrate_options) / sizeof(migrate_options[0]))
 
 static void on_applied(void *ctx, const tf_migration *m)
 {
@@ -29,20 +31,16 @@ int cli_migrate(int argc, char **argv)
     tf_err err;
     int first, applied = 0, version = 0, rc;
 
-    rc = tf_config_parse(migrate_options, 3, &cfg, argc, argv, &first, &err);
-    if (rc == TF_CONFIG_HELP) {
-        tf_config_usage(stdout, "topicflow migrate [options]",
-                        "Applies every pending schema migration, each in its own transaction.\n"
-                        "Running it again is harmless: applied migrations are skipped.",
-                        migrate_options, 3);
-        return CLI_OK;
-    }
-    if (rc == TF_CONFIG_OK && first < argc)
-        rc = tf_err_set(&err, "unexpected argument '%s'", argv[first]);
-    if (rc != TF_CONFIG_OK && rc != TF_CONFIG_VERSION) {
-        fprintf(stderr, "topicflow migrate: %s\n", err.msg);
-        return CLI_USAGE;
-    }
+    rc = cli_parse("migrate", "topicflow migrate [options]",
+                   "Applies every pending schema migration, each in its own transaction.\n"
+                   "Running it again is harmless: applied migrations are skipped.",
+                   migrate_options, N_OPTIONS, &cfg, argc, argv, &first);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    if (first < argc)
+        return cli_error("migrate", CLI_USAGE, "unexpected argument '%s'", argv[first]);
+    if (!cfg.pg_url)
+        return cli_error("migrate", CLI_USAGE, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
     conn = tf_pg_connect(cfg.pg_url, "topicflow-migrate", &err);
     if (!conn)
         goto fail;

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "base/config.h"
 
 enum { CLI_CONTINUE = -1 };
 

@@ -13,10 +13,11 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "lifecycle.h"
-#include "model_update.h"
+#include "base/lifecycle.h"
+#include "model/update.h"
+#include "model/vocab_store.h"
 #include "options.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 typedef struct refit_config {
     const char *pg_url, *amqp_url, *log_level;

@@ -11,7 +11,7 @@
 
 #include "commands.h"
 #include "options.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 typedef struct replay_config {
     const char *pg_url, *amqp_url, *log_level;

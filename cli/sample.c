@@ -1,7 +1,8 @@
 /*
  * sample.c - `topicflow sample`: writes synthetic internship postings (JSONL or CSV) for the
  * demo, the tests and the benchmarks. The same seed and templates give the same bytes.
- * Exit status: 0 done, 1 template or I/O error, 2 bad arguments (one line on stderr).
+ * Exit status: 0 done, 1 template or I/O error, 2 bad arguments (one line on stderr). Its
+ * options go through cli_parse like every subcommand's.
  */
 #include "commands.h"
 
@@ -13,35 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sample.h"
+#include "base/datadir.h"
+#include "options.h"
+#include "sample/generator.h"
 
 #define MAX_COUNT 1000000000ULL
 
-static const char usage[] =
-    "Usage: topicflow sample --count N [--seed S] [--lang en|ar|mixed] [--format jsonl|csv]\n"
-    "                        [--output FILE]\n"
-    "\n"
-    "Write N synthetic internship postings in English and Arabic, for demos, tests and\n"
-    "benchmarks. The same seed (and the same templates) always gives the same output.\n"
-    "\n"
-    "Options:\n"
-    "  --count N        number of postings, 0 to 1000000000 (required)\n"
-    "  --seed S         64-bit seed, decimal or 0x-prefixed hex (default 1)\n"
-    "  --lang L         en, ar, or mixed: about 60 % English, 40 % Arabic (default mixed)\n"
-    "  --format F       jsonl (default): one JSON object per line with the keys title,\n"
-    "                   company, location, description, skills (array of strings), field\n"
-    "                   (the ground-truth field, e.g. \"software\") and lang (\"en\"/\"ar\");\n"
-    "                   csv: a header line title,company,location,description,skills,field,\n"
-    "                   lang, RFC 4180 quoting (descriptions span lines), skills as a\n"
-    "                   PostgreSQL array literal {\"a\",\"b\"} for COPY ... (FORMAT csv)\n"
-    "  --output FILE    write to FILE instead of standard output\n"
-    "  -h, --help       show this help and exit\n"
-    "\n"
-    "Environment:\n"
-    "  TOPICFLOW_DATA_DIR  directory whose sample/ holds the templates\n"
-    "                      (default: the source tree's data/)\n"
-    "\n"
-    "Exit status: 0 success, 1 template or I/O error, 2 bad arguments.\n";
+typedef struct sample_config {
+    const char *count, *seed, *lang, *format, *output;
+} sample_config;
+
+static const tf_option sample_options[] = {
+    {"count", NULL, TF_OPT_STRING, NULL, "number of postings, 0 to 1000000000 (required)",
+     offsetof(sample_config, count), 0, 0},
+    {"seed", NULL, TF_OPT_STRING, "1", "64-bit seed, decimal or 0x-prefixed hex",
+     offsetof(sample_config, seed), 0, 0},
+    {"lang", NULL, TF_OPT_STRING, "mixed", "en, ar, or mixed (about 60 % English, 40 % Arabic)",
+     offsetof(sample_config, lang), 0, 0},
+    {"format", NULL, TF_OPT_STRING, "jsonl",
+     "jsonl: one object per line (title, company, location, description, skills, field, lang);"
+     " csv: a header line, RFC 4180 quoting, skills as a PostgreSQL array literal",
+     offsetof(sample_config, format), 0, 0},
+    {"output", NULL, TF_OPT_STRING, NULL, "write to this file instead of standard output",
+     offsetof(sample_config, output), 0, 0},
+};
+#define N_OPTIONS (sizeof(sample_options) / sizeof(sample_options[0]))
 
 struct sample_opts {
     unsigned long long count;
@@ -50,13 +47,6 @@ struct sample_opts {
     bool csv;
     const char *output;
 };
-
-static const char *data_dir(void)
-{
-    const char *dir = getenv("TOPICFLOW_DATA_DIR");
-
-    return dir && *dir ? dir : TOPICFLOW_SOURCE_DATA_DIR;
-}
 
 static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -84,79 +74,46 @@ static bool parse_u64(const char *s, int base, unsigned long long *out)
     return errno == 0 && *end == '\0';
 }
 
-/* Returns 0 to go on, -1 when --help was printed, CLI_USAGE on a bad argument. */
+/* Returns CLI_CONTINUE to go on, else the exit status (after --help, --version or a bad
+ * argument). */
 static int parse_args(int argc, char **argv, struct sample_opts *o)
 {
-    bool have_count = false;
-    const char *name, *value;
-    size_t name_len;
+    sample_config c;
     unsigned long long v;
-    int i;
+    int first, rc;
 
-    static const char *const known[] = { "--count", "--seed", "--lang", "--format", "--output" };
-    enum { O_COUNT, O_SEED, O_LANG, O_FORMAT, O_OUTPUT, O_N };
-    int opt;
-
-    *o = (struct sample_opts){ .seed = 1, .lang = TF_SAMPLE_MIXED };
-    for (i = 1; i < argc; i++) {
-        name = argv[i];
-        if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0) {
-            fputs(usage, stdout);
-            return -1;
-        }
-        value = strchr(name, '=');
-        name_len = value ? (size_t)(value - name) : strlen(name);
-        for (opt = 0; opt < O_N; opt++)
-            if (strlen(known[opt]) == name_len && strncmp(name, known[opt], name_len) == 0)
-                break;
-        if (opt == O_N)
-            return bad_usage("%s '%.*s'", name[0] == '-' ? "unknown option" : "unexpected argument",
-                             (int)name_len, name);
-        if (value)
-            value++;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
-            return bad_usage("option '%s' needs a value", name);
-        switch (opt) {
-        case O_COUNT:
-            if (!parse_u64(value, 10, &v) || v > MAX_COUNT)
-                return bad_usage("--count must be an integer from 0 to %llu, not '%s'",
-                                 MAX_COUNT, value);
-            o->count = v;
-            have_count = true;
-            break;
-        case O_SEED:
-            if (!parse_u64(value, 0, &v))
-                return bad_usage("--seed must be an unsigned 64-bit integer, not '%s'", value);
-            o->seed = v;
-            break;
-        case O_LANG:
-            if (strcmp(value, "en") == 0)
-                o->lang = TF_SAMPLE_EN;
-            else if (strcmp(value, "ar") == 0)
-                o->lang = TF_SAMPLE_AR;
-            else if (strcmp(value, "mixed") == 0)
-                o->lang = TF_SAMPLE_MIXED;
-            else
-                return bad_usage("--lang must be en, ar or mixed, not '%s'", value);
-            break;
-        case O_FORMAT:
-            if (strcmp(value, "jsonl") == 0 || strcmp(value, "csv") == 0)
-                o->csv = value[0] == 'c';
-            else
-                return bad_usage("--format must be jsonl or csv, not '%s'", value);
-            break;
-        default:
-            if (!*value)
-                return bad_usage("--output needs a file name");
-            o->output = value;
-            break;
-        }
-    }
-    if (!have_count)
+    rc = cli_parse("sample", "topicflow sample --count N [options]",
+                   "Writes N synthetic internship postings in English and Arabic, for demos, tests and\n"
+                   "benchmarks. The same seed (and the same templates under $TOPICFLOW_DATA_DIR/sample,\n"
+                   "default the source tree's data/) always gives the same output.\n"
+                   "Exit status: 0 success, 1 template or I/O error, 2 bad arguments.",
+                   sample_options, N_OPTIONS, &c, argc, argv, &first);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    *o = (struct sample_opts){ .lang = TF_SAMPLE_MIXED };
+    if (first < argc)
+        return bad_usage("unexpected argument '%s'", argv[first]);
+    if (!c.count)
         return bad_usage("--count is required");
-    return 0;
+    if (!parse_u64(c.count, 10, &v) || v > MAX_COUNT)
+        return bad_usage("--count must be an integer from 0 to %llu, not '%s'", MAX_COUNT, c.count);
+    o->count = v;
+    if (!parse_u64(c.seed, 0, &v))
+        return bad_usage("--seed must be an unsigned 64-bit integer, not '%s'", c.seed);
+    o->seed = v;
+    if (strcmp(c.lang, "en") == 0)
+        o->lang = TF_SAMPLE_EN;
+    else if (strcmp(c.lang, "ar") == 0)
+        o->lang = TF_SAMPLE_AR;
+    else if (strcmp(c.lang, "mixed") != 0)
+        return bad_usage("--lang must be en, ar or mixed, not '%s'", c.lang);
+    if (strcmp(c.format, "jsonl") != 0 && strcmp(c.format, "csv") != 0)
+        return bad_usage("--format must be jsonl or csv, not '%s'", c.format);
+    o->csv = c.format[0] == 'c';
+    if (c.output && !*c.output)
+        return bad_usage("--output needs a file name");
+    o->output = c.output;
+    return CLI_CONTINUE;
 }
 
 int cli_sample(int argc, char **argv)
@@ -172,10 +129,10 @@ int cli_sample(int argc, char **argv)
     int rc;
 
     rc = parse_args(argc, argv, &o);
-    if (rc)
-        return rc < 0 ? CLI_OK : rc;
+    if (rc != CLI_CONTINUE)
+        return rc;
     rc = CLI_FAIL;
-    gen = tf_sample_new(data_dir(), &err);
+    gen = tf_sample_new(tf_data_dir(), &err);
     if (!gen) {
         fprintf(stderr, "topicflow sample: %s\n", err.msg);
         goto done;

@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
 #include "commands.h"
-#include "json.h"
+#include "wire/json.h"
 #include "mgmt.h"
 #include "options.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 typedef struct status_config {
     const char *pg_url, *amqp_url, *log_level;

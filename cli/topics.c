@@ -1,7 +1,7 @@
 /*
  * topics.c - `topicflow topics` (the current model's topics and their heaviest terms) and
  * `topicflow doc ID` (one document's topic mixture), as aligned text or as JSON whose shape
- * DESIGN.md fixes. They read only the public views topicflow.topics and
+ * the README fixes (a public contract). They read only the public views topicflow.topics and
  * topicflow.document_topics, like any dashboard would.
  */
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "commands.h"
-#include "json.h"
+#include "wire/json.h"
 #include "options.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 typedef struct topics_config {
     const char *pg_url, *amqp_url, *log_level;

@@ -15,13 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backoff.h"
-#include "broker.h"
-#include "config.h"
-#include "lifecycle.h"
-#include "log.h"
+#include "base/backoff.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
+#include "base/config.h"
+#include "base/lifecycle.h"
+#include "base/log.h"
+#include "base/progress.h"
 #include "outbox.h"
-#include "pg.h"
+#include "pg/pg.h"
 #include "publisher.h"
 
 #define MAX_SLOTS 4
@@ -34,9 +36,7 @@ typedef struct producer_config {
     double retention_s;
     double confirm_timeout_s;
     long heartbeat_s;
-    const char *binding;
-    long delivery_limit;
-    long queue_max_length;
+    tf_topology topology;
     double reconnect_max_s;
     long in_flight;
 } producer_config;
@@ -55,12 +55,7 @@ static const tf_option producer_options[] = {
      "longest wait for the broker's confirms of a batch", offsetof(producer_config, confirm_timeout_s), 0.1, 3600},
     {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30",
      "AMQP heartbeat in seconds (0: off)", offsetof(producer_config, heartbeat_s), 0, 600},
-    {"binding", "TOPICFLOW_BINDING", TF_OPT_STRING, "#",
-     "binding key of topicflow.nmf on topicflow.events", offsetof(producer_config, binding), 0, 0},
-    {"delivery-limit", "TOPICFLOW_DELIVERY_LIMIT", TF_OPT_INT, "10",
-     "x-delivery-limit of topicflow.nmf", offsetof(producer_config, delivery_limit), 1, 1000000},
-    {"queue-max-length", "TOPICFLOW_QUEUE_MAX_LENGTH", TF_OPT_INT, "0",
-     "x-max-length of topicflow.nmf (0: unbounded)", offsetof(producer_config, queue_max_length), 0, 1e12},
+    TF_OPTIONS_TOPOLOGY(producer_config, topology),
     {"reconnect-max", "TOPICFLOW_RECONNECT_MAX", TF_OPT_DURATION, "30s",
      "cap of the reconnect backoff", offsetof(producer_config, reconnect_max_s), 0.1, 3600},
     {"in-flight", "TOPICFLOW_PRODUCER_IN_FLIGHT", TF_OPT_INT, "2",
@@ -88,13 +83,10 @@ typedef struct producer {
     publisher *pub;
     tf_backoff backoff;
     double next_retention;
-    double next_stats;
-    unsigned long long published, published_at_stats;
+    tf_progress progress;
+    unsigned long long published;
 } producer;
 
-
-
-/* Sleeps in short slices so that a stop request is honoured promptly. */
 
 static int connect_slot(producer *p, int i, tf_err *err)
 {
@@ -117,12 +109,10 @@ fail:
 
 static int connect_broker(producer *p, tf_err *err)
 {
-    tf_topology topo = {p->cfg.binding, p->cfg.delivery_limit, p->cfg.queue_max_length};
-
     p->broker = tf_broker_open(p->cfg.amqp_url, (int)p->cfg.heartbeat_s, err);
     if (!p->broker)
         return -1;
-    if (tf_broker_declare_topology(p->broker, &topo, err) < 0 ||
+    if (tf_topology_declare(p->broker, &p->cfg.topology, NULL, err) < 0 ||
         tf_broker_confirm_select(p->broker, err) < 0) {
         tf_broker_close(p->broker);
         p->broker = NULL;
@@ -274,7 +264,7 @@ static void run_retention(producer *p)
     /* Small batches, each its own transaction, so retention never holds locks for long. */
     for (int i = 0; i < 100 && !tf_stop_requested(); i++) {
         if (outbox_delete_published(p->slots[0].pg, p->cfg.retention_s, 1000, &deleted, &err) < 0) {
-            log_warn("retention failed", "reason=\"%s\"", err.msg);
+            log_warn("retention failed", "reason=%s", tf_log_q(err.msg));
             return;
         }
         total += deleted;
@@ -287,15 +277,10 @@ static void run_retention(producer *p)
 
 static void log_stats(producer *p)
 {
-    double t = tf_now();
+    double rate;
 
-    if (t < p->next_stats)
-        return;
-    if (p->published != p->published_at_stats)
-        log_info("progress", "published_total=%llu rate_per_s=%.0f", p->published,
-                 (double)(p->published - p->published_at_stats) / (t - p->next_stats + 10));
-    p->published_at_stats = p->published;
-    p->next_stats = t + 10;
+    if (tf_progress_due(&p->progress, p->published, tf_now(), &rate) && rate > 0)
+        log_info("progress", "published_total=%llu rate_per_s=%.0f", p->published, rate);
 }
 
 /* Waits for a NOTIFY, the poll interval, or a stop request, servicing AMQP heartbeats. */
@@ -354,7 +339,7 @@ static void retry_after_failure(producer *p, const char *what, const tf_err *err
 {
     double d = tf_backoff_next(&p->backoff);
 
-    log_warn(what, "in_s=%.2f reason=\"%s\"", d, err->msg);
+    log_warn(what, "in_s=%.2f reason=%s", d, tf_log_q(err->msg));
     abandon_all(p);
     tf_sleep_interruptible(d);
 }
@@ -389,7 +374,7 @@ static int run(producer *p)
             continue; /* more may be waiting */
         run_retention(p);
         if (wait_for_work(p, &err) < 0) {
-            log_warn("connection lost while idle", "reason=\"%s\"", err.msg);
+            log_warn("connection lost while idle", "reason=%s", tf_log_q(err.msg));
             abandon_all(p);
         }
     }
@@ -397,7 +382,7 @@ static int run(producer *p)
     if (p->broker) {
         int refused = 0;
         if (flush(p, &refused, &err) < 0) {
-            log_warn("in-flight batches rolled back at shutdown", "reason=\"%s\"", err.msg);
+            log_warn("in-flight batches rolled back at shutdown", "reason=%s", tf_log_q(err.msg));
             abandon_all(p);
         }
     }
@@ -409,36 +394,16 @@ int main(int argc, char **argv)
 {
     producer p;
     tf_log_level level;
-    tf_err err;
-    int first, rc;
+    int rc;
 
     memset(&p, 0, sizeof(p));
-    rc = tf_config_parse(producer_options, N_OPTIONS, &p.cfg, argc, argv, &first, &err);
-    if (rc == TF_CONFIG_HELP) {
-        tf_config_usage(stdout, "topicflow-producer [options]",
-                        "Publishes every event of topicflow.outbox to the RabbitMQ exchange "
-                        "topicflow.events,\nat least once and in id order, marking each "
-                        "published once the broker confirmed it.",
-                        producer_options, N_OPTIONS);
-        return 0;
-    }
-    if (rc == TF_CONFIG_VERSION) {
-        printf("topicflow-producer %s\n", TOPICFLOW_VERSION);
-        return 0;
-    }
-    if (rc == TF_CONFIG_OK && first < argc)
-        rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
-    if (rc == TF_CONFIG_OK && tf_log_parse_level(p.cfg.log_level, &level) < 0)
-        rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)",
-                        p.cfg.log_level);
-    if (rc == TF_CONFIG_OK && !p.cfg.pg_url)
-        rc = tf_err_set(&err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
-    if (rc == TF_CONFIG_OK && !p.cfg.amqp_url)
-        rc = tf_err_set(&err, "no RabbitMQ URL: set TOPICFLOW_AMQP_URL or --amqp");
-    if (rc != TF_CONFIG_OK) {
-        fprintf(stderr, "topicflow-producer: %s\n", err.msg);
-        return 2;
-    }
+    rc = tf_config_daemon("topicflow-producer",
+                          "Publishes every event of topicflow.outbox to the RabbitMQ exchange "
+                          "topicflow.events,\nat least once and in id order, marking each "
+                          "published once the broker confirmed it.",
+                          producer_options, N_OPTIONS, &p.cfg, argc, argv, &level);
+    if (rc)
+        return rc == 1 ? 0 : rc;
     tf_log_init("producer", level);
     tf_signals_install();
     tf_backoff_init(&p.backoff, 0.1, p.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
@@ -447,7 +412,7 @@ int main(int argc, char **argv)
         log_error("out of memory", "");
         return 1;
     }
-    p.next_stats = tf_now() + 10;
+    tf_progress_init(&p.progress, 10, tf_now());
     p.n_slots = (int)p.cfg.in_flight;
     log_info("starting", "version=%s batch=%ld", TOPICFLOW_VERSION, p.cfg.batch);
     run(&p);

@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "pg.h"
+#include "base/buf.h"
+#include "wire/json.h"
+#include "pg/pg.h"
 
 static const char fetch_sql[] =
     "select id, source, aggregate_type, aggregate_id, event_type, version,"
@@ -226,19 +227,18 @@ int outbox_fetch(PGconn *conn, int limit, int64_t from_id, outbox_batch *b, tf_e
 
 int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err)
 {
-    size_t cap = 2 + n * 21, o = 0;
-    char *arr = malloc(cap);
-    const char *params[1] = {arr};
+    tf_buf arr;
+    const char *params[1];
     PGresult *res;
     int rc;
 
-    if (!arr)
+    tf_buf_init(&arr);
+    tf_pg_append_int64_array(&arr, ids, n);
+    if (!tf_buf_ok(&arr)) {
+        tf_buf_free(&arr);
         return tf_err_set(err, "out of memory");
-    arr[o++] = '{';
-    for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(arr + o, cap - o, i ? ",%lld" : "%lld", (long long)ids[i]);
-    arr[o++] = '}';
-    arr[o] = '\0';
+    }
+    params[0] = arr.p;
     res = PQexecPrepared(conn, "outbox_mark", 1, params, NULL, NULL, 0);
     rc = tf_pg_check(conn, res, PGRES_COMMAND_OK, err);
     if (rc == 0) {
@@ -247,7 +247,7 @@ int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *er
             rc = tf_err_set(err, "marked %s of %zu events published", PQcmdTuples(res), n);
         PQclear(res);
     }
-    free(arr);
+    tf_buf_free(&arr);
     return rc;
 }
 

@@ -13,8 +13,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#include "error.h"
-#include "event_codec.h"
+#include "base/error.h"
+#include "wire/event_codec.h"
 
 typedef struct tf_json_object tf_json_object;
 

@@ -10,7 +10,8 @@
 
 #include <stdint.h>
 
-#include "broker.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
 #include "outbox.h"
 
 typedef struct publisher publisher;

@@ -1,6 +1,7 @@
 /*
- * apply.c - the worker's mini-batch transaction (see apply.h). Every vector and mixture is
- * rounded to float before it enters the statistics, because float is what the documents
+ * apply.c - the worker's mini-batch transaction (see apply.h): the reads, locks and writes
+ * around the batch rules of batch.c, which decide. Every vector and mixture is rounded to
+ * float before it enters the statistics (batch.c), because float is what the documents
  * table stores: a later retraction then subtracts exactly what was added.
  */
 #include "apply.h"
@@ -9,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "lifecycle.h"
-#include "pg.h"
-
-/* Our own error code (not a SQLSTATE) for "the model changed under this batch". */
-#define APPLY_STALE_MODEL "TFMDL"
+#include "base/buf.h"
+#include "base/grow.h"
+#include "base/hash.h"
+#include "base/lifecycle.h"
+#include "model/vocab_store.h"
+#include "pg/pg.h"
+#include "pg/retry.h"
 
 struct applier {
     char name[128];
@@ -27,23 +29,6 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
 };
-
-/* What the batch knows of one document before and after. */
-typedef struct doc_state {
-    int found, deleted;
-    int64_t version, model_version; /* model_version 0: never folded */
-    int32_t *ids;
-    float *weights, *topics;
-    size_t n, n_topics;
-} doc_state;
-
-static void doc_state_clear(doc_state *s)
-{
-    free(s->ids);
-    free(s->weights);
-    free(s->topics);
-    memset(s, 0, sizeof(*s));
-}
 
 applier *applier_new(const char *name, const char *data_dir, size_t max_text, tf_err *err)
 {
@@ -153,16 +138,6 @@ delta:
             return -1;
     }
     return 0;
-}
-
-void work_item_clear(work_item *item)
-{
-    tf_event_clear(&item->ev);
-    free(item->source);
-    free(item->doc_id);
-    free(item->text);
-    tf_bag_free(&item->bag);
-    memset(item, 0, sizeof(*item));
 }
 
 static char *strndup_str(tf_str s)
@@ -282,17 +257,6 @@ done:
 
 /* ---- the transaction ------------------------------------------------------------------ */
 
-static uint64_t doc_lock_key(const char *source, const char *doc_id)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char *p = source; *p; p++)
-        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
-    h = (h ^ 0) * 0x100000001b3ULL;
-    for (const char *p = doc_id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
-    return h;
-}
-
 static int cmp_i64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
@@ -313,63 +277,72 @@ static int exec_params(PGconn *conn, const char *sql, int n, const char *const *
     return 0;
 }
 
-static int same_key(const work_item *x, const work_item *y)
+/* The event ids of items (all, or those that are not duplicates) as a bigint[] literal
+ * into arr; *count gets how many. 0, or -1 out of memory. */
+static int event_ids_param(tf_buf *arr, const work_item *items, size_t n, int skip_duplicates,
+                           size_t *count, tf_err *err)
 {
-    return strcmp(x->source, y->source) == 0 && strcmp(x->doc_id, y->doc_id) == 0;
+    int64_t *ids = malloc((n + 1) * sizeof(*ids));
+    size_t m = 0;
+
+    if (!ids)
+        return tf_err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!skip_duplicates || items[i].outcome != ITEM_DUPLICATE)
+            ids[m++] = items[i].ev.id;
+    tf_pg_append_int64_array(arr, ids, m);
+    free(ids);
+    *count = m;
+    return tf_buf_ok(arr) ? 0 : tf_err_set(err, "out of memory");
 }
 
-/* Drops events already processed, and marks within the batch: a second copy of an event
- * is a duplicate, a lower version of a document that the batch also updates is stale. */
+/* Drops the events already processed (read from processed_events), then the batch's own
+ * duplicates and superseded events (batch_mark_duplicates). */
 static int mark_duplicates(PGconn *conn, work_item *items, size_t n, tf_err *err)
 {
-    tf_buf ids;
+    int64_t *done_ids = malloc((n + 1) * sizeof(*done_ids));
+    tf_buf arr;
     const char *params[1];
-    PGresult *res;
+    PGresult *res = NULL;
+    size_t n_done = 0, m;
     int rc = -1;
 
-    tf_buf_init(&ids);
-    tf_buf_append(&ids, "{", 1);
-    for (size_t i = 0; i < n; i++)
-        tf_buf_printf(&ids, i ? ",%lld" : "%lld", (long long)items[i].ev.id);
-    tf_buf_append(&ids, "}", 1);
-    params[0] = ids.p;
-    if (tf_buf_ok(&ids) < 0 ||
-        exec_params(conn, "select event_id from topicflow.processed_events"
+    tf_buf_init(&arr);
+    if (!done_ids) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    if (event_ids_param(&arr, items, n, 0, &m, err) < 0)
+        goto done;
+    params[0] = arr.p;
+    if (exec_params(conn, "select event_id from topicflow.processed_events"
                           " where event_id = any($1::bigint[])",
                     1, params, PGRES_TUPLES_OK, &res, err) < 0)
         goto done;
-    for (int r = 0; r < PQntuples(res); r++) {
-        long long id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        for (size_t i = 0; i < n; i++)
-            if (items[i].ev.id == id)
-                items[i].outcome = ITEM_DUPLICATE;
-    }
-    PQclear(res);
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i && items[i].outcome == ITEM_PENDING; j++) {
-            if (items[j].outcome == ITEM_DUPLICATE)
-                continue;
-            if (items[j].ev.id == items[i].ev.id)
-                items[i].outcome = ITEM_DUPLICATE;
+    for (int r = 0; r < PQntuples(res) && n_done < n; r++) {
+        long long id;
+        if (tf_pg_get_int64(res, r, 0, &id) < 0) {
+            tf_err_set(err, "malformed event id in processed_events");
+            goto done;
         }
+        done_ids[n_done++] = id;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].outcome != ITEM_PENDING)
-            continue;
-        for (size_t j = 0; j < n; j++) {
-            if (j == i || items[j].outcome != ITEM_PENDING || !same_key(&items[i], &items[j]))
-                continue;
-            if (items[j].ev.version > items[i].ev.version ||
-                (items[j].ev.version == items[i].ev.version && j < i)) {
-                items[i].outcome = ITEM_STALE;
-                break;
-            }
-        }
-    }
+    batch_mark_duplicates(items, n, done_ids, n_done);
     rc = 0;
 done:
-    tf_buf_free(&ids);
+    PQclear(res);
+    free(done_ids);
+    tf_buf_free(&arr);
     return rc;
+}
+
+/* The advisory lock key of a document: FNV-1a over source, a NUL, and the id. Every worker
+ * of every release computes the same key (the raw hash, not the table hash). */
+static int64_t doc_lock_key(const char *source, const char *doc_id)
+{
+    uint64_t h = tf_fnv1a(TF_FNV1A_INIT, source, strlen(source) + 1);
+
+    return (int64_t)tf_fnv1a(h, doc_id, strlen(doc_id));
 }
 
 static int lock_documents(PGconn *conn, const work_item *items, size_t n, tf_err *err)
@@ -385,17 +358,15 @@ static int lock_documents(PGconn *conn, const work_item *items, size_t n, tf_err
         return tf_err_set(err, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (items[i].outcome == ITEM_PENDING)
-            keys[m++] = (int64_t)doc_lock_key(items[i].source, items[i].doc_id);
+            keys[m++] = doc_lock_key(items[i].source, items[i].doc_id);
     qsort(keys, m, sizeof(*keys), cmp_i64);
-    tf_buf_append(&arr, "{", 1);
-    for (size_t i = 0; i < m; i++)
-        tf_buf_printf(&arr, i ? ",%lld" : "%lld", (long long)keys[i]);
-    tf_buf_append(&arr, "}", 1);
+    tf_pg_append_int64_array(&arr, keys, m);
     params[0] = arr.p;
     /* unnest keeps the array's (sorted) order: every worker locks in the same order. */
-    if (tf_buf_ok(&arr) == 0 &&
-        exec_params(conn, "select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) k",
-                    1, params, PGRES_TUPLES_OK, NULL, err) == 0)
+    if (!tf_buf_ok(&arr))
+        tf_err_set(err, "out of memory");
+    else if (exec_params(conn, "select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) k",
+                         1, params, PGRES_TUPLES_OK, NULL, err) == 0)
         rc = 0;
     free(keys);
     tf_buf_free(&arr);
@@ -429,7 +400,7 @@ static int read_documents(PGconn *conn, const work_item *items, size_t n, doc_st
     tf_buf_append(&ids, "}", 1);
     params[0] = src.p;
     params[1] = ids.p;
-    if (tf_buf_ok(&src) < 0 || tf_buf_ok(&ids) < 0 ||
+    if (!tf_buf_ok(&src) || !tf_buf_ok(&ids) ||
         exec_params(conn,
                     "select d.source, d.doc_id, d.version, d.deleted,"
                     " coalesce(d.model_version, 0), d.term_ids, d.weights, d.topics"
@@ -473,129 +444,6 @@ done:
     return rc;
 }
 
-/* Growable CSR + mixtures for the documents a batch adds or retracts. */
-typedef struct rows {
-    tf_csr X;
-    double *H;
-    size_t rows_cap, nnz_cap;
-    int k;
-} rows;
-
-static int rows_add(rows *r, const int32_t *ids, const float *vals, size_t n, const float *h,
-                    int32_t n_cols, tf_err *err)
-{
-    int64_t nnz = r->X.n_rows ? r->X.row_ptr[r->X.n_rows] : 0;
-
-    if ((size_t)r->X.n_rows + 2 > r->rows_cap) {
-        size_t cap = r->rows_cap ? r->rows_cap * 2 : 64;
-        int64_t *rp = realloc(r->X.row_ptr, cap * sizeof(*rp));
-        double *H = realloc(r->H, cap * (size_t)(r->k ? r->k : 1) * sizeof(*H));
-        if (rp)
-            r->X.row_ptr = rp;
-        if (H)
-            r->H = H;
-        if (!rp || !H)
-            return tf_err_set(err, "out of memory");
-        if (r->rows_cap == 0)
-            r->X.row_ptr[0] = 0;
-        r->rows_cap = cap;
-    }
-    if ((size_t)nnz + n > r->nnz_cap) {
-        size_t cap = r->nnz_cap ? r->nnz_cap : 1024;
-        int32_t *ci;
-        float *v;
-        while (cap < (size_t)nnz + n)
-            cap *= 2;
-        ci = realloc(r->X.col_idx, cap * sizeof(*ci));
-        if (ci)
-            r->X.col_idx = ci;
-        v = realloc(r->X.val, cap * sizeof(*v));
-        if (v)
-            r->X.val = v;
-        if (!ci || !v)
-            return tf_err_set(err, "out of memory");
-        r->nnz_cap = cap;
-    }
-    memcpy(r->X.col_idx + nnz, ids, n * sizeof(*ids));
-    memcpy(r->X.val + nnz, vals, n * sizeof(*vals));
-    for (int j = 0; h && j < r->k; j++)
-        r->H[(size_t)r->X.n_rows * (size_t)r->k + (size_t)j] = h[j];
-    r->X.n_rows++;
-    r->X.row_ptr[r->X.n_rows] = nnz + (int64_t)n;
-    if (r->X.n_cols < n_cols)
-        r->X.n_cols = n_cols;
-    return 0;
-}
-
-static void rows_free(rows *r)
-{
-    free(r->X.row_ptr);
-    free(r->X.col_idx);
-    free(r->X.val);
-    free(r->H);
-    memset(r, 0, sizeof(*r));
-}
-
-/* Document-frequency changes: (term, ±1) pairs, summed per term at the end. */
-typedef struct df_changes {
-    int32_t *terms, *deltas;
-    size_t n, cap;
-} df_changes;
-
-static int df_push(df_changes *c, const int32_t *ids, size_t n, int32_t delta, tf_err *err)
-{
-    if (c->n + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 1024;
-        int32_t *t, *d;
-        while (cap < c->n + n)
-            cap *= 2;
-        t = realloc(c->terms, cap * sizeof(*t));
-        if (t)
-            c->terms = t;
-        d = realloc(c->deltas, cap * sizeof(*d));
-        if (d)
-            c->deltas = d;
-        if (!t || !d)
-            return tf_err_set(err, "out of memory");
-        c->cap = cap;
-    }
-    for (size_t i = 0; i < n; i++) {
-        c->terms[c->n] = ids[i];
-        c->deltas[c->n++] = delta;
-    }
-    return 0;
-}
-
-static int cmp_pair(const void *x, const void *y)
-{
-    const int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return (a > b) - (a < b);
-}
-
-/* Sums the pairs per term, in place; drops zero sums. */
-static void df_compact(df_changes *c)
-{
-    int64_t *pairs = malloc((c->n + 1) * sizeof(*pairs));
-    size_t m = 0;
-
-    if (!pairs)
-        return; /* keeps the uncompacted pairs, which sum to the same at refresh */
-    for (size_t i = 0; i < c->n; i++)
-        pairs[i] = ((int64_t)c->terms[i] << 32) | (uint32_t)(c->deltas[i] + (1 << 30));
-    qsort(pairs, c->n, sizeof(*pairs), cmp_pair);
-    for (size_t i = 0; i < c->n;) {
-        int32_t term = (int32_t)(pairs[i] >> 32), sum = 0;
-        for (; i < c->n && (int32_t)(pairs[i] >> 32) == term; i++)
-            sum += (int32_t)(pairs[i] & 0xffffffff) - (1 << 30);
-        if (sum) {
-            c->terms[m] = term;
-            c->deltas[m++] = sum;
-        }
-    }
-    c->n = m;
-    free(pairs);
-}
-
 /* The rows a batch writes, as flat vectors sent in binary: per row its keys and the offset
  * and length of its slice of the term/count/weight vectors (topics: k per row or none). */
 typedef struct upsert {
@@ -634,23 +482,6 @@ static void upsert_free(upsert *u)
     free(u->topic_off);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    size_t c = *cap ? *cap : 256;
-    void *q;
-
-    if (need <= *cap)
-        return 0;
-    while (c < need)
-        c *= 2;
-    q = realloc(*p, c * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 /* Appends one row; topics NULL stores SQL NULL (no model), model_version 0 likewise. */
 static int upsert_add(upsert *u, const work_item *it, int deleted, const int32_t *ids,
                       const int32_t *counts, const float *weights, size_t n, const float *topics,
@@ -659,13 +490,13 @@ static int upsert_add(upsert *u, const work_item *it, int deleted, const int32_t
     const char *sep = u->n ? "," : "";
     size_t n_rows = (size_t)u->n + 1;
 
-    if (grow((void **)&u->ids, &u->cap_ids, u->n_vec + n, sizeof(int32_t)) < 0 ||
-        grow((void **)&u->counts, &u->cap_counts, u->n_vec + n, sizeof(int32_t)) < 0 ||
-        grow((void **)&u->weights, &u->cap_weights, u->n_vec + n, sizeof(float)) < 0 ||
-        grow((void **)&u->off, &u->cap_off, n_rows, sizeof(int32_t)) < 0 ||
-        grow((void **)&u->len, &u->cap_len, n_rows, sizeof(int32_t)) < 0 ||
-        grow((void **)&u->topic_off, &u->cap_topic_off, n_rows, sizeof(int32_t)) < 0 ||
-        (topics && grow((void **)&u->topics, &u->cap_topics, u->n_topics + (size_t)u->k,
+    if (tf_grow((void **)&u->ids, &u->cap_ids, u->n_vec + n, sizeof(int32_t)) < 0 ||
+        tf_grow((void **)&u->counts, &u->cap_counts, u->n_vec + n, sizeof(int32_t)) < 0 ||
+        tf_grow((void **)&u->weights, &u->cap_weights, u->n_vec + n, sizeof(float)) < 0 ||
+        tf_grow((void **)&u->off, &u->cap_off, n_rows, sizeof(int32_t)) < 0 ||
+        tf_grow((void **)&u->len, &u->cap_len, n_rows, sizeof(int32_t)) < 0 ||
+        tf_grow((void **)&u->topic_off, &u->cap_topic_off, n_rows, sizeof(int32_t)) < 0 ||
+        (topics && tf_grow((void **)&u->topics, &u->cap_topics, u->n_topics + (size_t)u->k,
                         sizeof(float)) < 0))
         return tf_err_set(err, "out of memory");
     u->off[u->n] = (int32_t)u->n_vec;
@@ -722,7 +553,7 @@ static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
     tf_pg_append_bin_int4_array(&bin[5], u->len, (size_t)u->n);
     tf_pg_append_bin_int4_array(&bin[6], u->topic_off, (size_t)u->n);
     for (size_t i = 0; i < 7; i++) {
-        if (tf_buf_ok(&bin[i]) < 0 || tf_buf_ok(text[i < 6 ? i : 0]) < 0) {
+        if (!tf_buf_ok(&bin[i]) || !tf_buf_ok(text[i < 6 ? i : 0])) {
             tf_err_set(err, "out of memory");
             goto done;
         }
@@ -763,24 +594,19 @@ done:
 static int record_processed(PGconn *conn, const char *name, const work_item *items, size_t n,
                             tf_err *err)
 {
-    tf_buf ids;
+    tf_buf arr;
     char count[24];
     const char *params[2];
-    int m = 0, rc = -1;
+    size_t m;
+    int rc = -1;
 
-    tf_buf_init(&ids);
-    tf_buf_append(&ids, "{", 1);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].outcome == ITEM_DUPLICATE)
-            continue;
-        tf_buf_printf(&ids, m++ ? ",%lld" : "%lld", (long long)items[i].ev.id);
-    }
-    tf_buf_append(&ids, "}", 1);
-    params[0] = ids.p;
-    if (tf_buf_ok(&ids) < 0)
+    tf_buf_init(&arr);
+    if (event_ids_param(&arr, items, n, 1, &m, err) < 0)
         goto done;
+    params[0] = arr.p;
     /* A unique violation here means another worker processed one of these events since
-     * mark_duplicates: the batch rolls back and its retry drops it as a duplicate. */
+     * mark_duplicates: the batch rolls back and its retry drops it as a duplicate (the
+     * retry policy counts 23505 as transient for this reason). */
     if (m && exec_params(conn, "insert into topicflow.processed_events (event_id)"
                                " select unnest($1::bigint[])",
                          1, params, PGRES_COMMAND_OK, NULL, err) < 0)
@@ -795,115 +621,35 @@ static int record_processed(PGconn *conn, const char *name, const work_item *ite
         goto done;
     rc = 0;
 done:
-    tf_buf_free(&ids);
+    tf_buf_free(&arr);
     return rc;
 }
 
-static int32_t widest_column(const tf_vocab *v, const work_item *items, size_t n,
-                             const doc_state *states)
-{
-    int32_t w = tf_vocab_size(v);
-
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].bag.n && items[i].bag.ids[items[i].bag.n - 1] >= w)
-            w = items[i].bag.ids[items[i].bag.n - 1] + 1;
-        for (size_t j = 0; j < states[i].n; j++)
-            if (states[i].ids[j] >= w)
-                w = states[i].ids[j] + 1;
-    }
-    return w;
-}
-
-/* Computes every document's new state; fills the upsert, the delta rows and df changes. */
-static int compute(applier *a, work_item *items, size_t n, doc_state *states, upsert *up,
-                   rows *retract, rows *add, df_changes *df, int *n_docs, apply_stats *stats,
-                   tf_err *err)
+/* The rows to store: deletions as tombstones, new vectors with their mixtures. */
+static int fill_upsert(const applier *a, const work_item *items, size_t n, const batch_result *r,
+                       upsert *up, tf_err *err)
 {
     const tf_model *m = &a->model;
-    /* Term ids are the database's: a bag counted against an older vocabulary object may
-     * hold ids beyond the current one's size, so the width comes from the data too. */
-    int32_t n_cols = widest_column(a->vocab, items, n, states);
-    size_t *add_item = malloc((n + 1) * sizeof(*add_item));
-    float *weights = NULL, *hq = NULL;
-    size_t n_add = 0;
+    float *hq = malloc((size_t)(m->k ? m->k : 1) * sizeof(*hq));
     int rc = -1;
 
-    if (!add_item)
+    if (!hq)
         return tf_err_set(err, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        work_item *it = &items[i];
-        doc_state *s = &states[i];
-
-        if (it->outcome != ITEM_PENDING)
-            continue;
-        /* Older never overwrites newer (an update that arrived before its insert);
-         * a replay of the stored version recomputes it. */
-        if (s->found && (s->version > it->ev.version ||
-                         (s->version == it->ev.version && !it->ev.replay_of))) {
-            it->outcome = ITEM_STALE;
-            continue;
-        }
-        it->outcome = ITEM_APPLIED;
-        if (s->found && !s->deleted) {
-            if (df_push(df, s->ids, s->n, -1, err) < 0)
-                goto done;
-            (*n_docs)--;
-            /* Retract only what the current epoch's statistics contain. */
-            if (m->version && s->model_version >= m->epoch && s->topics &&
-                (int)s->n_topics == m->k &&
-                rows_add(retract, s->ids, s->weights, s->n, s->topics, n_cols, err) < 0)
-                goto done;
-        }
-        if (it->ev.type == TF_EVENT_DELETED) {
-            if (upsert_add(up, it, 1, NULL, NULL, NULL, 0, NULL, 0, err) < 0)
-                goto done;
-            continue;
-        }
-        if (df_push(df, it->bag.ids, it->bag.n, +1, err) < 0)
+    for (size_t i = 0; i < n; i++)
+        if (items[i].outcome == ITEM_APPLIED && items[i].ev.type == TF_EVENT_DELETED &&
+            upsert_add(up, &items[i], 1, NULL, NULL, NULL, 0, NULL, 0, err) < 0)
             goto done;
-        (*n_docs)++;
-        free(weights);
-        weights = malloc((it->bag.n + 1) * sizeof(*weights));
-        if (!weights) {
-            tf_err_set(err, "out of memory");
-            goto done;
-        }
-        tf_vocab_tfidf(a->vocab, it->bag.ids, it->bag.counts, it->bag.n, weights);
-        if (rows_add(add, it->bag.ids, weights, it->bag.n, NULL, n_cols, err) < 0)
-            goto done;
-        add_item[n_add++] = i;
-    }
-    /* Fold-in of every new vector at once, then quantize to what is stored. */
-    if (n_add && m->version &&
-        nmf_fold_in(m->W, m->n_terms, m->k, m->G, &add->X, NULL, add->H, NULL, err) < 0)
-        goto done;
-    hq = malloc((size_t)(m->k ? m->k : 1) * sizeof(*hq));
-    if (!hq) {
-        tf_err_set(err, "out of memory");
-        goto done;
-    }
-    for (size_t r = 0; r < n_add; r++) {
-        const work_item *it = &items[add_item[r]];
-        const float *x = add->X.val + add->X.row_ptr[r];
-        if (m->version) {
-            for (int j = 0; j < m->k; j++) {
-                hq[j] = (float)add->H[r * (size_t)m->k + (size_t)j];
-                add->H[r * (size_t)m->k + (size_t)j] = hq[j];
-            }
-        }
+    for (int32_t row = 0; row < r->add.X.n_rows; row++) {
+        const work_item *it = &items[r->add_item[row]];
+        const float *x = r->add.X.val + r->add.X.row_ptr[row];
+        for (int j = 0; m->version && j < m->k; j++)
+            hq[j] = (float)r->add.H[(size_t)row * (size_t)m->k + (size_t)j];
         if (upsert_add(up, it, 0, it->bag.ids, it->bag.counts, x, it->bag.n,
                        m->version ? hq : NULL, m->version, err) < 0)
             goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        stats->applied += items[i].outcome == ITEM_APPLIED;
-        stats->stale += items[i].outcome == ITEM_STALE;
-        stats->duplicates += items[i].outcome == ITEM_DUPLICATE;
-    }
     rc = 0;
 done:
-    free(add_item);
-    free(weights);
     free(hq);
     return rc;
 }
@@ -930,25 +676,22 @@ static int check_epoch(applier *a, PGconn *conn, const doc_state *states, size_t
         return 0;
     tf_err_set(err, "the model moved to epoch %lld during the batch (ours: %lld)",
                (long long)epoch, (long long)a->model.epoch);
-    snprintf(err->code, sizeof(err->code), "%s", APPLY_STALE_MODEL);
+    snprintf(err->code, sizeof(err->code), "%s", TF_CODE_STALE_MODEL);
     return -1;
 }
 
 int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
-                  int *transient, tf_err *err)
+                  tf_err *err)
 {
     doc_state *states = calloc(n + 1, sizeof(*states));
-    rows retract, add;
-    df_changes df;
+    batch_result res;
+    batch_model bm;
     upsert up;
-    int n_docs = 0, rc = -1;
+    int rc = -1;
 
     memset(stats, 0, sizeof(*stats));
-    memset(&retract, 0, sizeof(retract));
-    memset(&add, 0, sizeof(add));
-    memset(&df, 0, sizeof(df));
+    batch_result_init(&res, 0);
     upsert_init(&up, 0);
-    *transient = 0;
     for (size_t i = 0; i < n; i++)
         items[i].outcome = ITEM_PENDING;
     if (!states) {
@@ -959,50 +702,45 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
         goto fail;
     if (applier_sync_model(a, conn, err) < 0)
         goto fail;
-    retract.k = add.k = up.k = a->model.k;
+    bm = (batch_model){a->model.version, a->model.epoch, a->model.k, a->model.n_terms,
+                       a->model.W, a->model.G};
+    batch_result_init(&res, a->model.k);
+    up.k = a->model.k;
     if (mark_duplicates(conn, items, n, err) < 0 || lock_documents(conn, items, n, err) < 0 ||
-        read_documents(conn, items, n, states, err) < 0 || check_epoch(a, conn, states, n, err) < 0)
-        goto fail;
-    if (compute(a, items, n, states, &up, &retract, &add, &df, &n_docs, stats, err) < 0)
-        goto fail;
-    if (upsert_run(conn, &up, err) < 0)
+        read_documents(conn, items, n, states, err) < 0 || check_epoch(a, conn, states, n, err) < 0 ||
+        batch_compute(items, n, states, &bm, a->vocab, &res, err) < 0 ||
+        fill_upsert(a, items, n, &res, &up, err) < 0 || upsert_run(conn, &up, err) < 0)
         goto fail;
     if (up.n > 0) {
         nmf_delta *d = NULL;
         if (a->model.version) {
             d = a->delta;
             nmf_delta_clear(d);
-            if ((retract.X.n_rows && nmf_delta_add(d, &retract.X, retract.H, -1.0, err) < 0) ||
-                (add.X.n_rows && nmf_delta_add(d, &add.X, add.H, 1.0, err) < 0))
+            if ((res.retract.X.n_rows && nmf_delta_add(d, &res.retract.X, res.retract.H, -1.0, err) < 0) ||
+                (res.add.X.n_rows && nmf_delta_add(d, &res.add.X, res.add.H, 1.0, err) < 0))
                 goto fail;
         }
-        df_compact(&df);
-        if (tf_model_write_delta(conn, a->name, a->model.version, n_docs, d, df.terms, df.deltas,
-                                 df.n, err) < 0)
+        if (tf_model_write_delta(conn, a->name, a->model.version, res.n_docs, d, res.df.terms,
+                                 res.df.deltas, res.df.n, err) < 0)
             goto fail;
     }
-    if (record_processed(conn, a->name, items, n, err) < 0)
+    if (record_processed(conn, a->name, items, n, err) < 0 ||
+        tf_pg_command(conn, "commit", err) < 0)
         goto fail;
-    if (tf_pg_command(conn, "commit", err) < 0)
-        goto fail;
+    stats->applied = res.applied;
+    stats->duplicates = res.duplicates;
+    stats->stale = res.stale;
     stats->model_version = a->model.version;
     rc = 0;
     goto done;
 fail:
-    /* 23505 (unique violation) can only come from processed_events: another worker
-     * committed one of these events meanwhile; the retry drops it as a duplicate. */
-    *transient = tf_pg_err_is_transient(conn, err) || strcmp(err->code, "23505") == 0 ||
-                 strcmp(err->code, APPLY_STALE_MODEL) == 0;
-    if (PQstatus(conn) == CONNECTION_OK)
+    if (tf_pg_connection_ok(conn))
         PQclear(PQexec(conn, "rollback"));
 done:
     for (size_t i = 0; states && i < n; i++)
         doc_state_clear(&states[i]);
     free(states);
-    rows_free(&retract);
-    rows_free(&add);
-    free(df.terms);
-    free(df.deltas);
+    batch_result_free(&res);
     upsert_free(&up);
     return rc;
 }

@@ -15,29 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "event_codec.h"
-#include "model_store.h"
-#include "text.h"
-#include "vocab.h"
-
-typedef enum {
-    ITEM_PENDING = 0,
-    ITEM_APPLIED,      /* its document changed */
-    ITEM_DUPLICATE,    /* already in processed_events (or twice in this batch) */
-    ITEM_STALE,        /* an older version than the stored one, or superseded in the batch */
-} item_outcome;
-
-typedef struct work_item {
-    tf_event ev;          /* decoded; strings point into the message body */
-    char *source;         /* owned, NUL-terminated */
-    char *doc_id;         /* owned, NUL-terminated */
-    tf_bag bag;           /* term ids (ascending) and counts, for created/updated */
-    char *text;           /* owned: the payload fields joined, kept for a recount */
-    size_t text_len;
-    int unknown_terms;    /* the bag lacks terms the vocabulary did not know yet */
-    item_outcome outcome;
-} work_item;
+#include "base/error.h"
+#include "batch.h"
+#include "engine/text.h"
+#include "engine/vocab.h"
+#include "model/store.h"
 
 typedef struct applier applier;
 
@@ -54,16 +36,16 @@ void applier_free(applier *a);
  * vocabulary. Returns 0, or 1 with a one-line reason in err when the event can never be
  * processed (no text left after sanitation), -1 on an internal failure. */
 int applier_prepare_item(applier *a, work_item *item, tf_err *err);
-void work_item_clear(work_item *item);
 
 /* Give ids to the terms the batch's documents brought (own short transaction) and
  * recount those documents. */
 int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, tf_err *err);
 
-/* The batch transaction. 0 committed; -1 rolled back (err says why, and
- * with *transient: 1 when a retry after a pause can succeed). */
+/* The batch transaction. 0 committed; -1 rolled back, err saying why with the code that
+ * pg/retry.h classifies (every failure path sets err, so no earlier failure's code is left
+ * behind). */
 int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_stats *stats,
-                  int *transient, tf_err *err);
+                  tf_err *err);
 
 /* Where a newer model may already be waiting, loaded off the hot path: fills *model and
  * *vocab (ownership passes to the caller) and returns 1 when it holds exactly `version`,

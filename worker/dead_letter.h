@@ -9,8 +9,9 @@
 
 #include <amqp.h>
 
-#include "broker.h"
-#include "error.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
+#include "base/error.h"
 
 typedef struct dead_letter dead_letter;
 

@@ -16,14 +16,18 @@
 #include <unistd.h>
 
 #include "apply.h"
-#include "backoff.h"
-#include "broker.h"
-#include "config.h"
-#include "lifecycle.h"
+#include "base/backoff.h"
+#include "base/datadir.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
+#include "base/config.h"
+#include "base/lifecycle.h"
 #include "dead_letter.h"
-#include "log.h"
+#include "base/log.h"
+#include "base/progress.h"
 #include "maintenance.h"
-#include "pg.h"
+#include "pg/pg.h"
+#include "pg/retry.h"
 
 typedef struct worker_config {
     const char *pg_url, *amqp_url, *log_level;
@@ -38,6 +42,7 @@ typedef struct worker_config {
     double refresh_interval_s;
     long refold_chunk;
     long heartbeat_s;
+    tf_topology topology;
     const char *name;
     double reconnect_max_s;
     const char *data_dir;
@@ -67,6 +72,7 @@ static const tf_option worker_options[] = {
      "stale documents re-folded per transaction", offsetof(worker_config, refold_chunk), 1, 1e6},
     {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30", "AMQP heartbeat in seconds (0: off)",
      offsetof(worker_config, heartbeat_s), 0, 600},
+    TF_OPTIONS_TOPOLOGY(worker_config, topology),
     {"name", "TOPICFLOW_WORKER_NAME", TF_OPT_STRING, NULL, "this worker's name (default host:pid)",
      offsetof(worker_config, name), 0, 0},
     {"reconnect-max", "TOPICFLOW_RECONNECT_MAX", TF_OPT_DURATION, "30s", "cap of the retry backoff",
@@ -93,8 +99,8 @@ typedef struct worker {
     work_item *items;
     tf_backoff backoff;
     maintenance *upkeep;
-    double next_stats;
-    unsigned long long events, dead, events_at_stats;
+    tf_progress progress;
+    unsigned long long events, dead;
 } worker;
 
 
@@ -120,7 +126,6 @@ static void drop_broker(worker *w)
 
 static int connect_broker(worker *w, tf_err *err)
 {
-    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
     long prefetch = w->cfg.prefetch ? w->cfg.prefetch : 2 * w->cfg.batch;
 
     w->consumer = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
@@ -129,7 +134,7 @@ static int connect_broker(worker *w, tf_err *err)
     w->publisher = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
     if (!w->publisher)
         goto fail;
-    if (tf_broker_declare_topology(w->publisher, &topo, err) < 0 ||
+    if (tf_topology_declare(w->publisher, &w->cfg.topology, NULL, err) < 0 ||
         tf_broker_confirm_select(w->publisher, err) < 0 ||
         tf_broker_qos(w->consumer, (uint16_t)(prefetch > 65535 ? 65535 : prefetch), err) < 0 ||
         tf_broker_consume(w->consumer, TF_QUEUE_NMF, err) < 0)
@@ -267,7 +272,7 @@ static void ack_front(worker *w, size_t n, tf_err *err)
      * multiple-ack settles exactly the batch. */
     if (tf_broker_ack(w->consumer, w->in.env[n - 1].delivery_tag, 1, err) < 0)
         log_warn("ack failed (the messages come back and are dropped as duplicates)",
-                 "reason=\"%s\"", err->msg);
+                 "reason=%s", tf_log_q(err->msg));
     for (size_t i = 0; i < n; i++)
         amqp_destroy_envelope(&w->in.env[i]);
     memmove(w->in.env, w->in.env + n, (w->in.n - n) * sizeof(*w->in.env));
@@ -276,42 +281,32 @@ static void ack_front(worker *w, size_t n, tf_err *err)
 
 static int dead_letter_env(worker *w, const amqp_envelope_t *env, const char *reason, tf_err *err)
 {
-    char mid[64] = "", quoted[600];
+    char mid[64] = "";
 
     if (env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
         snprintf(mid, sizeof(mid), "%.*s",
                  (int)(env->message.properties.message_id.len > 60 ? 60 : env->message.properties.message_id.len),
                  (const char *)env->message.properties.message_id.bytes);
     log_warn("dead-lettering message", "message_id=%s reason=%s", *mid ? mid : "-",
-             tf_log_quote(reason, quoted, sizeof(quoted)));
+             tf_log_q(reason));
     w->dead++;
     return dead_letter_add(w->dl, w->publisher, env, reason, err);
 }
 
 /* ---- one batch ---------------------------------------------------------------------- */
 
-/* A data exception (22), an integrity violation other than the race on processed_events
- * (23), or a program limit such as a row too large (54): the database will refuse this
- * event every time. Anything else — including a failure of our own code, which carries no
- * SQLSTATE — is retried: holding an event is recoverable, dead-lettering a good one is not. */
-static int rejected_by_database(const tf_err *err)
-{
-    return (strncmp(err->code, "22", 2) == 0 || strncmp(err->code, "23", 2) == 0 ||
-            strncmp(err->code, "54", 2) == 0) &&
-           strcmp(err->code, "23505") != 0;
-}
-
-/* Applies items with retries: transient failures wait (receiving meanwhile, so heartbeats
- * flow) and retry; a permanent failure of a multi-item batch is retried item by item so
- * that the one bad event is found and dead-lettered. 0 done, -1 broker lost or stopping. */
+/* Applies items with retries, as the retry policy (pg/retry.h) says: a permanent failure
+ * of one event dead-letters it, of a multi-item batch is retried item by item so that the
+ * one bad event is found; transient failures and our own wait (receiving meanwhile, so
+ * heartbeats flow) and retry. 0 done, -1 broker lost or stopping. */
 static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **envs, size_t n,
                               tf_err *err)
 {
     apply_stats st;
-    int transient;
 
     for (;;) {
-        if ((!w->pg || PQstatus(w->pg) != CONNECTION_OK)) {
+        tf_failure_class cls;
+        if (!tf_pg_connection_ok(w->pg)) {
             if (w->pg)
                 PQfinish(w->pg);
             w->pg = NULL;
@@ -319,21 +314,22 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
                 goto wait;
         }
         if (applier_resolve_terms(w->app, w->pg, items, n, err) == 0 &&
-            applier_apply(w->app, w->pg, items, n, &st, &transient, err) == 0) {
+            applier_apply(w->app, w->pg, items, n, &st, err) == 0) {
             tf_backoff_reset(&w->backoff);
             w->events += (unsigned long long)n;
             log_debug("batch committed", "events=%zu applied=%d duplicates=%d stale=%d model_version=%lld",
                       n, st.applied, st.duplicates, st.stale, (long long)st.model_version);
             return 0;
         }
-        if (!transient && rejected_by_database(err) && w->pg && PQstatus(w->pg) == CONNECTION_OK) {
+        cls = tf_failure_classify(err, tf_pg_connection_ok(w->pg));
+        if (cls == TF_FAILURE_PERMANENT) {
+            char reason[600];
             if (n == 1) {
-                char reason[600];
                 snprintf(reason, sizeof(reason), "database rejected the event: %s", err->msg);
                 return dead_letter_env(w, envs[0], reason, err);
             }
-            log_warn("batch failed, retrying its events one by one", "events=%zu reason=\"%s\"",
-                     n, err->msg);
+            log_warn("batch failed, retrying its events one by one", "events=%zu reason=%s",
+                     n, tf_log_q(err->msg));
             for (size_t i = 0; i < n; i++)
                 if (apply_with_retries(w, &items[i], &envs[i], 1, err) < 0)
                     return -1;
@@ -344,8 +340,9 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             return tf_err_set(err, "stopping while the database is unavailable");
         {
             double d = tf_backoff_next(&w->backoff);
-            log_warn("batch not applied, holding it and retrying", "events=%zu in_s=%.2f reason=\"%s\"",
-                     n, d, err->msg);
+            log_warn("batch not applied, holding it and retrying", "events=%zu in_s=%.2f class=%s reason=%s",
+                     n, d, tf_failure_name(tf_failure_classify(err, tf_pg_connection_ok(w->pg))),
+                     tf_log_q(err->msg));
             if (inbox_fill(w, w->in.cap ? w->in.cap : 1, d, err) < 0)
                 return -1; /* broker lost too: everything unacked is redelivered */
         }
@@ -393,16 +390,11 @@ done:
 
 static void log_stats(worker *w)
 {
-    double t = tf_now();
+    double rate;
 
-    if (t < w->next_stats)
-        return;
-    if (w->events != w->events_at_stats)
+    if (tf_progress_due(&w->progress, w->events, tf_now(), &rate) && rate > 0)
         log_info("progress", "events_total=%llu dead_lettered=%llu rate_per_s=%.0f model_version=%lld",
-                 w->events, w->dead, (double)(w->events - w->events_at_stats) / 10.0,
-                 (long long)applier_model(w->app)->version);
-    w->events_at_stats = w->events;
-    w->next_stats = t + 10;
+                 w->events, w->dead, rate, (long long)applier_model(w->app)->version);
 }
 
 /* ---- life --------------------------------------------------------------------------- */
@@ -414,7 +406,7 @@ static void run(worker *w)
     while (!tf_stop_requested()) {
         if (ensure_connected(w, &err) < 0) {
             double d = tf_backoff_next(&w->backoff);
-            log_warn("cannot connect, retrying", "in_s=%.2f reason=\"%s\"", d, err.msg);
+            log_warn("cannot connect, retrying", "in_s=%.2f reason=%s", d, tf_log_q(err.msg));
             /* With the broker up, wait by receiving: heartbeats keep flowing and what
              * arrives waits in the inbox (bounded by the prefetch). */
             if (w->consumer && tf_broker_ok(w->consumer))
@@ -424,7 +416,7 @@ static void run(worker *w)
             continue;
         }
         if (gather(w, 0.25, &err) < 0 || (w->in.n && process_batch(w, &err) < 0)) {
-            log_warn("broker connection lost, reconnecting", "reason=\"%s\"", err.msg);
+            log_warn("broker connection lost, reconnecting", "reason=%s", tf_log_q(err.msg));
             drop_broker(w);
             tf_sleep_interruptible(tf_backoff_next(&w->backoff));
             continue;
@@ -440,38 +432,6 @@ static void run(worker *w)
 }
 
 
-static int configure(worker *w, int argc, char **argv, tf_log_level *level)
-{
-    tf_err err;
-    int first, rc = tf_config_parse(worker_options, N_OPTIONS, &w->cfg, argc, argv, &first, &err);
-
-    if (rc == TF_CONFIG_HELP) {
-        tf_config_usage(stdout, "topicflow-worker [options]",
-                        "Consumes topicflow.nmf, updates the NMF topic model in PostgreSQL and "
-                        "acks each event\nonly after its effects committed. Run several to "
-                        "share the load.",
-                        worker_options, N_OPTIONS);
-        return 1;
-    }
-    if (rc == TF_CONFIG_VERSION) {
-        printf("topicflow-worker %s\n", TOPICFLOW_VERSION);
-        return 1;
-    }
-    if (rc == TF_CONFIG_OK && first < argc)
-        rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
-    if (rc == TF_CONFIG_OK && tf_log_parse_level(w->cfg.log_level, level) < 0)
-        rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)", w->cfg.log_level);
-    if (rc == TF_CONFIG_OK && !w->cfg.pg_url)
-        rc = tf_err_set(&err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
-    if (rc == TF_CONFIG_OK && !w->cfg.amqp_url)
-        rc = tf_err_set(&err, "no RabbitMQ URL: set TOPICFLOW_AMQP_URL or --amqp");
-    if (rc != TF_CONFIG_OK) {
-        fprintf(stderr, "topicflow-worker: %s\n", err.msg);
-        return 2;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     worker w;
@@ -481,7 +441,11 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&w, 0, sizeof(w));
-    rc = configure(&w, argc, argv, &level);
+    rc = tf_config_daemon("topicflow-worker",
+                          "Consumes topicflow.nmf, updates the NMF topic model in PostgreSQL and "
+                          "acks each event\nonly after its effects committed. Run several to "
+                          "share the load.",
+                          worker_options, N_OPTIONS, &w.cfg, argc, argv, &level);
     if (rc)
         return rc == 1 ? 0 : rc;
     tf_log_init("worker", level);
@@ -500,7 +464,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "topicflow-worker: %s\n", w.app ? "out of memory" : err.msg);
         return 1;
     }
-    w.next_stats = tf_now() + 10;
+    tf_progress_init(&w.progress, 10, tf_now());
     {
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
                                w.cfg.refresh_interval_s, w.cfg.refold_chunk, tf_update_defaults()};

@@ -1,6 +1,7 @@
 /*
- * maintenance.c - the model-upkeep thread. It shares nothing with the consuming thread
- * but two atomics (stop, batches); everything else it loads from PostgreSQL itself.
+ * maintenance.c - the model-upkeep thread. It shares with the consuming thread two atomics
+ * (stop, batches) and, under `lock`, the prepared model hand-off; everything else it loads
+ * from PostgreSQL itself, on its own connection.
  * Each pass does a bounded amount of work and then sleeps, so stopping is prompt.
  */
 #include "maintenance.h"
@@ -11,9 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "lifecycle.h"
-#include "log.h"
-#include "pg.h"
+#include "base/lifecycle.h"
+#include "base/log.h"
+#include "model/vocab_store.h"
+#include "pg/pg.h"
 
 struct maintenance {
     maintenance_opts opts;
@@ -180,7 +182,7 @@ static void pass(maintenance *m)
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
         refresh(m, &err) < 0)
-        log_warn("model maintenance failed (retried later)", "reason=\"%s\"", err.msg);
+        log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 
 static void *run(void *arg)

@@ -10,8 +10,8 @@
 #ifndef TF_MAINTENANCE_H
 #define TF_MAINTENANCE_H
 
-#include "error.h"
-#include "model_update.h"
+#include "base/error.h"
+#include "model/update.h"
 
 typedef struct maintenance_opts {
     const char *pg_url;

@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "event_codec.h"
-#include "pg.h"
+#include "wire/event_codec.h"
+#include "pg/pg.h"
 
 double harness_now(void)
 {
@@ -451,10 +451,10 @@ const char *harness_write_file(harness *h, const char *suffix, const char *text,
 
 void harness_prepare_publisher(tf_broker *b)
 {
-    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    tf_topology topo = tf_topology_defaults();
     tf_err err;
 
-    if (tf_broker_declare_topology(b, &topo, &err) < 0 || tf_broker_confirm_select(b, &err) < 0)
+    if (tf_topology_declare(b, &topo, NULL, &err) < 0 || tf_broker_confirm_select(b, &err) < 0)
         fail_msg("%s", err.msg);
 }
 

@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "broker.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
 
 typedef struct harness {
     char name[64];         /* test name: database tf_<name>, vhost tf_<name> */

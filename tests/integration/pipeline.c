@@ -12,18 +12,18 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "event_codec.h"
-#include "model_blob.h"
-#include "model_store.h"
-#include "pg.h"
+#include "wire/event_codec.h"
+#include "engine/model_blob.h"
+#include "model/store.h"
+#include "pg/pg.h"
 
 static tf_broker *confirming_broker(harness *h)
 {
-    tf_topology topo = TF_TOPOLOGY_DEFAULTS;
+    tf_topology topo = tf_topology_defaults();
     tf_broker *b = harness_broker(h);
     tf_err err;
 
-    if (tf_broker_declare_topology(b, &topo, &err) < 0 || tf_broker_confirm_select(b, &err) < 0)
+    if (tf_topology_declare(b, &topo, NULL, &err) < 0 || tf_broker_confirm_select(b, &err) < 0)
         fail_msg("%s", err.msg);
     return b;
 }

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 static harness H;
 

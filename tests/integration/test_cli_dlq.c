@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "event_codec.h"
+#include "wire/event_codec.h"
 #include "harness.h"
 
 /* n worker dead letters with ids first..first+n-1, then wait until they are all there. */

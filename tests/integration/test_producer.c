@@ -1,6 +1,6 @@
 /*
  * test_producer.c - topicflow-producer against real servers: every event published once
- * confirmed and marked, in id order, with the message format of DESIGN.md; a transaction
+ * confirmed and marked, in id order, with the message format of docs/ARCHITECTURE.md; a transaction
  * that commits a low id late is still published; SIGTERM is a clean exit.
  */
 #include <setjmp.h>
@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "event_codec.h"
+#include "wire/event_codec.h"
 #include "harness.h"
-#include "pg.h"
+#include "pg/pg.h"
 
 #define UNPUBLISHED "select count(*) from topicflow.outbox where published_at is null"
 

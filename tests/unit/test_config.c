@@ -10,9 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "backoff.h"
-#include "config.h"
-#include "log.h"
+#include "base/backoff.h"
+#include "base/config.h"
+#include "base/log.h"
 
 typedef struct demo_config {
     const char *pg_url, *amqp_url, *log_level;

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "event_codec.h"
+#include "wire/event_codec.h"
 
 #define S(lit) ((tf_str){lit, sizeof(lit) - 1})
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "json.h"
+#include "wire/json.h"
 
 static int setup(void **state)
 {

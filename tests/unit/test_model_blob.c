@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_blob.h"
+#include "engine/model_blob.h"
 
 enum { K = 3, TERMS = 7 };
 

@@ -15,11 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csr.h"
-#include "nmf.h"
+#include "base/rng.h"
+#include "engine/csr.h"
+#include "engine/nmf.h"
 #include "nmf_kernel.h"
-#include "spmm.h"
-#include "topic_match.h"
+#include "engine/spmm.h"
+#include "engine/topic_match.h"
 
 #define PLANT_K 5
 #define PLANT_TERMS 200
@@ -29,16 +30,6 @@ typedef struct corpus {
     tf_csr X;
     double W_true[PLANT_TERMS * PLANT_K];
 } corpus;
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return (rng_next(s) >> 11) * 0x1.0p-53; }
 
 /* docs documents, each a mix of one or two planted topics plus a little noise on random
  * terms, rows L2-normalised like the real pipeline's vectors. */
@@ -51,23 +42,23 @@ static void corpus_make(corpus *c, int docs, uint64_t seed)
     memset(c->W_true, 0, sizeof(c->W_true));
     for (int j = 0; j < PLANT_K; j++)
         for (int t = j * PLANT_BLOCK; t < (j + 1) * PLANT_BLOCK; t++)
-            c->W_true[t * PLANT_K + j] = 0.2 + rng_unit(&rng);
+            c->W_true[t * PLANT_K + j] = 0.2 + tf_rng_unit(&rng);
     assert_int_equal(csr_alloc(&c->X, docs, PLANT_TERMS, (int64_t)docs * PLANT_TERMS, NULL), 0);
     for (int d = 0; d < docs; d++) {
         double h[PLANT_K] = { 0 }, norm = 0.0;
-        h[rng_next(&rng) % PLANT_K] = 0.5 + rng_unit(&rng);
-        if (rng_unit(&rng) < 0.5)
-            h[rng_next(&rng) % PLANT_K] += 0.5 * rng_unit(&rng);
+        h[tf_rng_next(&rng) % PLANT_K] = 0.5 + tf_rng_unit(&rng);
+        if (tf_rng_unit(&rng) < 0.5)
+            h[tf_rng_next(&rng) % PLANT_K] += 0.5 * tf_rng_unit(&rng);
         for (int t = 0; t < PLANT_TERMS; t++) {
             dense[t] = 0.0;
             for (int j = 0; j < PLANT_K; j++)
                 dense[t] += c->W_true[t * PLANT_K + j] * h[j];
             /* Sparse documents: each drawn term of the active topics appears with p = 0.5. */
-            if (rng_unit(&rng) < 0.5)
+            if (tf_rng_unit(&rng) < 0.5)
                 dense[t] = 0.0;
         }
         for (int n = 0; n < 3; n++)
-            dense[rng_next(&rng) % PLANT_TERMS] += 0.05;
+            dense[tf_rng_next(&rng) % PLANT_TERMS] += 0.05;
         for (int t = 0; t < PLANT_TERMS; t++)
             norm += dense[t] * dense[t];
         norm = norm > 0 ? sqrt(norm) : 1.0;
@@ -516,7 +507,7 @@ static void test_refresh_descends_and_keeps_columns_in_unit_ball(void **state)
     assert_int_equal(nmf_fold_in(m->W, PLANT_TERMS, PLANT_K, m->G, &m->c.X, NULL, H, NULL, NULL), 0);
     assert_int_equal(nmf_stats_add(s, &m->c.X, H, 1.0, NULL), 0);
     for (int i = 0; i < PLANT_TERMS * PLANT_K; i++)
-        W[i] = 0.1 * rng_unit(&rng);
+        W[i] = 0.1 * tf_rng_unit(&rng);
     prev = surrogate(W, s, PLANT_TERMS, PLANT_K);
     for (int r = 0; r < 5; r++) {
         double cur;
@@ -585,7 +576,7 @@ static void test_online_pass_is_within_10_percent_of_batch(void **state)
 static void random_factor(double *M, int64_t n, int k, uint64_t *rng)
 {
     for (int64_t i = 0; i < n * k; i++)
-        M[i] = rng_unit(rng) < 0.33 ? 0.0 : rng_unit(rng);
+        M[i] = tf_rng_unit(rng) < 0.33 ? 0.0 : tf_rng_unit(rng);
 }
 
 static void test_cd_block_matches_single_row_solver(void **state)
@@ -601,7 +592,7 @@ static void test_cd_block_matches_single_row_solver(void **state)
     nmf_inv_diag(G, K, inv);
     random_factor(Y0, N, K, &rng);
     for (int i = 0; i < N * K; i++)
-        P[i] = 4.0 * rng_unit(&rng) - 1.0; /* some negative targets: rows hit the bound */
+        P[i] = 4.0 * tf_rng_unit(&rng) - 1.0; /* some negative targets: rows hit the bound */
     memcpy(Yb, Y0, sizeof(Y0));
     memcpy(Ys, Y0, sizeof(Y0));
     nmf_cd_block(Yb, P, G, inv, K, N, SWEEPS, scratch, NULL);
@@ -648,7 +639,7 @@ static void test_cd_block_accumulates_gram_and_cross_term(void **state)
     nmf_inv_diag(G, K, inv);
     random_factor(Y, N, K, &rng);
     for (int i = 0; i < N * K; i++)
-        P[i] = 4.0 * rng_unit(&rng) - 1.0;
+        P[i] = 4.0 * tf_rng_unit(&rng) - 1.0;
     memset(acc, 0, sizeof(acc));
     memset(Ga, 0, sizeof(Ga));
     /* Two calls into one accumulator, the second with a partial lane group. */
@@ -682,10 +673,10 @@ static void random_csr(tf_csr *A, int32_t rows, int32_t cols, int nnz_row, uint6
 
     assert_int_equal(csr_alloc(A, rows, cols, (int64_t)rows * nnz_row, &err), 0);
     for (int32_t r = 0; r < rows; r++) {
-        int n = (int)(rng_next(rng) % (uint64_t)(2 * nnz_row)) / 2 + (r % 7 == 0 ? 0 : 1);
+        int n = (int)(tf_rng_next(rng) % (uint64_t)(2 * nnz_row)) / 2 + (r % 7 == 0 ? 0 : 1);
         for (int i = 0; i < n; i++) {
-            A->col_idx[nnz] = (int32_t)(rng_next(rng) % (uint64_t)cols);
-            A->val[nnz++] = (float)rng_unit(rng);
+            A->col_idx[nnz] = (int32_t)(tf_rng_next(rng) % (uint64_t)cols);
+            A->val[nnz++] = (float)tf_rng_unit(rng);
         }
         A->row_ptr[r + 1] = nnz;
     }

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "sample.h"
+#include "sample/generator.h"
 
 #define SEED 20240611ULL
 

@@ -12,23 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "topic_match.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return (rng_next(s) >> 11) * 0x1.0p-53; }
+#include "base/rng.h"
+#include "engine/topic_match.h"
 
 static void random_topics(double *W, int terms, int k, uint64_t seed)
 {
     uint64_t rng = seed;
     for (int i = 0; i < terms * k; i++)
-        W[i] = rng_unit(&rng) < 0.3 ? rng_unit(&rng) : 0.0;
+        W[i] = tf_rng_unit(&rng) < 0.3 ? tf_rng_unit(&rng) : 0.0;
 }
 
 /* W_new[:, j] = W_old[:, perm[j]] plus a little noise. */
@@ -38,7 +29,7 @@ static void permuted(const double *W_old, int terms, int k, const int *perm, dou
     uint64_t rng = seed;
     for (int t = 0; t < terms; t++)
         for (int j = 0; j < k; j++)
-            W_new[t * k + j] = W_old[t * k + perm[j]] + 0.01 * rng_unit(&rng);
+            W_new[t * k + j] = W_old[t * k + perm[j]] + 0.01 * tf_rng_unit(&rng);
 }
 
 static void test_match_recovers_known_permutation(void **state)
@@ -69,8 +60,8 @@ static void test_match_leaves_surplus_new_topics_unmatched(void **state)
         W_new[t * KN + 4] = W_old[t * KO + 0];
         W_new[t * KN + 0] = W_old[t * KO + 1];
         W_new[t * KN + 2] = W_old[t * KO + 2];
-        W_new[t * KN + 1] = rng_unit(&rng) < 0.1 ? 1.0 : 0.0;
-        W_new[t * KN + 3] = rng_unit(&rng) < 0.1 ? 1.0 : 0.0;
+        W_new[t * KN + 1] = tf_rng_unit(&rng) < 0.1 ? 1.0 : 0.0;
+        W_new[t * KN + 3] = tf_rng_unit(&rng) < 0.1 ? 1.0 : 0.0;
     }
     assert_int_equal(topic_match(W_old, T, KO, W_new, T, KN, map, NULL, NULL), 0);
     assert_int_equal(map[4], 0);
@@ -147,7 +138,7 @@ static void test_assignment_is_optimal_on_random_costs(void **state)
         double cost[N * N], got = 0.0;
         int assign[N], perm[N], taken[N] = { 0 };
         for (int i = 0; i < N * N; i++)
-            cost[i] = floor(rng_unit(&rng) * 10.0) - 3.0; /* ties and negatives included */
+            cost[i] = floor(tf_rng_unit(&rng) * 10.0) - 3.0; /* ties and negatives included */
         assert_int_equal(topic_assign_min(cost, N, N, assign, NULL), 0);
         for (int i = 0; i < N; i++)
             got += cost[i * N + assign[i]];

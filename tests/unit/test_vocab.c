@@ -13,9 +13,10 @@
 
 #include <cmocka.h>
 
-#include "csr.h"
-#include "text.h"
-#include "vocab.h"
+#include "engine/csr.h"
+#include "engine/text.h"
+#include "engine/corpus.h"
+#include "engine/vocab.h"
 
 /* A tf_tokens over space-separated words, as the tokenizer would hand them over. */
 typedef struct fake_tokens {

@@ -1,0 +1,81 @@
+/*
+ * config.h - one table of settings per program drives the parser, --help and the docs.
+ *
+ * Each setting has a flag (--name), an optional environment variable, a type, a default
+ * and a help line. Precedence: flag > environment > default. Values are parsed strictly:
+ * "--batch 12x" is an error naming the flag, never a silent 12.
+ */
+#ifndef TF_CONFIG_H
+#define TF_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/error.h"
+#include "base/log.h"
+
+typedef enum {
+    TF_OPT_STRING,   /* char *            (points into argv/environ/default: not owned) */
+    TF_OPT_INT,      /* long              */
+    TF_OPT_DOUBLE,   /* double            */
+    TF_OPT_BOOL,     /* int, 0/1: on/off, true/false, yes/no, 1/0; a bare flag means on */
+    TF_OPT_DURATION, /* double seconds: "250ms", "1s", "5m", "2h", "7d", or a plain number of seconds */
+    TF_OPT_SIZE      /* long bytes: "512", "64k", "1M", "1MiB", "2G" */
+} tf_opt_type;
+
+typedef struct tf_option {
+    const char *name;   /* flag without the leading dashes */
+    const char *env;    /* environment variable, or NULL */
+    tf_opt_type type;
+    const char *defval; /* default as text, or NULL for "unset" (strings only) */
+    const char *help;
+    size_t offset;      /* where the parsed value goes in the program's config struct */
+    double min, max;    /* accepted range for numbers; min == max means unchecked */
+} tf_option;
+
+/* The connection and logging settings every program shares (docs/ARCHITECTURE.md,
+ * "Configuration contract"). `type` must have members pg_url, amqp_url (char *) and log_level (char *). */
+#define TF_OPTIONS_CONNECTION(type)                                                              \
+    {"pg", "TOPICFLOW_PG_URL", TF_OPT_STRING, NULL,                                              \
+     "PostgreSQL connection string or URI", offsetof(type, pg_url), 0, 0},                       \
+    {"amqp", "TOPICFLOW_AMQP_URL", TF_OPT_STRING, NULL,                                          \
+     "amqp[s]://user:pass@host:port/vhost; a comma-separated list fails over in order",          \
+     offsetof(type, amqp_url), 0, 0},                                                            \
+    {"log-level", "TOPICFLOW_LOG", TF_OPT_STRING, "info", "error, warn, info or debug",          \
+     offsetof(type, log_level), 0, 0}
+
+enum { TF_CONFIG_OK = 0, TF_CONFIG_HELP = 1, TF_CONFIG_VERSION = 2, TF_CONFIG_ERROR = -1 };
+
+/*
+ * Fill cfg from defaults, then the environment, then argv[1..]. Parsing stops at the
+ * first argument that is not an option (or after "--"); its index goes to *first_arg
+ * (argc when none), so subcommands can take positional arguments. Returns TF_CONFIG_OK,
+ * TF_CONFIG_HELP for -h/--help, TF_CONFIG_VERSION for --version, or TF_CONFIG_ERROR with
+ * a one-line reason in err.
+ */
+int tf_config_parse(const tf_option *opts, size_t n_opts, void *cfg, int argc, char **argv,
+                    int *first_arg, tf_err *err);
+
+/*
+ * The start-up both daemons share: parse argv (no positional arguments allowed), print
+ * --help ("<program> [options]", description, the table) or --version, check --log-level
+ * and that --pg and --amqp are set (when the table has them). Returns 0 to run, with *level
+ * set; 1 after printing help or the version (exit 0); 2 after printing "<program>: reason"
+ * on stderr (exit 2).
+ */
+int tf_config_daemon(const char *program, const char *description, const tf_option *opts,
+                     size_t n_opts, void *cfg, int argc, char **argv, tf_log_level *level);
+
+/* Print "usage: <synopsis>", the description, and one line per option with its
+ * environment variable and default. */
+void tf_config_usage(FILE *out, const char *synopsis, const char *description,
+                     const tf_option *opts, size_t n_opts);
+
+/* Strict parsers, also used by programs for positional arguments. 0 ok, -1 error. */
+int tf_parse_long(const char *s, long *out);
+int tf_parse_double(const char *s, double *out);
+int tf_parse_duration(const char *s, double *seconds);
+int tf_parse_size(const char *s, long *bytes);
+int tf_parse_bool(const char *s, int *out);
+
+#endif

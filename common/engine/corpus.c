@@ -1,0 +1,110 @@
+/*
+ * corpus.c - documents into a weighted document-term matrix (see corpus.h).
+ */
+#include "engine/corpus.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tf_csr_builder_init(tf_csr_builder *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void tf_csr_builder_free(tf_csr_builder *b)
+{
+    csr_free(&b->m);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Room for one more row; row_ptr[0] exists (= 0) from the first call on. */
+static int reserve_row(tf_csr_builder *b)
+{
+    size_t cap = b->rows_cap ? 2 * b->rows_cap : 1024;
+    int64_t *p;
+
+    if ((size_t)b->m.n_rows + 2 <= b->rows_cap)
+        return 0;
+    if (!(p = realloc(b->m.row_ptr, cap * sizeof(*p))))
+        return -1;
+    if (!b->rows_cap)
+        p[0] = 0;
+    b->m.row_ptr = p;
+    b->rows_cap = cap;
+    return 0;
+}
+
+int tf_csr_builder_add(tf_csr_builder *b, const tf_bag *bag, tf_err *err)
+{
+    tf_csr *m = &b->m;
+    int64_t at;
+    size_t nnz;
+    void *p;
+
+    if (m->n_rows == INT32_MAX - 1)
+        return tf_err_set(err, "CSR: too many rows");
+    if (reserve_row(b) < 0)
+        goto oom;
+    at = m->row_ptr[m->n_rows];
+    nnz = (size_t)at + bag->n;
+    if (nnz > b->nnz_cap) {
+        size_t cap = b->nnz_cap ? 2 * b->nnz_cap : 16384;
+        while (cap < nnz)
+            cap *= 2;
+        if (!(p = realloc(m->col_idx, cap * sizeof(*m->col_idx))))
+            goto oom;
+        m->col_idx = p;
+        if (!(p = realloc(m->val, cap * sizeof(*m->val))))
+            goto oom;
+        m->val = p;
+        b->nnz_cap = cap;
+    }
+    for (size_t i = 0; i < bag->n; i++) {
+        m->col_idx[at + (int64_t)i] = bag->ids[i];
+        m->val[at + (int64_t)i] = (float)bag->counts[i];
+        if (bag->ids[i] >= m->n_cols)
+            m->n_cols = bag->ids[i] + 1;
+    }
+    m->row_ptr[++m->n_rows] = (int64_t)nnz;
+    return 0;
+oom:
+    return tf_err_set(err, "CSR: out of memory at row %d", m->n_rows);
+}
+
+int tf_csr_builder_finish(tf_csr_builder *b, const tf_vocab *v, tf_csr *out, tf_err *err)
+{
+    if (reserve_row(b) < 0) /* an empty matrix still has row_ptr[0] */
+        return tf_err_set(err, "CSR: out of memory");
+    tf_vocab_weight_csr(v, &b->m);
+    *out = b->m;
+    memset(b, 0, sizeof(*b));
+    return 0;
+}
+
+int tf_vocab_build_csr(tf_vocab *v, tf_text *t, const char *const *docs, const size_t *lens,
+                       size_t n_docs, tf_csr *out, tf_err *err)
+{
+    tf_csr_builder b;
+    tf_bag bag;
+    tf_tokens toks;
+    int rc = -1;
+
+    tf_bag_init(&bag);
+    tf_csr_builder_init(&b);
+    for (size_t d = 0; d < n_docs; d++) {
+        if (tf_text_tokenize(t, docs[d], lens[d], &toks, err) < 0 ||
+            tf_vocab_count(v, &toks, TF_VOCAB_GROW, &bag, err) < 0 ||
+            tf_vocab_add_doc(v, bag.ids, bag.n, err) < 0 ||
+            tf_csr_builder_add(&b, &bag, err) < 0) {
+            tf_err_prefix(err, "document %zu", d);
+            goto fail;
+        }
+    }
+    if (tf_csr_builder_finish(&b, v, out, err) < 0)
+        goto fail;
+    rc = 0;
+fail:
+    tf_csr_builder_free(&b);
+    tf_bag_free(&bag);
+    return rc;
+}

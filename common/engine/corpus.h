@@ -1,0 +1,39 @@
+/*
+ * corpus.h - documents into a document-term matrix for the batch path: a builder that
+ * accumulates count rows as documents are counted and weights them (tf-idf, L2) once the
+ * document frequencies are final, and the whole path in one call.
+ */
+#ifndef TF_CORPUS_H
+#define TF_CORPUS_H
+
+#include <stddef.h>
+
+#include "base/error.h"
+#include "engine/csr.h"
+#include "engine/text.h"
+#include "engine/vocab.h"
+
+/* Accumulates count rows into a tf_csr (csr.h, documents x terms) for the batch path:
+ * add each document's bag as soon as it is counted, finish once the document frequencies
+ * are final. Caller-owned; tf_csr_builder_init before use. */
+typedef struct tf_csr_builder {
+    tf_csr m; /* the rows so far, raw counts */
+    size_t rows_cap, nnz_cap;
+} tf_csr_builder;
+
+void tf_csr_builder_init(tf_csr_builder *b);
+/* Append bag as the next row (columns ascending, values = raw counts). */
+int tf_csr_builder_add(tf_csr_builder *b, const tf_bag *bag, tf_err *err);
+/* Weight every row (tf_vocab_weight_csr) and move the matrix into *out, which the caller
+ * then owns (csr_free). The builder is left empty and reusable. -1 only on out of memory. */
+int tf_csr_builder_finish(tf_csr_builder *b, const tf_vocab *v, tf_csr *out, tf_err *err);
+/* Release an unfinished builder's rows. */
+void tf_csr_builder_free(tf_csr_builder *b);
+/* The batch path in one call: tokenize docs[i][0..lens[i]) with t, count them into v
+ * (growing it), add each to the document frequencies, then weight. On success *out holds
+ * one row per document, in order, and belongs to the caller (csr_free). Pass an empty v
+ * for a fresh model. */
+int tf_vocab_build_csr(tf_vocab *v, tf_text *t, const char *const *docs, const size_t *lens,
+                       size_t n_docs, tf_csr *out, tf_err *err);
+
+#endif

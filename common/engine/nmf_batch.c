@@ -1,0 +1,609 @@
+/*
+ * nmf_batch.c - the batch path: full NMF of a sparse corpus (the refit).
+ *
+ * NNDSVDa initialisation from a randomized truncated SVD (range finder with power
+ * iterations, Householder QR from OpenBLAS's LAPACK, a Jacobi eigensolver for the small
+ * projected problem), then alternating HALS updates. Every update is an exact
+ * coordinate minimisation and the column normalisation of W is objective-neutral, so
+ * the error never increases. The iterations' sparse products run through spmm plans
+ * (B tiled to stay in L2 for small k), the coordinate descent eight rows at a time
+ * (nmf_cd_block), which for small k also accumulates the Gram matrices and the error's
+ * cross term while the rows are in cache (dsyrk otherwise).
+ */
+#include "engine/nmf.h"
+
+#include "base/lifecycle.h"
+#include "base/rng.h"
+
+#include "nmf_kernel.h"
+#include "engine/par.h"
+#include "engine/spmm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* liblapacke-dev is not installed here; the Fortran LAPACK symbols ship inside
+ * libopenblas, and these two take no character arguments (no hidden length ABI). */
+extern void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau,
+                    double *work, const int *lwork, int *info);
+extern void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda,
+                    const double *tau, double *work, const int *lwork, int *info);
+
+#define NMF_OVERSAMPLE 10
+#define NMF_CD_SCRATCH(k) ((size_t)2 * (k) * NMF_CD_LANES)
+#define NMF_MAX_INNER 4
+/* Up to this k the per-lane Gram accumulators (k²/2 vectors) stay in L1/L2 and fusing
+ * them into the descent beats a separate dsyrk; beyond it dsyrk's blocking wins. */
+#define NMF_FUSE_MAX_K 32
+/* Power iterations of the range finder: the initialisation only needs the leading
+ * subspace roughly (HALS refines it), and each iteration costs two sparse products. */
+#define NMF_POWER_ITERS 4
+
+static double nmf_rng_normal(uint64_t *s)
+{
+    double u1 = ((tf_rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
+    double u2 = (tf_rng_next(s) >> 11) * 0x1.0p-53;
+
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- small dense helpers ------------------------------------------------------------ */
+
+/* Orthonormalise the columns of the row-major n × l matrix M in place (Householder QR).
+ * T is scratch of n × l doubles. */
+static int nmf_orthonormalize(double *M, int n, int l, double *T, tf_err *err)
+{
+    double *tau = NULL, *work = NULL, wq = 0.0;
+    int lwork = -1, info = 0, rc = -1;
+
+    /* LAPACK is column-major: the transpose of row-major M is exactly that layout. */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < l; j++)
+            T[(size_t)j * n + i] = M[(size_t)i * l + j];
+    dgeqrf_(&n, &l, T, &n, NULL, &wq, &lwork, &info);
+    lwork = (int)wq;
+    dorgqr_(&n, &l, &l, T, &n, NULL, &wq, &(int){ -1 }, &info);
+    if ((int)wq > lwork)
+        lwork = (int)wq;
+    tau = malloc(sizeof(double) * (size_t)l);
+    work = malloc(sizeof(double) * (size_t)(lwork > 1 ? lwork : 1));
+    if (!tau || !work) {
+        tf_err_set(err, "nmf: out of memory in QR");
+        goto fail;
+    }
+    dgeqrf_(&n, &l, T, &n, tau, work, &lwork, &info);
+    if (info == 0)
+        dorgqr_(&n, &l, &l, T, &n, tau, work, &lwork, &info);
+    if (info != 0) {
+        tf_err_set(err, "nmf: LAPACK QR failed (info %d)", info);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < l; j++)
+            M[(size_t)i * l + j] = T[(size_t)j * n + i];
+    rc = 0;
+fail:
+    free(tau);
+    free(work);
+    return rc;
+}
+
+/* Eigen-decomposition of the symmetric l × l matrix S (destroyed) by cyclic Jacobi
+ * rotations: on return ev[i] are the eigenvalues sorted descending and column i of V
+ * (row-major l × l) the matching eigenvector. l is k + oversampling, so O(l³) per sweep
+ * is negligible next to the sparse products. */
+static void nmf_jacobi_eigen(double *S, int l, double *V, double *ev)
+{
+    for (int i = 0; i < l; i++)
+        for (int j = 0; j < l; j++)
+            V[(size_t)i * l + j] = i == j;
+    for (int sweep = 0; sweep < 60; sweep++) {
+        double off = 0.0, diag = 0.0;
+        for (int i = 0; i < l; i++) {
+            diag += S[(size_t)i * l + i] * S[(size_t)i * l + i];
+            for (int j = i + 1; j < l; j++)
+                off += S[(size_t)i * l + j] * S[(size_t)i * l + j];
+        }
+        if (off <= 1e-30 * diag || off == 0.0)
+            break;
+        for (int p = 0; p < l; p++)
+            for (int q = p + 1; q < l; q++) {
+                double apq = S[(size_t)p * l + q], app, aqq, theta, t, c, s;
+                if (fabs(apq) < 1e-300)
+                    continue;
+                app = S[(size_t)p * l + p];
+                aqq = S[(size_t)q * l + q];
+                theta = (aqq - app) / (2.0 * apq);
+                t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                c = 1.0 / sqrt(t * t + 1.0);
+                s = t * c;
+                for (int r = 0; r < l; r++) {
+                    double srp = S[(size_t)r * l + p], srq = S[(size_t)r * l + q];
+                    S[(size_t)r * l + p] = c * srp - s * srq;
+                    S[(size_t)r * l + q] = s * srp + c * srq;
+                }
+                for (int r = 0; r < l; r++) {
+                    double spr = S[(size_t)p * l + r], sqr = S[(size_t)q * l + r];
+                    S[(size_t)p * l + r] = c * spr - s * sqr;
+                    S[(size_t)q * l + r] = s * spr + c * sqr;
+                }
+                for (int r = 0; r < l; r++) {
+                    double vrp = V[(size_t)r * l + p], vrq = V[(size_t)r * l + q];
+                    V[(size_t)r * l + p] = c * vrp - s * vrq;
+                    V[(size_t)r * l + q] = s * vrp + c * vrq;
+                }
+            }
+    }
+    for (int i = 0; i < l; i++)
+        ev[i] = S[(size_t)i * l + i];
+    /* Selection sort by eigenvalue, descending, swapping columns of V along. */
+    for (int i = 0; i < l; i++) {
+        int best = i;
+        for (int j = i + 1; j < l; j++)
+            if (ev[j] > ev[best])
+                best = j;
+        if (best != i) {
+            double t = ev[i];
+            ev[i] = ev[best];
+            ev[best] = t;
+            for (int r = 0; r < l; r++) {
+                t = V[(size_t)r * l + i];
+                V[(size_t)r * l + i] = V[(size_t)r * l + best];
+                V[(size_t)r * l + best] = t;
+            }
+        }
+    }
+}
+
+/* ---- initialisation ----------------------------------------------------------------- */
+
+typedef struct nmf_fit {
+    const tf_csr *X;
+    tf_csr Xt;
+    int32_t docs, terms;
+    int k, threads;
+    double *W, *H;
+    double *P;      /* docs × k: X·W */
+    double *Q;      /* terms × k: Xᵀ·H */
+    double *GW, *GH;
+    spmm_plan *XW;  /* X·W: X's rows tiled over W */
+    spmm_plan *XtH; /* Xᵀ·H: Xᵀ's rows tiled over H */
+    double *scratch; /* per thread, NMF_CD_SCRATCH(k) doubles for nmf_cd_block */
+    double *acc;     /* per thread, NMF_CD_ACC(k) doubles; NULL when k > NMF_FUSE_MAX_K */
+    double cross;    /* Σ (XW)⊙H for the current P and H */
+    double xx;
+    double flops;
+} nmf_fit;
+
+/* NNDSVDa (Boutsidis & Gallopoulos, zeros filled with the mean of X) from a rank-k
+ * randomized SVD X ≈ U Σ Vᵀ. */
+static int nmf_init_nndsvda(nmf_fit *f, uint64_t seed, tf_err *err)
+{
+    int k = f->k, l = f->k + NMF_OVERSAMPLE;
+    int32_t docs = f->docs, terms = f->terms;
+    int q = NMF_POWER_ITERS;
+    double *Y = NULL, *Z = NULL, *T = NULL, *S = NULL, *V = NULL, *ev = NULL, *U = NULL, *R = NULL;
+    spmm_plan *XZ = NULL, *XtY = NULL;
+    double mean = 0.0;
+    uint64_t rng = seed;
+    int rc = -1;
+
+    if (l > docs)
+        l = docs;
+    if (l > terms)
+        l = terms;
+    Y = malloc(sizeof(double) * (size_t)docs * l);
+    Z = malloc(sizeof(double) * (size_t)terms * l);
+    T = malloc(sizeof(double) * (size_t)(docs > terms ? docs : terms) * l);
+    S = malloc(sizeof(double) * (size_t)l * l);
+    V = malloc(sizeof(double) * (size_t)l * l);
+    ev = malloc(sizeof(double) * (size_t)l);
+    U = malloc(sizeof(double) * (size_t)docs * l);
+    R = malloc(sizeof(double) * (size_t)terms * l);
+    if (!Y || !Z || !T || !S || !V || !ev || !U || !R) {
+        tf_err_set(err, "nmf: out of memory in the initialisation");
+        goto fail;
+    }
+    /* 2q + 3 products at width l: tiling pays for its copy of X's structure. */
+    XZ = spmm_plan_new(f->X, terms, l, err);
+    XtY = XZ ? spmm_plan_new(&f->Xt, docs, l, err) : NULL;
+    if (!XtY)
+        goto fail;
+    for (size_t i = 0; i < (size_t)terms * l; i++)
+        Z[i] = nmf_rng_normal(&rng);
+    spmm_plan_run(XZ, Z, Y, f->threads);
+    if (nmf_orthonormalize(Y, docs, l, T, err) < 0)
+        goto fail;
+    for (int it = 0; it < q; it++) {
+        spmm_plan_run(XtY, Y, Z, f->threads);
+        if (nmf_orthonormalize(Z, terms, l, T, err) < 0)
+            goto fail;
+        spmm_plan_run(XZ, Z, Y, f->threads);
+        if (nmf_orthonormalize(Y, docs, l, T, err) < 0)
+            goto fail;
+    }
+    f->flops += (2.0 * q + 2.0) * 2.0 * csr_nnz(f->X) * l;
+    /* X ≈ Y Zᵀ with Z = Xᵀ Y; ZᵀZ = Ṽ Σ² Ṽᵀ gives U = Y Ṽ and V = Z Ṽ Σ⁻¹. */
+    spmm_plan_run(XtY, Y, Z, f->threads);
+    nmf_gram_rows(Z, terms, l, S);
+    nmf_jacobi_eigen(S, l, V, ev);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, docs, l, l, 1.0, Y, l, V, l, 0.0, U, l);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, terms, l, l, 1.0, Z, l, V, l, 0.0, R, l);
+
+    for (int64_t p = 0; p < csr_nnz(f->X); p++)
+        mean += f->X->val[p];
+    mean /= (double)docs * (double)terms;
+    for (int j = 0; j < k; j++) {
+        double sigma = ev[j] > 0.0 ? sqrt(ev[j]) : 0.0;
+        double up = 0, un = 0, vp = 0, vn = 0, mp, mn, m, su, sv, scale;
+        int neg;
+        for (int32_t d = 0; d < docs; d++) {
+            double u = U[(size_t)d * l + j];
+            if (u > 0)
+                up += u * u;
+            else
+                un += u * u;
+        }
+        /* R's column is V·σ; the norms below absorb the factor. */
+        for (int32_t t = 0; t < terms; t++) {
+            double v = R[(size_t)t * l + j];
+            if (v > 0)
+                vp += v * v;
+            else
+                vn += v * v;
+        }
+        up = sqrt(up), un = sqrt(un), vp = sqrt(vp), vn = sqrt(vn);
+        mp = up * vp;
+        mn = un * vn;
+        neg = mn > mp;
+        m = neg ? mn : mp;
+        su = neg ? un : up;
+        sv = neg ? vn : vp;
+        /* NNDSVD scales both parts by sqrt(σ_j · ‖u±‖ · ‖v±‖) for unit u, v; R's column is
+         * σ_j · v, so that product is exactly m = su · sv here. */
+        scale = sigma > 0.0 && su > 0.0 && sv > 0.0 ? sqrt(m) : 0.0;
+        for (int32_t d = 0; d < docs; d++) {
+            double u = U[(size_t)d * l + j];
+            u = neg ? -u : u;
+            f->H[(size_t)d * k + j] = u > 0.0 && scale > 0.0 ? scale * u / su : 0.0;
+        }
+        for (int32_t t = 0; t < terms; t++) {
+            double v = R[(size_t)t * l + j];
+            v = neg ? -v : v;
+            f->W[(size_t)t * k + j] = v > 0.0 && scale > 0.0 ? scale * v / sv : 0.0;
+        }
+    }
+    for (size_t i = 0; i < (size_t)docs * k; i++)
+        if (f->H[i] == 0.0)
+            f->H[i] = mean;
+    for (size_t i = 0; i < (size_t)terms * k; i++)
+        if (f->W[i] == 0.0)
+            f->W[i] = mean;
+    rc = 0;
+fail:
+    free(Y);
+    free(Z);
+    free(T);
+    free(S);
+    free(V);
+    free(ev);
+    free(U);
+    free(R);
+    spmm_plan_free(XZ);
+    spmm_plan_free(XtY);
+    return rc;
+}
+
+/* ---- HALS --------------------------------------------------------------------------- */
+
+typedef struct nmf_cd_job {
+    double *Y;
+    const double *P, *G, *inv;
+    const double *prescale; /* NULL, or column factors applied to Y before solving */
+    double *scratch, *acc;
+    int k, passes;
+} nmf_cd_job;
+
+/* Rows scaled and then solved together while they are in cache: a multiple of the lanes,
+ * so the lane grouping is the same as one call over the whole range. */
+#define NMF_CD_CHUNK (64 * NMF_CD_LANES)
+
+static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
+{
+    const nmf_cd_job *job = ctx;
+    int k = job->k;
+
+    for (int64_t c0 = begin; c0 < end; c0 += NMF_CD_CHUNK) {
+        int64_t c1 = end - c0 < NMF_CD_CHUNK ? end : c0 + NMF_CD_CHUNK;
+        double *Y = job->Y + c0 * k;
+        if (job->prescale)
+            for (int64_t r = 0; r < c1 - c0; r++)
+                for (int j = 0; j < k; j++)
+                    Y[r * k + j] *= job->prescale[j];
+        nmf_cd_block(Y, job->P + c0 * k, job->G, job->inv, k, c1 - c0, job->passes,
+                     job->scratch + (size_t)part * NMF_CD_SCRATCH(k),
+                     job->acc ? job->acc + (size_t)part * NMF_CD_ACC(k) : NULL);
+    }
+}
+
+typedef struct nmf_cross_job {
+    const double *P, *Y;
+    double part_sum[PAR_MAX_THREADS];
+    int k;
+} nmf_cross_job;
+
+static void nmf_cross_range(void *ctx, int part, int64_t begin, int64_t end)
+{
+    nmf_cross_job *job = ctx;
+    double s = 0.0;
+
+    for (size_t i = (size_t)begin * job->k; i < (size_t)end * job->k; i++)
+        s += job->P[i] * job->Y[i];
+    job->part_sum[part] = s;
+}
+
+/* Σ P⊙Y over n × k, partial sums per part added in part order. */
+static double nmf_cross(const nmf_fit *f, const double *P, const double *Y, int64_t n)
+{
+    nmf_cross_job job = { .P = P, .Y = Y, .k = f->k };
+    int parts = par_for(n, f->threads, NULL, nmf_cross_range, &job);
+    double s = 0.0;
+
+    for (int p = 0; p < parts; p++)
+        s += job.part_sum[p];
+    return s;
+}
+
+/* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel; then
+ * gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. */
+static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
+                        int passes, const double *prescale, double *gram, double *cross)
+{
+    double inv[NMF_MAX_K];
+    nmf_cd_job job = { .Y = Y, .P = P, .G = G, .inv = inv, .prescale = prescale,
+                       .scratch = f->scratch, .acc = f->acc, .k = f->k, .passes = passes };
+    int k = f->k, parts;
+    double c = 0.0;
+
+    nmf_inv_diag(G, k, inv);
+    if (f->acc)
+        memset(f->acc, 0, sizeof(double) * (size_t)f->threads * NMF_CD_ACC(k));
+    parts = par_for(n, f->threads, NULL, nmf_cd_range, &job);
+    f->flops += 2.0 * (passes + 1) * (double)n * k * k;
+    if (!f->acc) {
+        nmf_gram_rows(Y, n, k, gram);
+        if (cross)
+            *cross = nmf_cross(f, P, Y, n);
+        return;
+    }
+    memset(gram, 0, sizeof(double) * (size_t)k * k);
+    for (int p = 0; p < parts; p++)
+        nmf_cd_acc_add(f->acc + (size_t)p * NMF_CD_ACC(k), k, gram, &c);
+    if (cross)
+        *cross = c;
+}
+
+/* ‖X − H Wᵀ‖² = ‖X‖² − 2·Σ (XW)⊙H + Σ (WᵀW)⊙(HᵀH), with P = XW, GW, GH current. */
+static double nmf_sq_error(const nmf_fit *f)
+{
+    double quad = 0.0, e;
+    int k = f->k;
+
+    for (size_t i = 0; i < (size_t)k * k; i++)
+        quad += f->GW[i] * f->GH[i];
+    e = f->xx - 2.0 * f->cross + quad;
+    return e > 0.0 ? e : 0.0;
+}
+
+typedef struct nmf_scale_job {
+    double *M;
+    const double *s;
+    int k, divide;
+} nmf_scale_job;
+
+static void nmf_scale_range(void *ctx, int part, int64_t begin, int64_t end)
+{
+    const nmf_scale_job *job = ctx;
+    int k = job->k;
+
+    (void)part;
+    for (int64_t r = begin; r < end; r++)
+        for (int j = 0; j < k; j++)
+            if (job->s[j] > 0.0) {
+                if (job->divide)
+                    job->M[r * k + j] /= job->s[j];
+                else
+                    job->M[r * k + j] *= job->s[j];
+            }
+}
+
+/* Scale W's columns to unit L2 norm and H's columns inversely: H Wᵀ is unchanged. On
+ * entry f->GW holds WᵀW; on return it holds the Gram matrix of the normalised W. norm
+ * gets the factors for H (1 for an empty column), which are applied here when scale_h is
+ * set and otherwise left to the caller (the next H solve applies them on its way). */
+static void nmf_normalize(nmf_fit *f, double *norm, int scale_h)
+{
+    int k = f->k;
+    nmf_scale_job wjob = { .M = f->W, .s = norm, .k = k, .divide = 1 };
+    nmf_scale_job hjob = { .M = f->H, .s = norm, .k = k, .divide = 0 };
+
+    for (int j = 0; j < k; j++)
+        norm[j] = sqrt(f->GW[(size_t)j * k + j]);
+    par_for(f->terms, f->threads, NULL, nmf_scale_range, &wjob);
+    if (scale_h)
+        par_for(f->docs, f->threads, NULL, nmf_scale_range, &hjob);
+    for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++)
+            if (norm[i] > 0.0 && norm[j] > 0.0)
+                f->GW[(size_t)i * k + j] /= norm[i] * norm[j];
+    for (int j = 0; j < k; j++)
+        if (!(norm[j] > 0.0))
+            norm[j] = 1.0;
+}
+
+/* Passes per half-iteration: repeating the cheap k × k coordinate sweeps while the
+ * expensive sparse product is reused pays off when nnz per row is large next to k
+ * (Gillis & Glineur's accelerated HALS). */
+static int nmf_auto_passes(int64_t nnz, int64_t rows, int k)
+{
+    double ratio = (double)nnz / ((double)rows * k);
+    int p = 1 + (int)(ratio / 4.0);
+
+    return p > NMF_MAX_INNER ? NMF_MAX_INNER : p;
+}
+
+nmf_batch_opts nmf_batch_defaults(int k)
+{
+    return (nmf_batch_opts){ .k = k, .max_iter = 200, .tol = 1e-4, .seed = 0, .threads = 1 };
+}
+
+int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double *H,
+                  nmf_batch_result *res, tf_err *err)
+{
+    nmf_fit f = { 0 };
+    nmf_batch_result out = { 0 };
+    int k = opts ? opts->k : 0;
+    int pass_w, pass_h, rc = -1;
+    double norm[NMF_MAX_K];
+    double t0 = tf_now(), prev, cur;
+
+    if (!opts || nmf_check_k(k, err) < 0)
+        goto fail;
+    if (!X || !W || !H) {
+        tf_err_set(err, "nmf_batch_fit: missing matrix or output");
+        goto fail;
+    }
+    if (csr_check(X, err) < 0) {
+        tf_err_prefix(err, "nmf_batch_fit");
+        goto fail;
+    }
+    if (X->n_rows < 1 || X->n_cols < 1 || csr_nnz(X) == 0) {
+        tf_err_set(err, "nmf_batch_fit: empty matrix (%d x %d, %lld non-zeros)", X->n_rows,
+                   X->n_cols, (long long)csr_nnz(X));
+        goto fail;
+    }
+    if (k > X->n_rows || k > X->n_cols) {
+        tf_err_set(err, "nmf_batch_fit: k = %d exceeds min(docs, terms) = min(%d, %d)", k,
+                   X->n_rows, X->n_cols);
+        goto fail;
+    }
+    f.X = X;
+    f.docs = X->n_rows;
+    f.terms = X->n_cols;
+    f.k = k;
+    f.threads = opts->threads < 1 ? 1 : opts->threads;
+    f.W = W;
+    f.H = H;
+    f.xx = csr_sqnorm(X);
+    if (csr_transpose(X, &f.Xt, err) < 0)
+        goto fail;
+    f.P = malloc(sizeof(double) * (size_t)f.docs * k);
+    f.Q = malloc(sizeof(double) * (size_t)f.terms * k);
+    f.GW = malloc(sizeof(double) * (size_t)k * k);
+    f.GH = malloc(sizeof(double) * (size_t)k * k);
+    f.scratch = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_SCRATCH(k));
+    if (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * (size_t)f.threads *
+                                                NMF_CD_ACC(k)))) {
+        tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
+        goto fail;
+    }
+    f.XW = spmm_plan_new(X, f.terms, k, err);
+    f.XtH = f.XW ? spmm_plan_new(&f.Xt, f.docs, k, err) : NULL;
+    if (!f.XW || !f.XtH)
+        goto fail;
+    if (!f.P || !f.Q || !f.GW || !f.GH || !f.scratch) {
+        tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
+        goto fail;
+    }
+    if (nmf_init_nndsvda(&f, opts->seed, err) < 0)
+        goto fail;
+    nmf_gram_rows(W, f.terms, k, f.GW);
+    nmf_normalize(&f, norm, 1);
+    spmm_plan_run(f.XW, W, f.P, f.threads);
+    nmf_gram_rows(H, f.docs, k, f.GH);
+    f.cross = nmf_cross(&f, f.P, H, f.docs);
+    prev = sqrt(nmf_sq_error(&f));
+    out.init_error = prev;
+    out.x_norm = sqrt(f.xx);
+    out.seconds_init = tf_now() - t0;
+    out.error = prev;
+    if (opts->progress && opts->progress(opts->progress_ctx, 0, opts->max_iter, prev))
+        goto done;
+
+    pass_w = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.terms, k);
+    pass_h = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.docs, k);
+    t0 = tf_now();
+    for (int it = 1; it <= opts->max_iter; it++) {
+        /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
+        spmm_plan_run(f.XtH, H, f.Q, f.threads);
+        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w, NULL, f.GW, NULL);
+        nmf_normalize(&f, norm, 0);
+        /* H half, against the normalised W; the solve scales H to match first. */
+        spmm_plan_run(f.XW, W, f.P, f.threads);
+        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h, norm, f.GH, &f.cross);
+        f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
+        cur = sqrt(nmf_sq_error(&f));
+        out.iterations = it;
+        out.error = cur;
+        if (opts->progress && opts->progress(opts->progress_ctx, it, opts->max_iter, cur))
+            break;
+        if (opts->tol > 0.0 && prev > 0.0 && (prev - cur) / prev < opts->tol)
+            break;
+        prev = cur;
+    }
+    out.seconds_iter = tf_now() - t0;
+done:
+    out.flops = f.flops;
+    if (res)
+        *res = out;
+    rc = 0;
+fail:
+    spmm_plan_free(f.XW);
+    spmm_plan_free(f.XtH);
+    csr_free(&f.Xt);
+    free(f.P);
+    free(f.Q);
+    free(f.GW);
+    free(f.GH);
+    free(f.scratch);
+    free(f.acc);
+    return rc;
+}
+
+int nmf_error(const tf_csr *X, const double *W, int32_t n_terms, const double *H, int k,
+              int threads, double *error, tf_err *err)
+{
+    nmf_fit f = { 0 };
+    int rc = -1;
+
+    if (nmf_check_k(k, err) < 0)
+        return -1;
+    if (!X || csr_check(X, err) < 0)
+        return tf_err_prefix(err, "nmf_error");
+    f.docs = X->n_rows;
+    f.k = k;
+    f.threads = threads < 1 ? 1 : threads;
+    f.H = (double *)H;
+    f.xx = csr_sqnorm(X);
+    f.P = malloc(sizeof(double) * ((size_t)X->n_rows * k + 1));
+    f.GW = malloc(sizeof(double) * (size_t)k * k);
+    f.GH = malloc(sizeof(double) * (size_t)k * k);
+    if (!f.P || !f.GW || !f.GH) {
+        tf_err_set(err, "nmf_error: out of memory");
+        goto fail;
+    }
+    spmm(X, W, n_terms, k, f.P, threads);
+    /* Terms beyond n_terms are absent from W, so they add only to ‖X‖². */
+    nmf_gram_rows(W, n_terms, k, f.GW);
+    nmf_gram_rows(H, X->n_rows, k, f.GH);
+    f.cross = nmf_cross(&f, f.P, H, f.docs);
+    *error = sqrt(nmf_sq_error(&f));
+    rc = 0;
+fail:
+    free(f.P);
+    free(f.GW);
+    free(f.GH);
+    return rc;
+}

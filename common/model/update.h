@@ -1,0 +1,70 @@
+/*
+ * model_update.h - the three ways a model version comes to be, shared by the stream path
+ * (topicflow-worker) and the batch path (topicflow refit):
+ *   refresh: fold the deltas workers appended into the statistics and update W (HALS);
+ *   refit:   batch NMF over every live document, a new epoch, topic ids matched to the
+ *            previous version;
+ *   refold:  fold stale documents (folded against an older epoch, or never) into the
+ *            current model, a chunk per transaction.
+ * Invariant: the current epoch's statistics plus the deltas based on it equal the sum of
+ * (x, h) over the documents whose model_version >= epoch. Refresh and refit serialize on
+ * the model advisory lock; refold and the workers' batches lock documents row by row.
+ */
+#ifndef TF_MODEL_UPDATE_H
+#define TF_MODEL_UPDATE_H
+
+#include <libpq-fe.h>
+
+#include "base/error.h"
+#include "model/store.h"
+#include "engine/nmf.h"
+
+typedef struct tf_update_opts {
+    int k;                 /* topics of a refit */
+    int max_iter;          /* refit iterations */
+    double tol;            /* refit relative tolerance (0: run max_iter) */
+    uint64_t seed;
+    int threads;
+    int refresh_passes;    /* HALS passes per refresh */
+    int top_terms;         /* topic_terms rows per topic */
+    int keep_versions;     /* model versions kept */
+    nmf_progress_fn progress; /* refit progress, may be NULL */
+    void *progress_ctx;
+    int initial_only;      /* refit: only when no model exists yet, and skip (return 1)
+                              instead of waiting when another process holds the lock */
+} tf_update_opts;
+
+tf_update_opts tf_update_defaults(void);
+
+/* Fold all pending deltas (when at least min_deltas are waiting) into a new version, or
+ * only into the document frequencies while no model exists. Skips (returns 0) when
+ * another process holds the model lock or stale documents are still being re-folded.
+ * 1 when a refresh committed, 0 when skipped, -1 on error (rolled back). */
+int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
+                     int64_t *new_version, tf_err *err);
+
+typedef struct tf_refit_result {
+    int64_t version;
+    int64_t n_docs;
+    int32_t n_terms;
+    nmf_batch_result fit;
+    double mean_match;     /* mean cosine of matched topics with the previous version, or -1 */
+} tf_refit_result;
+
+/* Batch NMF over every live document and install it as a new epoch (documents become
+ * stale until re-folded; the caller runs tf_model_refold until none is left). Holds the
+ * model lock (session level) from its snapshot to its install, so no refresh interleaves.
+ * Fails when there are fewer live documents than topics. 0 installed, 1 skipped (with
+ * initial_only: a model exists or another process is fitting), -1 error. */
+int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *res, tf_err *err);
+
+/* Re-fold up to limit stale documents against m (the current model, with W and G; v gives
+ * the document frequencies) in one transaction. *n receives how many were re-folded (0:
+ * none left). Returns 1 when m is no longer the current epoch (reload and call again). */
+int tf_model_refold(PGconn *conn, const tf_model *m, const tf_vocab *v, const char *worker,
+                    int limit, int *n, tf_err *err);
+
+/* Number of live documents not folded into the current epoch. */
+int tf_model_stale_count(PGconn *conn, int64_t epoch, long long *n, tf_err *err);
+
+#endif

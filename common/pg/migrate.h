@@ -1,0 +1,32 @@
+/*
+ * migrate.h - versioned schema migrations from sql/, compiled into the library.
+ * Each pending migration is applied in its own transaction together with its row in
+ * topicflow.schema_migrations, under a transaction-level advisory lock, so concurrent
+ * runs apply each migration exactly once and a failed one leaves no trace.
+ */
+#ifndef TF_MIGRATE_H
+#define TF_MIGRATE_H
+
+#include <libpq-fe.h>
+
+#include "base/error.h"
+
+typedef struct tf_migration {
+    int version;
+    const char *name;
+    const char *sql;
+} tf_migration;
+
+extern const tf_migration tf_migrations[];
+extern const int tf_migration_count;
+
+/* Called for each migration applied (for progress output); may be NULL. */
+typedef void (*tf_migrate_cb)(void *ctx, const tf_migration *m);
+
+/* Apply every pending migration in order. *applied counts those applied now. */
+int tf_migrate_apply(PGconn *conn, int *applied, tf_migrate_cb cb, void *ctx, tf_err *err);
+
+/* The highest applied version (0 for an empty database). */
+int tf_migrate_current(PGconn *conn, int *version, tf_err *err);
+
+#endif
