@@ -153,7 +153,7 @@ static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t
     for (size_t i = 0; i <= n_batches; i++) {
         const int64_t *acked;
         size_t n_acked;
-        if (i < n_batches && publisher_submit(pub, b, &batches[i], &err) < 0)
+        if (i < n_batches && publisher_submit(pub, b, &batches[i], (size_t)1 << 30, &err) < 0)
             die("publish", &err);
         while (publisher_in_flight(pub) >= (size_t)cfg->in_flight ||
                (i == n_batches && publisher_in_flight(pub) > 0)) {

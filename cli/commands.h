@@ -17,5 +17,6 @@ int cli_topics(int argc, char **argv);
 int cli_doc(int argc, char **argv);
 int cli_refit(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+int cli_outbox(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"load", cli_load, "load CSV or JSONL rows into a table with COPY"},
     {"status", cli_status, "outbox backlog, queues, dead letters, documents, model, workers"},
     {"dlq", cli_dlq, "list, requeue or purge the dead letters"},
+    {"outbox", cli_outbox, "list, retry or discard outbox rows set aside as unpublishable"},
     {"topics", cli_topics, "the current model's topics and their heaviest terms"},
     {"doc", cli_doc, "one document's topic mixture"},
     {"refit", cli_refit, "batch NMF over every document as a new model version, then re-fold"},

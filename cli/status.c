@@ -41,8 +41,8 @@ typedef struct maybe {
 } maybe;
 
 typedef struct status {
-    maybe outbox_pending, queue_ready, queue_unacked, queue_consumers, dead_letters, documents,
-        model_version;
+    maybe outbox_pending, outbox_rejected, queue_ready, queue_unacked, queue_consumers,
+        dead_letters, documents, model_version;
     int age_known;
     double outbox_oldest_age_s;
     char model_updated_at[32];
@@ -57,7 +57,8 @@ static const char status_sql[] =
     "          from topicflow.outbox where published_at is null order by id limit 1),"
     "       (select count(*) from topicflow.documents where not deleted),"
     "       (select max(version) from topicflow.model),"
-    "       (select " ISO_UTC("created_at") " from topicflow.model order by version desc limit 1)";
+    "       (select " ISO_UTC("created_at") " from topicflow.model order by version desc limit 1),"
+    "       (select count(*) from topicflow.outbox_rejected)";
 
 static const char workers_sql[] =
     "select worker, " ISO_UTC("last_batch_at") ", events from topicflow.worker_activity"
@@ -89,6 +90,7 @@ static int read_database(const status_config *cfg, status *s, tf_err *err)
     s->documents = pg_maybe(res, 2);
     s->model_version = pg_maybe(res, 3);
     snprintf(s->model_updated_at, sizeof(s->model_updated_at), "%s", PQgetvalue(res, 0, 4));
+    s->outbox_rejected = pg_maybe(res, 5);
     PQclear(res);
     res = PQexec(conn, workers_sql);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
@@ -161,6 +163,7 @@ static void print_json(const status *s)
         printf("\"outbox_oldest_age_s\": %.3f, ", s->outbox_oldest_age_s);
     else
         fputs("\"outbox_oldest_age_s\": null, ", stdout);
+    json_maybe("outbox_rejected", s->outbox_rejected);
     json_maybe("queue_ready", s->queue_ready);
     json_maybe("queue_unacked", s->queue_unacked);
     json_maybe("queue_consumers", s->queue_consumers);
@@ -202,6 +205,7 @@ static void print_table(const status *s)
     row_maybe("outbox_pending", s->outbox_pending);
     snprintf(buf, sizeof(buf), "%.3f", s->outbox_oldest_age_s);
     row("outbox_oldest_age_s", s->age_known ? buf : "-");
+    row_maybe("outbox_rejected", s->outbox_rejected);
     row_maybe("queue_ready", s->queue_ready);
     row_maybe("queue_unacked", s->queue_unacked);
     row_maybe("queue_consumers", s->queue_consumers);
@@ -225,7 +229,8 @@ int cli_status(int argc, char **argv)
     int first, rc;
 
     rc = cli_parse("status", "topicflow status [--json] [options]",
-                   "Shows the outbox backlog and the age of its oldest unpublished event, the\n"
+                   "Shows the outbox backlog and the age of its oldest unpublished event, the rows\n"
+                   "set aside as unpublishable (topicflow outbox list), the\n"
                    "ready, unacknowledged and consumer counts of topicflow.nmf, the dead letters,\n"
                    "the live documents, the model version and when it last changed, and each\n"
                    "worker's last batch. Unknown values print as - (null in JSON). Exit status 1\n"

@@ -39,6 +39,7 @@ typedef struct producer_config {
     tf_topology topology;
     double reconnect_max_s;
     long in_flight;
+    long max_message;
 } producer_config;
 
 static const tf_option producer_options[] = {
@@ -61,6 +62,8 @@ static const tf_option producer_options[] = {
     {"in-flight", "TOPICFLOW_PRODUCER_IN_FLIGHT", TF_OPT_INT, "2",
      "batches awaiting confirms at once, each in its own database session",
      offsetof(producer_config, in_flight), 1, MAX_SLOTS},
+    TF_OPTIONS_MAX_MESSAGE(producer_config, max_message,
+                           "larger messages are set aside (topicflow outbox list), not published"),
 };
 #define N_OPTIONS (sizeof(producer_options) / sizeof(producer_options[0]))
 
@@ -83,8 +86,9 @@ typedef struct producer {
     publisher *pub;
     tf_backoff backoff;
     double next_retention;
+    PGconn *retention_pg;   /* retention's own session, connected when first needed */
     tf_progress progress;
-    unsigned long long published;
+    unsigned long long published, set_aside;
 } producer;
 
 
@@ -168,16 +172,25 @@ static void abandon_all(producer *p)
 static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
 {
     const int64_t *acked;
-    size_t n_acked, n = s->batch.n;
-    long long first_id = n ? (long long)s->batch.events[0].id : 0;
+    size_t n_acked, n = s->batch.n - s->batch.n_rejected;
+    long long first_id = s->batch.n ? (long long)s->batch.events[0].id : 0;
 
     if (publisher_settle_oldest(p->pub, p->broker, p->cfg.confirm_timeout_s, &acked, &n_acked,
                                 err) < 0)
         return -1;
     if (n_acked > 0 && outbox_mark_published(s->pg, acked, n_acked, err) < 0)
         return -1;
+    /* Rows no message can be made of are set aside in the same transaction, so they never
+     * hold up the rows behind them and are never lost (topicflow outbox list). */
+    if (s->batch.n_rejected && outbox_set_aside(s->pg, &s->batch, err) < 0)
+        return -1;
+    for (size_t i = 0; i < s->batch.n && s->batch.n_rejected; i++)
+        if (s->batch.reject[i])
+            log_warn("outbox event set aside", "id=%lld reason=%s",
+                     (long long)s->batch.events[i].id, tf_log_q(s->batch.reject[i]));
     if (tf_pg_command(s->pg, "commit", err) < 0)
         return -1;
+    p->set_aside += s->batch.n_rejected;
     s->open = s->in_flight = 0;
     outbox_batch_reset(&s->batch);
     p->published += n_acked;
@@ -246,33 +259,57 @@ static int drain_step(producer *p, int *refused, tf_err *err)
         s->open = 0;
         return tf_pg_command(s->pg, "commit", err);
     }
-    if (publisher_submit(p->pub, p->broker, &s->batch, err) < 0)
+    if (publisher_submit(p->pub, p->broker, &s->batch, (size_t)p->cfg.max_message, err) < 0)
         return -1;
     s->in_flight = 1;
     p->cur = (p->cur + 1) % p->n_slots;
     return n;
 }
 
+/*
+ * Retention runs every RETENTION_EVERY_S whether or not the outbox is drained (under a
+ * sustained load it never is), in batches of RETENTION_BATCH rows, each its own short
+ * transaction, for at most RETENTION_BUDGET_S per pass: up to ~50,000 rows a second of
+ * budget, far above what the drain itself can publish, so the table cannot outgrow it.
+ */
+#define RETENTION_EVERY_S 5.0
+#define RETENTION_BATCH 5000
+#define RETENTION_BUDGET_S 1.0
+
 static void run_retention(producer *p)
 {
     long deleted = 0, total = 0;
+    double start = tf_now(), end = start + RETENTION_BUDGET_S;
     tf_err err;
 
-    if (p->cfg.retention_s <= 0 || tf_now() < p->next_retention)
+    if (p->cfg.retention_s <= 0 || start < p->next_retention)
         return;
-    p->next_retention = tf_now() + 60;
-    /* Small batches, each its own transaction, so retention never holds locks for long. */
-    for (int i = 0; i < 100 && !tf_stop_requested(); i++) {
-        if (outbox_delete_published(p->slots[0].pg, p->cfg.retention_s, 1000, &deleted, &err) < 0) {
+    p->next_retention = start + RETENTION_EVERY_S;
+    /* Its own session: under load every slot's session is inside a batch transaction. */
+    if (!p->retention_pg) {
+        p->retention_pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer-retention", &err);
+        if (!p->retention_pg || outbox_prepare(p->retention_pg, &err) < 0) {
             log_warn("retention failed", "reason=%s", tf_log_q(err.msg));
+            PQfinish(p->retention_pg);
+            p->retention_pg = NULL;
+            return;
+        }
+    }
+    do {
+        if (outbox_delete_published(p->retention_pg, p->cfg.retention_s, RETENTION_BATCH, &deleted,
+                                    &err) < 0) {
+            log_warn("retention failed", "reason=%s", tf_log_q(err.msg));
+            if (!tf_pg_connection_ok(p->retention_pg)) {
+                PQfinish(p->retention_pg);
+                p->retention_pg = NULL;
+            }
             return;
         }
         total += deleted;
-        if (deleted < 1000)
-            break;
-    }
+    } while (deleted == RETENTION_BATCH && tf_now() < end && !tf_stop_requested());
     if (total > 0)
-        log_info("retention deleted published events", "deleted=%ld", total);
+        log_info("retention deleted published events", "deleted=%ld ms=%.0f", total,
+                 (tf_now() - start) * 1000);
 }
 
 static void log_stats(producer *p)
@@ -370,9 +407,9 @@ static int run(producer *p)
         }
         tf_backoff_reset(&p->backoff);
         log_stats(p);
+        run_retention(p);
         if (n > 0)
             continue; /* more may be waiting */
-        run_retention(p);
         if (wait_for_work(p, &err) < 0) {
             log_warn("connection lost while idle", "reason=%s", tf_log_q(err.msg));
             abandon_all(p);
@@ -416,12 +453,13 @@ int main(int argc, char **argv)
     p.n_slots = (int)p.cfg.in_flight;
     log_info("starting", "version=%s batch=%ld", TOPICFLOW_VERSION, p.cfg.batch);
     run(&p);
-    log_info("stopped", "published_total=%llu", p.published);
+    log_info("stopped", "published_total=%llu set_aside_total=%llu", p.published, p.set_aside);
     for (int i = 0; i < p.n_slots; i++) {
         outbox_batch_free(&p.slots[i].batch);
         if (p.slots[i].pg)
             PQfinish(p.slots[i].pg);
     }
+    PQfinish(p.retention_pg);
     publisher_free(p.pub);
     tf_broker_close(p.broker);
     return 0;

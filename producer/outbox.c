@@ -9,6 +9,7 @@
  */
 #include "outbox.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ static const char fetch_sql[] =
 static const char mark_sql[] =
     "update topicflow.outbox set published_at = clock_timestamp() where id = any($1::bigint[])";
 
+static const char set_aside_sql[] = "select topicflow.outbox_set_aside($1, $2)";
+
 static const char retention_sql[] =
     "delete from topicflow.outbox where id in ("
     "  select id from topicflow.outbox"
@@ -39,6 +42,7 @@ int outbox_prepare(PGconn *conn, tf_err *err)
         {"outbox_fetch", fetch_sql, 2},
         {"outbox_mark", mark_sql, 1},
         {"outbox_retention", retention_sql, 2},
+        {"outbox_set_aside", set_aside_sql, 2},
     };
 
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -65,6 +69,14 @@ static int reserve(outbox_batch *b, size_t events, size_t fields, tf_err *err)
             return tf_err_set(err, "out of memory for %zu fields", fields);
         b->fields = f;
         b->cap_fields = fields;
+    }
+    if (events > b->cap_reject) {
+        char **r = realloc(b->reject, events * sizeof(*r));
+        if (!r)
+            return tf_err_set(err, "out of memory");
+        b->reject = r;
+        for (; b->cap_reject < events; b->cap_reject++)
+            b->reject[b->cap_reject] = NULL;
     }
     if (events > b->cap_json) {
         tf_json_object **j = realloc(b->json, events * sizeof(*j));
@@ -165,8 +177,14 @@ static int event_from_row(outbox_batch *b, int row, tf_err *err)
         return tf_err_set(err, "outbox event %lld has unknown type '%s'", id,
                           PQgetvalue(res, row, 4));
     if (tf_json_parse_object(b->json[row], PQgetvalue(res, row, 7),
-                             (size_t)PQgetlength(res, row, 7), err) < 0)
-        return tf_err_prefix(err, "payload of outbox event %lld", id);
+                             (size_t)PQgetlength(res, row, 7), err) < 0) {
+        /* Valid JSON (the column is jsonb) but not a flat object of text columns, e.g.
+         * '["x"]': no message can be made of it, now or later. */
+        tf_json_parse_object(b->json[row], "{}", 2, NULL);
+        if (outbox_reject(b, (size_t)row, "payload is not a JSON object of text columns: %s",
+                          err ? err->msg : "parse error") < 0)
+            return tf_err_set(err, "out of memory");
+    }
     return 0;
 }
 
@@ -267,10 +285,54 @@ int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted
     return 0;
 }
 
+int outbox_reject(outbox_batch *b, size_t i, const char *fmt, ...)
+{
+    va_list ap;
+    char *reason;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&reason, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if (b->reject[i])
+        free(b->reject[i]);
+    else
+        b->n_rejected++;
+    b->reject[i] = reason;
+    return 0;
+}
+
+int outbox_set_aside(PGconn *conn, const outbox_batch *b, tf_err *err)
+{
+    for (size_t i = 0; i < b->n && b->n_rejected; i++) {
+        char id[24];
+        const char *params[2] = {id, b->reject[i]};
+        PGresult *res;
+
+        if (!b->reject[i])
+            continue;
+        snprintf(id, sizeof(id), "%lld", (long long)b->events[i].id);
+        res = PQexecPrepared(conn, "outbox_set_aside", 2, params, NULL, NULL, 0);
+        if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+            return tf_err_prefix(err, "setting aside outbox event %s", id);
+        PQclear(res);
+    }
+    return 0;
+}
+
 void outbox_batch_reset(outbox_batch *b)
 {
     PQclear(b->res);
     b->res = NULL;
+    for (size_t i = 0; i < b->cap_reject && b->n_rejected; i++) {
+        if (b->reject[i]) {
+            free(b->reject[i]);
+            b->reject[i] = NULL;
+            b->n_rejected--;
+        }
+    }
     b->n = 0;
     for (size_t i = 0; i < b->n_joined; i++)
         free(b->joined[i]);
@@ -286,5 +348,6 @@ void outbox_batch_free(outbox_batch *b)
     free(b->events);
     free(b->fields);
     free(b->joined);
+    free(b->reject);
     memset(b, 0, sizeof(*b));
 }

@@ -26,15 +26,27 @@ typedef struct outbox_batch {
     tf_json_object **json;   /* one parser per event: owns its payload strings */
     char **joined;           /* the rare payload values that were arrays, joined */
     size_t n_joined, cap_joined;
-    size_t cap_events, cap_fields, cap_json;
+    char **reject;           /* per event: why it cannot be published (owned), or NULL */
+    size_t n_rejected;
+    size_t cap_events, cap_fields, cap_json, cap_reject;
 } outbox_batch;
 
 int outbox_prepare(PGconn *conn, tf_err *err);
 
 /* Inside an open transaction: lock and read up to limit unpublished events with ids of at
  * least from_id (0: all). A caller that skips the head of the outbox with from_id must
- * scan from 0 now and then: a lower id can become visible after higher ones. */
+ * scan from 0 now and then: a lower id can become visible after higher ones. An event whose
+ * payload is not a JSON object is returned with a reject reason (batch->reject[i]) instead
+ * of failing the batch: one bad row must never hold up the rows behind it. */
 int outbox_fetch(PGconn *conn, int limit, int64_t from_id, outbox_batch *batch, tf_err *err);
+
+/* Mark event i as unpublishable with a reason (printf format); it is set aside at settle. */
+int outbox_reject(outbox_batch *batch, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Inside the same transaction: move every rejected event of batch to
+ * topicflow.outbox_rejected with its reason (topicflow.outbox_set_aside). */
+int outbox_set_aside(PGconn *conn, const outbox_batch *batch, tf_err *err);
 
 /* Inside the same transaction: set published_at on the given ids. */
 int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err);

@@ -93,8 +93,11 @@ static void on_return(void *ctx, const char *message_id, size_t len)
     }
 }
 
-static int publish_event(tf_broker *b, const tf_event *ev, uint64_t *tag, tf_err *err)
+/* 1 published, 0 rejected (too large), -1 failure. */
+static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
+                         uint64_t *tag, tf_err *err)
 {
+    const tf_event *ev = &batch->events[i];
     char id[24], rkey[256], *body = NULL;
     const char *type = tf_event_type_name(ev->type);
     amqp_table_entry_t header;
@@ -104,6 +107,13 @@ static int publish_event(tf_broker *b, const tf_event *ev, uint64_t *tag, tf_err
 
     if (tf_event_encode(ev, &body, &len, err) < 0)
         return -1;
+    if (len > max_message) {
+        free(body);
+        if (outbox_reject(batch, i, "message of %zu bytes exceeds --max-message (%zu bytes)", len,
+                          max_message) < 0)
+            return tf_err_set(err, "out of memory");
+        return 0;
+    }
     snprintf(id, sizeof(id), "%lld", (long long)ev->id);
     snprintf(rkey, sizeof(rkey), "%.*s.%s",
              (int)(ev->aggregate.len > 200 ? 200 : ev->aggregate.len), ev->aggregate.ptr, type);
@@ -123,26 +133,36 @@ static int publish_event(tf_broker *b, const tf_event *ev, uint64_t *tag, tf_err
     props.headers.entries = &header;
     rc = tf_broker_publish(b, TF_EXCHANGE_EVENTS, rkey, &props, body, len, tag, err);
     free(body);
-    return rc;
+    return rc < 0 ? -1 : 1;
 }
 
-int publisher_submit(publisher *p, tf_broker *b, const outbox_batch *batch, tf_err *err)
+int publisher_submit(publisher *p, tf_broker *b, outbox_batch *batch, size_t max_message,
+                     tf_err *err)
 {
+    size_t published = 0;
+
     if (p->n_batches == MAX_IN_FLIGHT)
         return tf_err_set(err, "more than %d batches in flight", MAX_IN_FLIGHT);
     if (reserve(p, p->n + batch->n, err) < 0)
         return -1;
     for (size_t i = 0; i < batch->n; i++) {
         uint64_t tag;
-        if (publish_event(b, &batch->events[i], &tag, err) < 0)
+        int rc;
+        if (batch->reject[i])
+            continue;
+        rc = publish_event(b, batch, i, max_message, &tag, err);
+        if (rc < 0)
             return -1;
+        if (rc == 0)
+            continue;
         if (p->n == 0)
             p->first_tag = tag;
         p->state[p->n] = TF_CONFIRM_PENDING;
         p->ids[p->n] = batch->events[i].id;
         p->n++;
+        published++;
     }
-    p->batch_sizes[p->n_batches++] = batch->n;
+    p->batch_sizes[p->n_batches++] = published;
     return 0;
 }
 

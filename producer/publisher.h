@@ -19,9 +19,12 @@ typedef struct publisher publisher;
 publisher *publisher_new(void);
 void publisher_free(publisher *p);
 
-/* Publish every event of batch (not waiting for confirms). The batch must stay alive
- * until it is settled. */
-int publisher_submit(publisher *p, tf_broker *b, const outbox_batch *batch, tf_err *err);
+/* Publish every event of batch that is not rejected (not waiting for confirms); an event
+ * whose message would exceed max_message bytes is rejected here (outbox_reject) instead:
+ * the workers would dead-letter it, and a broker may refuse it and close the channel. The
+ * batch must stay alive until it is settled. */
+int publisher_submit(publisher *p, tf_broker *b, outbox_batch *batch, size_t max_message,
+                     tf_err *err);
 
 /*
  * Wait up to timeout_s until the oldest submitted batch is fully confirmed, and drop it

@@ -597,7 +597,7 @@ static int record_processed(PGconn *conn, const char *name, const work_item *ite
     tf_buf arr;
     char count[24];
     const char *params[2];
-    size_t m;
+    size_t m = 0;
     int rc = -1;
 
     tf_buf_init(&arr);

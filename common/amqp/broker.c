@@ -2,11 +2,24 @@
  * broker.c - rabbitmq-c wrapped for topicflow. Every library call's status is turned into
  * a tf_err by one helper (tf_amqp_reply_error); any server-side close marks the broker
  * unusable so that its owner reconnects instead of using a half-dead channel.
+ *
+ * Heartbeats whatever the owner waits on. rabbitmq-c sends heartbeats only from inside its
+ * own calls, so an owner blocked on PostgreSQL (a lock, a stall, a long refit) or simply
+ * idle (the worker's dead-letter connection) used to go silent and the broker closed the
+ * connection after two missed heartbeats, returning every unacked message with its delivery
+ * count raised. Each connection with heartbeats therefore has a keeper thread, and every
+ * public function here runs under the connection's mutex (`X_locked` is the body of
+ * tf_broker_X, called with it held). The keeper takes the mutex only when it is free — a
+ * busy owner is inside rabbitmq-c, which services heartbeats itself — and then sends a
+ * heartbeat frame when none went out for a third of the interval.
  */
 #include "amqp/broker.h"
 
+#include <amqp_framing.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +36,55 @@ struct tf_broker {
     int heartbeat;
     uint64_t next_tag; /* delivery tag of the next publish in confirm mode */
     amqp_bytes_t consumer_tag; /* of the consumer started by tf_broker_consume */
+    pthread_mutex_t lock;      /* recursive: held by every public call and by the keeper */
+    double last_io;            /* when the owner or the keeper last used the connection */
+    pthread_t keeper;
+    int has_keeper;
+    atomic_int keeper_stop;
+    atomic_ulong keeper_beats; /* heartbeats the keeper sent (tests, debugging) */
 };
+
+static void broker_lock(tf_broker *b)
+{
+    pthread_mutex_lock(&b->lock);
+}
+
+static void broker_unlock(tf_broker *b)
+{
+    b->last_io = tf_now();
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* The keeper: see the header comment. It never reads: frames the broker sends meanwhile
+ * wait in the socket for the owner, and rabbitmq-c counts them as received then. */
+static void *keeper_main(void *arg)
+{
+    tf_broker *b = arg;
+    double every = b->heartbeat / 3.0;
+
+    while (!atomic_load(&b->keeper_stop)) {
+        struct timespec nap = {0, 100 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        if (pthread_mutex_trylock(&b->lock) != 0)
+            continue;
+        if (b->ok && tf_now() - b->last_io >= every) {
+            amqp_frame_t hb;
+            memset(&hb, 0, sizeof(hb));
+            hb.frame_type = AMQP_FRAME_HEARTBEAT;
+            hb.channel = 0;
+            if (amqp_send_frame(b->conn, &hb) == AMQP_STATUS_OK)
+                atomic_fetch_add(&b->keeper_beats, 1);
+            b->last_io = tf_now();
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    return NULL;
+}
+
+unsigned long tf_broker_keeper_beats(const tf_broker *b)
+{
+    return b ? atomic_load(&((tf_broker *)b)->keeper_beats) : 0;
+}
 
 
 static struct timeval timeval_of(double s)
@@ -124,8 +185,17 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
 
     tf_log_redact_url(url, redacted, sizeof(redacted));
     if (!copy || !b) {
+        free(b);
+        b = NULL;
         tf_err_set(err, "out of memory");
         goto fail;
+    }
+    {
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&b->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
     }
     if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
         tf_err_set(err, "invalid AMQP URL '%s' (expected amqp[s]://user:pass@host:port/vhost)",
@@ -158,6 +228,14 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
     b->ok = 1;
     if (check_rpc(b, "channel.open", err) < 0)
         goto fail;
+    b->last_io = tf_now();
+    if (heartbeat_s > 0) {
+        if (pthread_create(&b->keeper, NULL, keeper_main, b) != 0) {
+            tf_err_set(err, "cannot start the heartbeat thread");
+            goto fail;
+        }
+        b->has_keeper = 1;
+    }
     free(copy);
     return b;
 fail:
@@ -194,6 +272,10 @@ void tf_broker_close(tf_broker *b)
 {
     if (!b)
         return;
+    if (b->has_keeper) {
+        atomic_store(&b->keeper_stop, 1);
+        pthread_join(b->keeper, NULL);
+    }
     if (b->conn) {
         if (b->ok) {
             amqp_channel_close(b->conn, b->channel, AMQP_REPLY_SUCCESS);
@@ -202,6 +284,7 @@ void tf_broker_close(tf_broker *b)
         amqp_destroy_connection(b->conn);
     }
     amqp_bytes_free(b->consumer_tag);
+    pthread_mutex_destroy(&b->lock);
     free(b);
 }
 
@@ -222,7 +305,7 @@ int tf_broker_ok(const tf_broker *b)
 
 /* ---- declarations (the topology itself is topology.c's) ------------------------------- */
 
-int tf_broker_declare_exchange(tf_broker *b, const char *name, const char *type, tf_err *err)
+static int declare_exchange_locked(tf_broker *b, const char *name, const char *type, tf_err *err)
 {
     char ctx[128];
 
@@ -232,7 +315,17 @@ int tf_broker_declare_exchange(tf_broker *b, const char *name, const char *type,
     return check_rpc(b, ctx, err);
 }
 
-int tf_broker_declare_queue(tf_broker *b, const char *name, amqp_table_t args, tf_err *err)
+int tf_broker_declare_exchange(tf_broker *b, const char *name, const char *type, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = declare_exchange_locked(b, name, type, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int declare_queue_locked(tf_broker *b, const char *name, amqp_table_t args, tf_err *err)
 {
     amqp_rpc_reply_t r;
     char ctx[128];
@@ -251,8 +344,18 @@ int tf_broker_declare_queue(tf_broker *b, const char *name, amqp_table_t args, t
     return -1;
 }
 
-int tf_broker_bind(tf_broker *b, const char *queue, const char *exchange, const char *key,
-                   tf_err *err)
+int tf_broker_declare_queue(tf_broker *b, const char *name, amqp_table_t args, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = declare_queue_locked(b, name, args, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int bind_locked(tf_broker *b, const char *queue, const char *exchange, const char *key,
+                       tf_err *err)
 {
     char ctx[160];
 
@@ -262,8 +365,19 @@ int tf_broker_bind(tf_broker *b, const char *queue, const char *exchange, const 
     return check_rpc(b, ctx, err);
 }
 
-int tf_broker_queue_info(tf_broker *b, const char *queue, uint32_t *messages,
-                         uint32_t *consumers, tf_err *err)
+int tf_broker_bind(tf_broker *b, const char *queue, const char *exchange, const char *key,
+                   tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = bind_locked(b, queue, exchange, key, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int queue_info_locked(tf_broker *b, const char *queue, uint32_t *messages,
+                             uint32_t *consumers, tf_err *err)
 {
     amqp_queue_declare_ok_t *ok;
     char ctx[128];
@@ -278,8 +392,19 @@ int tf_broker_queue_info(tf_broker *b, const char *queue, uint32_t *messages,
     return 0;
 }
 
-int tf_broker_queue_probe(tf_broker *b, const char *queue, int *exists, uint32_t *messages,
-                          uint32_t *consumers, tf_err *err)
+int tf_broker_queue_info(tf_broker *b, const char *queue, uint32_t *messages,
+                         uint32_t *consumers, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = queue_info_locked(b, queue, messages, consumers, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int queue_probe_locked(tf_broker *b, const char *queue, int *exists, uint32_t *messages,
+                              uint32_t *consumers, tf_err *err)
 {
     amqp_queue_declare_ok_t *ok;
     amqp_rpc_reply_t r;
@@ -308,13 +433,34 @@ int tf_broker_queue_probe(tf_broker *b, const char *queue, int *exists, uint32_t
     return tf_amqp_reply_error(r, ctx, err);
 }
 
-int tf_broker_purge(tf_broker *b, const char *queue, tf_err *err)
+int tf_broker_queue_probe(tf_broker *b, const char *queue, int *exists, uint32_t *messages,
+                          uint32_t *consumers, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = queue_probe_locked(b, queue, exists, messages, consumers, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int purge_locked(tf_broker *b, const char *queue, tf_err *err)
 {
     amqp_queue_purge(b->conn, b->channel, amqp_cstring_bytes(queue));
     return check_rpc(b, "queue.purge", err);
 }
 
-int tf_broker_purge_count(tf_broker *b, const char *queue, uint32_t *removed, tf_err *err)
+int tf_broker_purge(tf_broker *b, const char *queue, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = purge_locked(b, queue, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int purge_count_locked(tf_broker *b, const char *queue, uint32_t *removed, tf_err *err)
 {
     amqp_queue_purge_ok_t *ok = amqp_queue_purge(b->conn, b->channel, amqp_cstring_bytes(queue));
 
@@ -322,6 +468,16 @@ int tf_broker_purge_count(tf_broker *b, const char *queue, uint32_t *removed, tf
         return check_rpc(b, "queue.purge", err);
     *removed = ok->message_count;
     return 0;
+}
+
+int tf_broker_purge_count(tf_broker *b, const char *queue, uint32_t *removed, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = purge_count_locked(b, queue, removed, err);
+    broker_unlock(b);
+    return rc;
 }
 
 /* ---- frames outside an RPC ------------------------------------------------------------ */
@@ -365,7 +521,7 @@ static int wait_frame(tf_broker *b, amqp_frame_t *f, double timeout_s, tf_err *e
     return -1;
 }
 
-int tf_broker_service(tf_broker *b, int timeout_ms, tf_err *err)
+static int service_locked(tf_broker *b, int timeout_ms, tf_err *err)
 {
     double deadline = tf_now() + timeout_ms / 1000.0;
     amqp_frame_t f;
@@ -385,18 +541,38 @@ int tf_broker_service(tf_broker *b, int timeout_ms, tf_err *err)
     return 0;
 }
 
+int tf_broker_service(tf_broker *b, int timeout_ms, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = service_locked(b, timeout_ms, err);
+    broker_unlock(b);
+    return rc;
+}
+
 /* ---- publishing ---------------------------------------------------------------------- */
 
-int tf_broker_confirm_select(tf_broker *b, tf_err *err)
+static int confirm_select_locked(tf_broker *b, tf_err *err)
 {
     amqp_confirm_select(b->conn, b->channel);
     b->next_tag = 1;
     return check_rpc(b, "confirm.select", err);
 }
 
-int tf_broker_publish(tf_broker *b, const char *exchange, const char *routing_key,
-                      const amqp_basic_properties_t *props, const void *body, size_t len,
-                      uint64_t *tag, tf_err *err)
+int tf_broker_confirm_select(tf_broker *b, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = confirm_select_locked(b, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int publish_locked(tf_broker *b, const char *exchange, const char *routing_key,
+                          const amqp_basic_properties_t *props, const void *body, size_t len,
+                          uint64_t *tag, tf_err *err)
 {
     amqp_bytes_t bytes = {len, (void *)body};
     int rc;
@@ -411,6 +587,18 @@ int tf_broker_publish(tf_broker *b, const char *exchange, const char *routing_ke
         *tag = b->next_tag;
     b->next_tag++;
     return 0;
+}
+
+int tf_broker_publish(tf_broker *b, const char *exchange, const char *routing_key,
+                      const amqp_basic_properties_t *props, const void *body, size_t len,
+                      uint64_t *tag, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = publish_locked(b, exchange, routing_key, props, body, len, tag, err);
+    broker_unlock(b);
+    return rc;
 }
 
 static void settle(uint64_t first, size_t n, uint8_t *state, uint64_t tag, int multiple,
@@ -454,9 +642,9 @@ static int read_return(tf_broker *b, amqp_channel_t ch, tf_return_cb on_return, 
     return 0;
 }
 
-int tf_broker_wait_confirms(tf_broker *b, uint64_t first, size_t n, uint8_t *state,
-                            size_t needed, double timeout_s, tf_return_cb on_return, void *ctx,
-                            tf_err *err)
+static int wait_confirms_locked(tf_broker *b, uint64_t first, size_t n, uint8_t *state,
+                                size_t needed, double timeout_s, tf_return_cb on_return, void *ctx,
+                                tf_err *err)
 {
     double deadline = tf_now() + timeout_s;
     amqp_frame_t f;
@@ -496,15 +684,37 @@ int tf_broker_wait_confirms(tf_broker *b, uint64_t first, size_t n, uint8_t *sta
     return 0;
 }
 
+int tf_broker_wait_confirms(tf_broker *b, uint64_t first, size_t n, uint8_t *state,
+                            size_t needed, double timeout_s, tf_return_cb on_return, void *ctx,
+                            tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = wait_confirms_locked(b, first, n, state, needed, timeout_s, on_return, ctx, err);
+    broker_unlock(b);
+    return rc;
+}
+
 /* ---- consuming ----------------------------------------------------------------------- */
 
-int tf_broker_qos(tf_broker *b, uint16_t prefetch, tf_err *err)
+static int qos_locked(tf_broker *b, uint16_t prefetch, tf_err *err)
 {
     amqp_basic_qos(b->conn, b->channel, 0, prefetch, 0);
     return check_rpc(b, "basic.qos", err);
 }
 
-int tf_broker_consume(tf_broker *b, const char *queue, tf_err *err)
+int tf_broker_qos(tf_broker *b, uint16_t prefetch, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = qos_locked(b, prefetch, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int consume_locked(tf_broker *b, const char *queue, tf_err *err)
 {
     amqp_basic_consume_ok_t *ok = amqp_basic_consume(b->conn, b->channel,
                                                      amqp_cstring_bytes(queue), amqp_empty_bytes,
@@ -516,7 +726,17 @@ int tf_broker_consume(tf_broker *b, const char *queue, tf_err *err)
     return 0;
 }
 
-int tf_broker_cancel(tf_broker *b, tf_err *err)
+int tf_broker_consume(tf_broker *b, const char *queue, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = consume_locked(b, queue, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int cancel_locked(tf_broker *b, tf_err *err)
 {
     if (!b->consumer_tag.bytes)
         return 0;
@@ -532,7 +752,17 @@ int tf_broker_cancel(tf_broker *b, tf_err *err)
     return 0;
 }
 
-int tf_broker_next(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *err)
+int tf_broker_cancel(tf_broker *b, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = cancel_locked(b, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int next_locked(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *err)
 {
     double deadline = tf_now() + timeout_ms / 1000.0;
 
@@ -568,7 +798,17 @@ int tf_broker_next(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *e
     }
 }
 
-int tf_broker_get(tf_broker *b, const char *queue, int no_ack, amqp_envelope_t *env, tf_err *err)
+int tf_broker_next(tf_broker *b, amqp_envelope_t *env, int timeout_ms, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = next_locked(b, env, timeout_ms, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int get_locked(tf_broker *b, const char *queue, int no_ack, amqp_envelope_t *env, tf_err *err)
 {
     amqp_rpc_reply_t r = amqp_basic_get(b->conn, b->channel, amqp_cstring_bytes(queue), no_ack);
     amqp_basic_get_ok_t *ok;
@@ -597,7 +837,17 @@ int tf_broker_get(tf_broker *b, const char *queue, int no_ack, amqp_envelope_t *
     return 1;
 }
 
-int tf_broker_ack(tf_broker *b, uint64_t tag, int multiple, tf_err *err)
+int tf_broker_get(tf_broker *b, const char *queue, int no_ack, amqp_envelope_t *env, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = get_locked(b, queue, no_ack, env, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int ack_locked(tf_broker *b, uint64_t tag, int multiple, tf_err *err)
 {
     int rc = amqp_basic_ack(b->conn, b->channel, tag, multiple);
     if (rc != AMQP_STATUS_OK) {
@@ -607,7 +857,17 @@ int tf_broker_ack(tf_broker *b, uint64_t tag, int multiple, tf_err *err)
     return 0;
 }
 
-int tf_broker_nack(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err *err)
+int tf_broker_ack(tf_broker *b, uint64_t tag, int multiple, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = ack_locked(b, tag, multiple, err);
+    broker_unlock(b);
+    return rc;
+}
+
+static int nack_locked(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err *err)
 {
     int rc = amqp_basic_nack(b->conn, b->channel, tag, multiple, requeue);
     if (rc != AMQP_STATUS_OK) {
@@ -615,6 +875,16 @@ int tf_broker_nack(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err
         return tf_err_set(err, "nack failed: %s", amqp_error_string2(rc));
     }
     return 0;
+}
+
+int tf_broker_nack(tf_broker *b, uint64_t tag, int multiple, int requeue, tf_err *err)
+{
+    int rc;
+
+    broker_lock(b);
+    rc = nack_locked(b, tag, multiple, requeue, err);
+    broker_unlock(b);
+    return rc;
 }
 
 const amqp_field_value_t *tf_amqp_header(const amqp_basic_properties_t *props, const char *name)

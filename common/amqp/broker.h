@@ -3,9 +3,11 @@
  * heartbeats), declaring (what to declare is amqp/topology.h's), publishing with publisher
  * confirms, and consuming with manual acks.
  *
- * A tf_broker is one connection with one channel; it is not thread-safe. rabbitmq-c
- * services heartbeats only while inside a library call, so a long-idle owner must call
- * tf_broker_service() at least every heartbeat/2 seconds.
+ * A tf_broker is one connection with one channel, used by one owner thread. With heartbeats
+ * on, a keeper thread of its own sends them whenever the owner is busy elsewhere (waiting on
+ * PostgreSQL, a refit) or idle, so the broker never drops a connection whose owner is alive;
+ * the owner needs no service calls for that. A connection the broker closed is noticed on
+ * the owner's next call.
  */
 #ifndef TF_BROKER_H
 #define TF_BROKER_H
@@ -33,6 +35,8 @@ int tf_broker_fd(const tf_broker *b);
 int tf_broker_heartbeat(const tf_broker *b);
 /* 1 while the connection and channel are usable. */
 int tf_broker_ok(const tf_broker *b);
+/* Heartbeat frames the keeper thread sent so far (for tests and debugging). */
+unsigned long tf_broker_keeper_beats(const tf_broker *b);
 
 /* Durable declarations and a binding (idempotent). Declaring a queue that exists with other
  * arguments returns TF_BROKER_INEQUIVALENT with the broker's reason in err; the broker

@@ -32,18 +32,6 @@ void tf_strmap_clear(tf_strmap *m)
     m->arena_len = 0;
 }
 
-/* The table is never full (the load stays at or below one half), so the probe ends. */
-tf_strmap_slot *tf_strmap_find(const tf_strmap *m, uint64_t h, const char *key, size_t len)
-{
-    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        tf_strmap_slot *s = &m->slots[i];
-        if (!s->key_len)
-            return s;
-        if (s->hash == h && s->key_len == len && !memcmp(m->arena + s->key_off, key, len))
-            return s;
-    }
-}
-
 static int grow(tf_strmap *m)
 {
     size_t n = (m->mask + 1) * 2;

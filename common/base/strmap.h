@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct tf_strmap_slot {
     uint64_t hash;
@@ -33,8 +34,20 @@ void tf_strmap_free(tf_strmap *m);
 /* Forget every entry and every stored byte, keeping the memory. */
 void tf_strmap_clear(tf_strmap *m);
 
-/* The slot holding key (hash h), or the empty slot where it belongs. */
-tf_strmap_slot *tf_strmap_find(const tf_strmap *m, uint64_t h, const char *key, size_t len);
+/* The slot holding key (hash h), or the empty slot where it belongs. Inline: it is on the
+ * tokenizer's and the vocabulary's hot path. The table is never full (the load stays at or
+ * below one half), so the probe ends. */
+static inline tf_strmap_slot *tf_strmap_find(const tf_strmap *m, uint64_t h, const char *key,
+                                             size_t len)
+{
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        tf_strmap_slot *s = &m->slots[i];
+        if (!s->key_len)
+            return s;
+        if (s->hash == h && s->key_len == len && !memcmp(m->arena + s->key_off, key, len))
+            return s;
+    }
+}
 
 /* The slot of key, inserting it when absent (the key's bytes are stored followed by a NUL,
  * val and val_off are 0); the table grows first when it would pass half full. NULL when

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "base/error.h"
 
 #define TF_EVENT_SCHEMA 1             /* value of the x-topicflow-schema header */
@@ -72,5 +73,12 @@ void tf_event_clear(tf_event *ev);
 
 /* Find a payload field by name; NULL when absent. */
 const tf_str *tf_event_field_get(const tf_event *ev, const char *name);
+
+/* The message size limit both ends share (flag --max-message, TOPICFLOW_MAX_MESSAGE): the
+ * producer sets aside what would exceed it, the worker dead-letters it and never decodes
+ * more. One row for any program's option table; `what` says what happens to a larger one. */
+#define TF_OPTIONS_MAX_MESSAGE(type, member, what)                                               \
+    {"max-message", "TOPICFLOW_MAX_MESSAGE", TF_OPT_SIZE, "1MiB", "largest message: " what,    \
+     offsetof(type, member), 64, 1L << 30}
 
 #endif

@@ -21,6 +21,8 @@
 #include "wire/event_codec.h"
 #include "pg/pg.h"
 
+static char *slurp(const char *path);
+
 double harness_now(void)
 {
     struct timespec ts;
@@ -206,6 +208,28 @@ long long harness_wait_scalar(harness *h, const char *sql, long long want, doubl
     }
 }
 
+/* The log file of each spawned program, for harness_log_of. */
+static struct { pid_t pid; char path[1024]; } spawned[256];
+static int n_spawned;
+
+const char *harness_log_of(pid_t pid)
+{
+    for (int i = n_spawned - 1; i >= 0; i--)
+        if (spawned[i].pid == pid)
+            return spawned[i].path;
+    return NULL;
+}
+
+int harness_log_contains(pid_t pid, const char *needle)
+{
+    const char *path = harness_log_of(pid);
+    char *text = path ? slurp(path) : NULL;
+    int found = text && strstr(text, needle) != NULL;
+
+    free(text);
+    return found;
+}
+
 pid_t harness_spawn(harness *h, const char *program, const char *const *args)
 {
     static int seq;
@@ -238,6 +262,11 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
         setenv("TOPICFLOW_LOG", "debug", 1);
         execv(path, (char *const *)argv);
         _exit(127);
+    }
+    if (n_spawned < (int)(sizeof(spawned) / sizeof(spawned[0]))) {
+        spawned[n_spawned].pid = pid;
+        snprintf(spawned[n_spawned].path, sizeof(spawned[n_spawned].path), "%s", log);
+        n_spawned++;
     }
     return pid;
 }

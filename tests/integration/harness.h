@@ -35,6 +35,10 @@ long long harness_scalar(harness *h, const char *sql);
 /* Starts build/bin/<program> with the test's URLs and extra args (NULL-terminated);
  * stderr goes to build/tests/<name>.<program>.log. Returns the pid. */
 pid_t harness_spawn(harness *h, const char *program, const char *const *args);
+/* The log file a spawned program writes (NULL for an unknown pid), and whether it holds
+ * needle so far. */
+const char *harness_log_of(pid_t pid);
+int harness_log_contains(pid_t pid, const char *needle);
 /* Sends sig and waits; returns the exit status (or 128+signal). */
 int harness_stop(pid_t pid, int sig);
 
