@@ -47,7 +47,7 @@ typedef struct soak {
     long reviews;                   /* next review code */
     long writes_failed;
     long kills_producer, kills_worker, restarts_rabbitmq, restarts_pg, stalls;
-    long injected_rows, injected_messages, replays, refits;
+    long injected_rows, injected_messages, replays, refits, faults;
 } soak;
 
 static const char *const producer_args[] = {"--reconnect-max", "1s", "--heartbeat", "2",
@@ -96,15 +96,15 @@ static void write_burst(soak *s)
     uint32_t k = 1 + tf_rng_below(&s->rng, 40);
 
     if (what < 35) {
+        unsigned long salt = (unsigned long)(tf_rng_next(&s->rng) % 1000000);
         snprintf(sql, sizeof(sql),
                  "insert into public.internships (title, description, skills)"
-                 " select (array['Data','Design','Law','Logistics','Marketing','Civil'])[1 + (g %% 6)]"
-                 " || ' intern ' || g, repeat('practical work on real projects with a mentor ', 1 + g %% 9)"
+                 " select (array['Data','Design','Law','Logistics','Marketing','Civil'])[1 + ((g + %lu) %% 6)]"
+                 " || ' intern ' || (g + %lu), repeat('practical work on real projects with a mentor ', 1 + g %% 9)"
                  " || (array['sql dashboards','figma prototypes','contract review','warehouse routing',"
-                 "'social campaigns','autocad drawings'])[1 + (g %% 6)], array['skill' || (g %% 13)]"
-                 " from generate_series(%lu, %lu) g",
-                 (unsigned long)tf_rng_next(&s->rng) % 100000, (unsigned long)(tf_rng_next(&s->rng) % 100000) + k);
-        /* the range may be empty when the second draw is smaller: then nothing happens */
+                 "'social campaigns','autocad drawings'])[1 + ((g + %lu) %% 6)], array['skill' || (g %% 13)]"
+                 " from generate_series(1, %u) g",
+                 salt, salt, salt, k);
     } else if (what < 55) {
         snprintf(sql, sizeof(sql),
                  "update public.internships set description = description || ' updated %u'"
@@ -198,50 +198,78 @@ static void stall_database(soak *s)
     PQfinish(c);
 }
 
-static void one_fault(soak *s)
+enum fault { KILL_WORKER, KILL_PRODUCER, POISON_ROW, POISON_MESSAGE, STALL, RESTART_RABBITMQ,
+             RESTART_PG, REPLAY, REFIT, N_FAULTS };
+
+/* The first faults go through every kind once, so even a short soak makes each of them;
+ * after that kills are the most frequent. */
+static enum fault next_fault(soak *s, long n)
 {
+    static const enum fault first[] = {KILL_WORKER, POISON_ROW, KILL_PRODUCER, STALL, POISON_MESSAGE,
+                                       RESTART_RABBITMQ, KILL_WORKER, REPLAY, RESTART_PG, REFIT};
     uint32_t f = tf_rng_below(&s->rng, 100);
+
+    if (n < (long)(sizeof(first) / sizeof(first[0])))
+        return first[n];
+    return f < 35 ? KILL_WORKER : f < 60 ? KILL_PRODUCER : f < 70 ? POISON_ROW
+         : f < 80 ? POISON_MESSAGE : f < 86 ? STALL : f < 91 ? RESTART_RABBITMQ
+         : f < 96 ? RESTART_PG : f < 98 ? REPLAY : REFIT;
+}
+
+static void one_fault(soak *s, long n)
+{
     int i;
 
-    if (f < 35) {
+    switch (next_fault(s, n)) {
+    case KILL_WORKER:
         i = (int)tf_rng_below(&s->rng, N_WORKERS);
         harness_stop(s->workers[i], SIGKILL);
         s->workers[i] = spawn_worker(s);
         s->kills_worker++;
-    } else if (f < 60) {
+        break;
+    case KILL_PRODUCER:
         i = (int)tf_rng_below(&s->rng, N_PRODUCERS);
         harness_stop(s->producers[i], SIGKILL);
         s->producers[i] = spawn_producer(s);
         s->kills_producer++;
-    } else if (f < 70) {
+        break;
+    case POISON_ROW:
         inject_unpublishable_row(s);
-    } else if (f < 80) {
+        break;
+    case POISON_MESSAGE:
         inject_malformed_message(s);
-    } else if (f < 86) {
+        break;
+    case STALL:
         stall_database(s);
-    } else if (f < 91) {
+        break;
+    case RESTART_RABBITMQ:
         assert_int_equal(harness_services("rabbitmq kill"), 0);
         sleep(1);
         assert_int_equal(harness_services("rabbitmq start"), 0);
         s->restarts_rabbitmq++;
-    } else if (f < 96) {
+        break;
+    case RESTART_PG:
         assert_int_equal(harness_services("pg stop"), 0);
         sleep(1);
         assert_int_equal(harness_services("pg start"), 0);
         s->restarts_pg++;
-    } else if (f < 98 && s->replays < 3) {
-        const char *args[] = {"replay", "--since", "now() - interval '20 seconds'", NULL};
-        char since[64];
+        break;
+    case REPLAY: {
+        /* the last 200 events again, as new events that carry replay_of */
+        char from[32];
         long long max_id = harness_scalar(&s->h, "select coalesce(max(id), 0) from topicflow.outbox");
-        snprintf(since, sizeof(since), "%lld", max_id > 200 ? max_id - 200 : 1);
-        args[1] = "--from-id";
-        args[2] = since;
+        const char *args[] = {"replay", "--from-id", from, NULL};
+        snprintf(from, sizeof(from), "%lld", max_id > 200 ? max_id - 200 : 1);
         if (harness_run(&s->h, "topicflow", args, NULL, NULL, NULL) == 0)
             s->replays++;
-    } else if (s->refits < 3) {
+        break;
+    }
+    default: {
         const char *args[] = {"refit", "--k", "6", "--max-iter", "30", NULL};
         if (harness_run(&s->h, "topicflow", args, NULL, NULL, NULL) == 0)
             s->refits++;
+        break;
+    }
     }
 }
 
@@ -276,7 +304,7 @@ static void test_chaos_soak(void **state)
 
     start = harness_now();
     end = start + short_seconds;
-    for (double next_fault = start + 2;;) {
+    for (double fault_at = start + 2;;) {
         long kills = s.kills_producer + s.kills_worker;
         if (!long_mode && harness_now() > end)
             break;
@@ -284,10 +312,10 @@ static void test_chaos_soak(void **state)
             q(&s, "select coalesce(max(id), 0) from topicflow.outbox") >= 100000)
             break;
         write_burst(&s);
-        if (harness_now() >= next_fault) {
-            one_fault(&s);
+        if (harness_now() >= fault_at) {
+            one_fault(&s, s.faults++);
             respawn_dead(&s);
-            next_fault = harness_now() + (long_mode ? 1.0 : 2.0) + tf_rng_unit(&s.rng) * 2.0;
+            fault_at = harness_now() + (long_mode ? 1.0 : 2.0) + tf_rng_unit(&s.rng) * 2.0;
         }
         usleep(long_mode ? 2000 : 20000);
     }
@@ -330,10 +358,12 @@ static void test_chaos_soak(void **state)
         "   on d.source = 'public.reviews' and d.doc_id = r.code"
         "   join topicflow.outbox o on o.id = d.event_id"
         "  where o.payload->>'body' is distinct from r.body)");
+    /* a tombstone where the row exists, or a live document where it does not */
     tombstones = q(&s,
-        "select count(*) from topicflow.documents d where d.deleted = ("
-        "  case d.source when 'public.internships' then exists (select 1 from public.internships i where i.id::text = d.doc_id)"
-        "  else exists (select 1 from public.reviews r where r.code = d.doc_id) end)");
+        "select (select count(*) from topicflow.documents d left join public.internships i"
+        "   on i.id::text = d.doc_id where d.source = 'public.internships' and d.deleted = (i.id is not null))"
+        " + (select count(*) from topicflow.documents d left join public.reviews r"
+        "   on r.code = d.doc_id where d.source = 'public.reviews' and d.deleted = (r.code is not null))");
     dead = pipeline_queue_depth(&s.h, "topicflow.dead");
     rejected = q(&s, "select count(*) from topicflow.outbox_rejected");
     if (harness_run(&s.h, "topicflow", (const char *[]){"dlq", "list", "--json", NULL}, NULL, &out, NULL) == 0) {
