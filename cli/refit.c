@@ -170,11 +170,13 @@ int cli_refit(int argc, char **argv)
     }
     if (prog.tty)
         fprintf(stderr, "\n");
-    printf("model version %lld: k=%ld, %lld documents, %d terms, %d iterations in %.1fs,"
-           " relative error %.4f",
-           (long long)res.version, cfg.k, (long long)res.n_docs, res.n_terms, res.fit.iterations,
-           res.fit.seconds_init + res.fit.seconds_iter,
+    printf("model version %lld: k=%d, %lld documents, %d terms (%d in the model's vocabulary),"
+           " %d iterations in %.1fs, relative error %.4f",
+           (long long)res.version, res.k, (long long)res.n_docs, res.n_terms, res.kept_terms,
+           res.fit.iterations, res.fit.seconds_init + res.fit.seconds_iter,
            res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
+    if (res.k < cfg.k)
+        printf(" (asked for k=%ld: the data allows only %d topics now)", cfg.k, res.k);
     if (res.mean_match >= 0)
         printf(", topics matched to the previous version (mean cosine %.3f)", res.mean_match);
     printf("\n");

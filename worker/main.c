@@ -41,6 +41,10 @@ typedef struct worker_config {
     long refresh_every;
     double refresh_interval_s;
     long refold_chunk;
+    int refit_auto;
+    double refit_growth, refit_quiet_s, refit_min_interval_s;
+    long min_df;
+    double max_df;
     long heartbeat_s;
     tf_topology topology;
     const char *name;
@@ -69,6 +73,24 @@ static const tf_option worker_options[] = {
      "least time between two refresh attempts of this worker", offsetof(worker_config, refresh_interval_s), 0, 86400},
     {"refold-chunk", "TOPICFLOW_REFOLD_CHUNK", TF_OPT_INT, "500",
      "stale documents re-folded per transaction", offsetof(worker_config, refold_chunk), 1, 1e6},
+    {"refit-auto", "TOPICFLOW_REFIT_AUTO", TF_OPT_BOOL, "on",
+     "re-fit the model by itself when the corpus outgrew it (docs/ARCHITECTURE.md)",
+     offsetof(worker_config, refit_auto), 0, 0},
+    {"refit-growth", "TOPICFLOW_REFIT_GROWTH", TF_OPT_DOUBLE, "2",
+     "re-fit when live documents or model terms grew by this factor since the last fit",
+     offsetof(worker_config, refit_growth), 1.01, 1000},
+    {"refit-quiet", "TOPICFLOW_REFIT_QUIET", TF_OPT_DURATION, "30s",
+     "re-fit once the stream was quiet this long and the corpus grew 10 % since the last fit",
+     offsetof(worker_config, refit_quiet_s), 1, 86400},
+    {"refit-min-interval", "TOPICFLOW_REFIT_MIN_INTERVAL", TF_OPT_DURATION, "30s",
+     "least time between two automatic refits (across workers)",
+     offsetof(worker_config, refit_min_interval_s), 0, 86400 * 7},
+    {"min-df", "TOPICFLOW_MIN_DF", TF_OPT_INT, "2",
+     "the model's vocabulary: terms in at least this many documents",
+     offsetof(worker_config, min_df), 1, 1e9},
+    {"max-df", "TOPICFLOW_MAX_DF", TF_OPT_DOUBLE, "0.95",
+     "... and in at most this share of them (from 50 documents on)",
+     offsetof(worker_config, max_df), 0.01, 1},
     {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30", "AMQP heartbeat in seconds (0: off)",
      offsetof(worker_config, heartbeat_s), 0, 600},
     TF_OPTIONS_TOPOLOGY(worker_config, topology),
@@ -466,9 +488,13 @@ int main(int argc, char **argv)
     tf_progress_init(&w.progress, 10, tf_now());
     {
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
-                               w.cfg.refresh_interval_s, w.cfg.refold_chunk, tf_update_defaults()};
+                               w.cfg.refresh_interval_s, w.cfg.refold_chunk, w.cfg.refit_auto,
+                               w.cfg.refit_growth, w.cfg.refit_quiet_s, w.cfg.refit_min_interval_s,
+                               tf_update_defaults()};
         mo.update.k = (int)w.cfg.k;
         mo.update.max_iter = (int)w.cfg.fit_iters;
+        mo.update.min_df = (int)w.cfg.min_df;
+        mo.update.max_df = w.cfg.max_df;
         mo.update.initial_only = 1;
         w.upkeep = maintenance_start(&mo, &err);
         if (!w.upkeep) {

@@ -22,6 +22,7 @@ struct maintenance {
     pthread_t thread;
     atomic_int stop;
     atomic_long batches;
+    _Atomic double last_batch_at; /* tf_now() of the last committed batch (0: none yet) */
     PGconn *pg;
     tf_model model;
     tf_vocab *vocab;
@@ -103,9 +104,23 @@ static int sync_model(maintenance *m, tf_err *err)
     return m->vocab ? 0 : -1;
 }
 
+static void log_refit(const char *what, const tf_update_opts *u, const tf_refit_result *res)
+{
+    log_info(what, "reason=%s version=%lld docs=%lld terms=%d model_terms=%d k=%d k_asked=%d"
+             " relative_error=%.4f seconds=%.1f",
+             u->reason, (long long)res->version, (long long)res->n_docs, res->n_terms,
+             res->kept_terms, res->k, u->k,
+             res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0,
+             res->fit.seconds_init + res->fit.seconds_iter);
+    if (res->k < u->k)
+        log_warn("fewer topics than asked: the data allows no more yet", "k=%d k_asked=%d docs=%lld"
+                 " model_terms=%d", res->k, u->k, (long long)res->n_docs, res->kept_terms);
+}
+
 static int first_fit(maintenance *m, tf_err *err)
 {
     tf_refit_result res;
+    tf_update_opts u;
     PGresult *r = PQexec(m->pg, "select count(*) from topicflow.documents where not deleted");
     long long live = 0;
     int rc;
@@ -114,13 +129,13 @@ static int first_fit(maintenance *m, tf_err *err)
         return -1;
     tf_pg_get_int64(r, 0, 0, &live);
     PQclear(r);
-    if (live < m->opts.min_docs || live < m->opts.update.k)
+    if (live < m->opts.min_docs)
         return 0;
-    rc = tf_model_refit(m->pg, &m->opts.update, &res, err);
+    u = m->opts.update;
+    u.reason = "first";
+    rc = tf_model_refit(m->pg, &u, &res, err);
     if (rc == 0)
-        log_info("first model fitted", "version=%lld docs=%lld terms=%d k=%d relative_error=%.4f",
-                 (long long)res.version, (long long)res.n_docs, res.n_terms, m->opts.update.k,
-                 res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
+        log_refit("first model fitted", &u, &res);
     return rc < 0 ? -1 : 0;
 }
 
@@ -143,15 +158,32 @@ static int refold(maintenance *m, tf_err *err)
     return 0;
 }
 
+/* Seconds since this worker's last committed batch (a large number before the first). */
+static double quiet_for(maintenance *m)
+{
+    double last = atomic_load(&m->last_batch_at);
+
+    return last > 0 ? tf_now() - last : 1e9;
+}
+
+/* While events flow: a refresh once refresh_every deltas wait. Once the stream is quiet for
+ * a refresh interval: whatever deltas wait, so the model converges after a burst without
+ * new traffic. */
 static int refresh(maintenance *m, tf_err *err)
 {
     int64_t version;
+    long min_deltas = m->opts.refresh_every;
     int rc;
 
-    if (tf_now() < m->next_refresh || (m->model.version && atomic_load(&m->batches) == 0))
+    if (tf_now() < m->next_refresh)
         return 0;
+    if (m->model.version && atomic_load(&m->batches) == 0) {
+        if (quiet_for(m) < m->opts.refresh_interval_s)
+            return 0;
+        min_deltas = 1;
+    }
     m->next_refresh = tf_now() + m->opts.refresh_interval_s;
-    rc = tf_model_refresh(m->pg, &m->opts.update, m->opts.refresh_every, &version, err);
+    rc = tf_model_refresh(m->pg, &m->opts.update, min_deltas, &version, err);
     if (rc < 0)
         return -1;
     if (rc == 1) {
@@ -162,6 +194,83 @@ static int refresh(maintenance *m, tf_err *err)
             if (sync_model(m, err) < 0)
                 return -1;
         }
+    }
+    return 0;
+}
+
+/*
+ * The automatic refit policy: the stream path for fast updates, the batch path for accuracy,
+ * chosen here without an operator. A refit runs (one at a time across workers, under the
+ * model lock, on this thread: consumption never pauses) when
+ *   k:      the epoch fitted fewer topics than asked and the corpus now allows more;
+ *   growth: live documents or model terms grew by refit_growth since the epoch's fit
+ *           (the first fit saw a few hundred documents; online updates alone cannot
+ *           introduce the subjects that arrive later);
+ *   quiet:  the stream has been quiet for refit_quiet_s and the corpus grew by 10 % since
+ *           the fit, so a burst ends with a model fitted on all of it;
+ * and at least refit_min_interval_s passed since the last refit and no refold is pending.
+ */
+static int auto_refit(maintenance *m, tf_err *err)
+{
+    char epoch_s[32], min_df_s[16];
+    const char *params[2] = {epoch_s, min_df_s};
+    long long k_fit, fit_docs, kept_then, live, kept_now, stale;
+    double since_fit;
+    const char *reason = NULL;
+    tf_update_opts u;
+    tf_refit_result res;
+    PGresult *r;
+    int rc;
+
+    if (!m->opts.refit_auto || !m->model.version)
+        return 0;
+    snprintf(epoch_s, sizeof(epoch_s), "%lld", (long long)m->model.epoch);
+    snprintf(min_df_s, sizeof(min_df_s), "%d", m->opts.update.min_df);
+    r = PQexecParams(m->pg,
+        "select e.k, e.fit_docs, e.kept_terms, extract(epoch from now() - e.fitted_at)::float8,"
+        " (select count(*) from topicflow.documents where not deleted),"
+        " (select count(*) from topicflow.terms where df >= $2::int)"
+        " from topicflow.model_epochs e where e.epoch = $1::bigint",
+        2, NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(m->pg, r, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return 0; /* an epoch from before migration 005 without its record: leave it */
+    }
+    tf_pg_get_int64(r, 0, 0, &k_fit);
+    tf_pg_get_int64(r, 0, 1, &fit_docs);
+    tf_pg_get_int64(r, 0, 2, &kept_then);
+    since_fit = strtod(PQgetvalue(r, 0, 3), NULL);
+    tf_pg_get_int64(r, 0, 4, &live);
+    tf_pg_get_int64(r, 0, 5, &kept_now);
+    PQclear(r);
+    if (since_fit < m->opts.refit_min_interval_s)
+        return 0;
+    if (k_fit < m->opts.update.k && live > k_fit && kept_now > k_fit)
+        reason = "k";
+    else if (live >= m->opts.refit_growth * (double)fit_docs ||
+             kept_now >= m->opts.refit_growth * (double)kept_then)
+        reason = "growth";
+    else if (quiet_for(m) >= m->opts.refit_quiet_s &&
+             (live > 1.1 * (double)fit_docs || kept_now > 1.1 * (double)kept_then))
+        reason = "quiet";
+    if (!reason)
+        return 0;
+    if (tf_model_stale_count(m->pg, m->model.epoch, &stale, err) < 0)
+        return -1;
+    if (stale > 0)
+        return 0;
+    u = m->opts.update;
+    u.initial_only = 0;
+    u.try_lock = 1;
+    u.reason = reason;
+    rc = tf_model_refit(m->pg, &u, &res, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        log_refit("automatic refit", &u, &res);
+        return sync_model(m, err);
     }
     return 0;
 }
@@ -181,7 +290,7 @@ static void pass(maintenance *m)
     }
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
-        refresh(m, &err) < 0)
+        refresh(m, &err) < 0 || auto_refit(m, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 
@@ -207,6 +316,7 @@ maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err)
     m->opts = *opts;
     atomic_init(&m->stop, 0);
     atomic_init(&m->batches, 0);
+    atomic_init(&m->last_batch_at, 0.0);
     pthread_mutex_init(&m->lock, NULL);
     if (pthread_create(&m->thread, NULL, run, m) != 0) {
         free(m);
@@ -219,6 +329,7 @@ maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err)
 void maintenance_note_batch(maintenance *m)
 {
     atomic_fetch_add(&m->batches, 1);
+    atomic_store(&m->last_batch_at, tf_now());
 }
 
 void maintenance_stop(maintenance *m)

@@ -1,8 +1,9 @@
 /*
  * maintenance.h - the worker's model upkeep, on its own thread and database connection so
  * that it never delays the consumption of events: the first model's fit once enough
- * documents exist, the re-folding of stale documents after a refit, and periodic
- * refreshes of W from the accumulated deltas; and it loads each new model version for the
+ * documents exist, the re-folding of stale documents after a refit, periodic refreshes of W
+ * from the accumulated deltas (also once the stream goes quiet with deltas pending), and the
+ * automatic refit policy (see maintenance.c); and it loads each new model version for the
  * consuming thread, which then swaps it in instead of decoding it mid-stream. Several
  * workers may all run it: the model advisory lock and SKIP LOCKED make them share the work
  * instead of repeating it.
@@ -20,6 +21,10 @@ typedef struct maintenance_opts {
     long refresh_every;     /* deltas that make a refresh worth it */
     double refresh_interval_s;
     long refold_chunk;
+    int refit_auto;         /* re-fit by itself when the corpus outgrew the epoch's fit */
+    double refit_growth;    /* ... when documents or model terms grew by this factor */
+    double refit_quiet_s;   /* ... or when the stream was quiet this long after growing 10 % */
+    double refit_min_interval_s; /* least time between two automatic refits (any worker) */
     tf_update_opts update;  /* k and iterations of the first fit, refresh passes, ... */
 } maintenance_opts;
 

@@ -3,6 +3,7 @@
  */
 #include "engine/corpus.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,4 +108,59 @@ fail:
     tf_csr_builder_free(&b);
     tf_bag_free(&bag);
     return rc;
+}
+
+int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs, int min_df,
+                             double max_df, int32_t min_kept, uint8_t *keep)
+{
+    int32_t kept = 0;
+    double ceiling = n_docs >= TF_CORPUS_MAX_DF_FROM ? max_df * (double)n_docs : (double)n_docs;
+
+    for (int32_t t = 0; t < n_terms; t++) {
+        keep[t] = df[t] > 0 && df[t] >= min_df && (double)df[t] <= ceiling;
+        kept += keep[t];
+    }
+    if (kept >= min_kept)
+        return kept;
+    kept = 0;
+    for (int32_t t = 0; t < n_terms; t++) {
+        keep[t] = df[t] > 0;
+        kept += keep[t];
+    }
+    return kept;
+}
+
+int tf_corpus_restrict(const tf_csr *X, const uint8_t *keep, int32_t *map, tf_csr *out,
+                       tf_err *err)
+{
+    int32_t cols = 0;
+    int64_t nnz = 0, o = 0;
+
+    for (int32_t t = 0; t < X->n_cols; t++)
+        map[t] = keep[t] ? cols++ : -1;
+    for (int64_t i = 0; i < csr_nnz(X); i++)
+        nnz += map[X->col_idx[i]] >= 0;
+    if (csr_alloc(out, X->n_rows, cols, nnz, err) < 0)
+        return -1;
+    out->row_ptr[0] = 0;
+    for (int32_t r = 0; r < X->n_rows; r++) {
+        int64_t start = o;
+        double norm = 0.0;
+        for (int64_t i = X->row_ptr[r]; i < X->row_ptr[r + 1]; i++) {
+            int32_t c = map[X->col_idx[i]];
+            if (c < 0)
+                continue;
+            out->col_idx[o] = c;
+            out->val[o] = X->val[i];
+            norm += (double)X->val[i] * X->val[i];
+            o++;
+        }
+        if (norm > 0.0) {
+            double inv = 1.0 / sqrt(norm);
+            for (int64_t i = start; i < o; i++)
+                out->val[i] = (float)(out->val[i] * inv);
+        }
+        out->row_ptr[r + 1] = o;
+    }
+    return 0;
 }

@@ -7,6 +7,7 @@
 #define TF_CORPUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "engine/csr.h"
@@ -35,5 +36,22 @@ void tf_csr_builder_free(tf_csr_builder *b);
  * for a fresh model. */
 int tf_vocab_build_csr(tf_vocab *v, tf_text *t, const char *const *docs, const size_t *lens,
                        size_t n_docs, tf_csr *out, tf_err *err);
+
+/* ---- the model's vocabulary ----------------------------------------------------------- */
+
+/* Rows of the model (terms) are the terms with min_df <= df[t] <= max_df * n_docs: a term
+ * seen in one document cannot make a topic, one in nearly every document tells topics
+ * apart by nothing (the upper bound applies from TF_CORPUS_MAX_DF_FROM documents on). When
+ * fewer than min_kept terms pass, every term with df > 0 is kept instead: a small corpus
+ * still gets a model. keep gets one byte per term; returns how many are kept. */
+#define TF_CORPUS_MAX_DF_FROM 50
+int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs, int min_df,
+                             double max_df, int32_t min_kept, uint8_t *keep);
+
+/* out = X's kept columns renumbered 0..kept-1 in term order (map[t] = the new column, -1
+ * when dropped; map has X.n_cols entries), each row scaled back to unit L2 norm (a row left
+ * empty stays empty). out is allocated (csr_free). */
+int tf_corpus_restrict(const tf_csr *X, const uint8_t *keep, int32_t *map, tf_csr *out,
+                       tf_err *err);
 
 #endif

@@ -519,7 +519,8 @@ int nmf_delta_add_raw(nmf_delta *d, const double *dA, int32_t n_rows, const int3
 
 /* ---- refresh ------------------------------------------------------------------------ */
 
-int nmf_refresh(double *W, int32_t n_terms, int k, const nmf_stats *s, int passes, tf_err *err)
+int nmf_refresh(double *W, int32_t n_terms, int k, const nmf_stats *s, int passes,
+                const uint8_t *keep, tf_err *err)
 {
     const double *A = s->A;
     double *R = NULL, *delta = NULL;
@@ -552,7 +553,7 @@ int nmf_refresh(double *W, int32_t n_terms, int k, const nmf_stats *s, int passe
                 continue;
             for (int32_t t = 0; t < n_terms; t++) {
                 double u = W[(size_t)t * k + j] + R[(size_t)t * k + j] / ajj;
-                delta[t] = u > 0.0 ? u : 0.0;
+                delta[t] = u > 0.0 && (!keep || keep[t]) ? u : 0.0;
                 norm2 += delta[t] * delta[t];
             }
             if (norm2 > 1.0)

@@ -110,8 +110,11 @@ int nmf_stats_apply(nmf_stats *s, const nmf_delta *d, tf_err *err);
  *   W[:,j] ← P(W[:,j] + (B[:,j] − W A[:,j]) / A[j,j]),  P = clamp at 0, then scale to norm <= 1,
  * with the residual B − W A formed once per pass by dgemm and kept current by rank-1
  * updates. Columns with A[j,j] == 0 (topics no document uses) are left unchanged. W must
- * have nmf_stats_n_terms(s) rows (see nmf_w_resize). Never increases the surrogate. */
-int nmf_refresh(double *W, int32_t n_terms, int k, const nmf_stats *s, int passes, tf_err *err);
+ * have nmf_stats_n_terms(s) rows (see nmf_w_resize). keep, when not NULL, has one byte per
+ * term: rows whose byte is 0 are held at zero (terms outside the model's vocabulary; the
+ * projection onto that constraint). Never increases the surrogate. */
+int nmf_refresh(double *W, int32_t n_terms, int k, const nmf_stats *s, int passes,
+                const uint8_t *keep, tf_err *err);
 
 /* Reallocate *W from old_terms to new_terms rows (k columns); new rows are zero. */
 int nmf_w_resize(double **W, int32_t old_terms, int32_t new_terms, int k, tf_err *err);

@@ -31,6 +31,9 @@ tf_update_opts tf_update_defaults(void)
     o.refresh_passes = 3;
     o.top_terms = 20;
     o.keep_versions = 3;
+    o.min_df = 2;
+    o.max_df = 0.95;
+    o.reason = "operator";
     return o;
 }
 
@@ -265,6 +268,28 @@ fail:
     return -1;
 }
 
+/* The model's vocabulary as of a refresh: the same rule as the refit's, on the document
+ * frequencies the deltas just brought, so a term enters the model once it is in min_df
+ * documents and no pruned term comes back through the statistics. */
+static uint8_t *refresh_mask(const tf_vocab *v, int32_t n_terms, int64_t n_docs,
+                             const tf_update_opts *opts, int k, tf_err *err)
+{
+    int32_t *df = malloc(((size_t)n_terms + 1) * sizeof(*df));
+    uint8_t *keep = malloc((size_t)n_terms + 1);
+
+    if (!df || !keep) {
+        free(df);
+        free(keep);
+        tf_err_set(err, "out of memory");
+        return NULL;
+    }
+    for (int32_t t = 0; t < n_terms; t++)
+        df[t] = (int32_t)tf_vocab_df(v, t);
+    tf_corpus_keep_terms(df, n_terms, n_docs, opts->min_df, opts->max_df, k, keep);
+    free(df);
+    return keep;
+}
+
 int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
                      int64_t *new_version, tf_err *err)
 {
@@ -276,6 +301,7 @@ int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
     char max_s[32], stats[160];
     const char *params[1] = {max_s};
     PGresult *res;
+    uint8_t *keep = NULL;
     int rows, rc = -1;
 
     memset(&m, 0, sizeof(m));
@@ -315,10 +341,13 @@ int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
         if (n_terms > m.n_terms && nmf_w_resize(&m.W, m.n_terms, n_terms, m.k, err) < 0)
             goto fail;
         m.n_terms = n_terms;
-        if (nmf_refresh(m.W, m.n_terms, m.k, m.stats, opts->refresh_passes, err) < 0)
-            goto fail;
         v = tf_vocab_load(conn, err);
         if (!v)
+            goto fail;
+        keep = refresh_mask(v, m.n_terms, m.n_docs + n_docs, opts, m.k, err);
+        if (!keep)
+            goto fail;
+        if (nmf_refresh(m.W, m.n_terms, m.k, m.stats, opts->refresh_passes, keep, err) < 0)
             goto fail;
         m.version++;
         m.n_docs += n_docs;
@@ -343,6 +372,7 @@ fail:
 done:
     tf_model_clear(&m);
     tf_vocab_free(v);
+    free(keep);
     free(acc.delta);
     return rc;
 }
@@ -472,9 +502,12 @@ done:
     return rc;
 }
 
-static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const nmf_batch_result *fit,
+static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_result *r,
                          const tf_update_opts *opts, tf_err *err)
 {
+    const nmf_batch_result *fit = &r->fit;
+    char ep[32], k_asked[16], k_fit[16], docs[32], terms[16], kept[16], relerr[32];
+    const char *eparams[8];
     int64_t head, epoch;
     tf_buf ids, dfs;
     const char *params[2];
@@ -496,9 +529,9 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const nmf_batch
         goto done;
     snprintf(stats, sizeof(stats),
              "{\"iterations\": %d, \"error\": %.6g, \"relative_error\": %.6g,"
-             " \"seconds\": %.3f}",
+             " \"seconds\": %.3f, \"k_asked\": %d, \"kept_terms\": %d}",
              fit->iterations, fit->error, fit->x_norm > 0 ? fit->error / fit->x_norm : 0,
-             fit->seconds_init + fit->seconds_iter);
+             fit->seconds_init + fit->seconds_iter, opts->k, r->kept_terms);
     if (tf_model_save(conn, m, "refit", s->v, opts->top_terms, stats, opts->keep_versions,
                       err) < 0)
         goto done;
@@ -524,6 +557,29 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const nmf_batch
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
+    /* The epoch's record: what the automatic policy and `topicflow status` compare with. */
+    snprintf(ep, sizeof(ep), "%lld", (long long)m->epoch);
+    snprintf(k_asked, sizeof(k_asked), "%d", opts->k);
+    snprintf(k_fit, sizeof(k_fit), "%d", m->k);
+    snprintf(docs, sizeof(docs), "%lld", (long long)m->n_docs);
+    snprintf(terms, sizeof(terms), "%d", m->n_terms);
+    snprintf(kept, sizeof(kept), "%d", r->kept_terms);
+    snprintf(relerr, sizeof(relerr), "%.6g", fit->x_norm > 0 ? fit->error / fit->x_norm : 0);
+    eparams[0] = ep;
+    eparams[1] = k_asked;
+    eparams[2] = k_fit;
+    eparams[3] = docs;
+    eparams[4] = terms;
+    eparams[5] = kept;
+    eparams[6] = relerr;
+    eparams[7] = opts->reason ? opts->reason : "operator";
+    res = PQexecParams(conn, "insert into topicflow.model_epochs (epoch, k_asked, k, fit_docs,"
+                             " fit_terms, kept_terms, relative_error, reason)"
+                             " values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                       8, NULL, eparams, NULL, NULL, 0);
+    if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
+        goto done;
+    PQclear(res);
     /* The snapshot's deltas are in the recount (df) or superseded (statistics). */
     params[0] = s->delta_ids.p;
     res = PQexecParams(conn, "delete from topicflow.model_deltas where id = any($1::bigint[])",
@@ -544,16 +600,20 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
 {
     snapshot s;
     tf_model m;
-    nmf_batch_opts bo = nmf_batch_defaults(opts->k);
-    double *H = NULL;
-    int locked = 0, rc = -1;
+    nmf_batch_opts bo;
+    tf_csr Xk;
+    double *H = NULL, *Wk = NULL;
+    uint8_t *keep = NULL;
+    int32_t *map = NULL, kept = 0;
+    int k, locked = 0, rc = -1;
 
     memset(&s, 0, sizeof(s));
     memset(&m, 0, sizeof(m));
+    memset(&Xk, 0, sizeof(Xk));
     memset(out, 0, sizeof(*out));
     tf_buf_init(&s.delta_ids);
     /* Session-level lock from the snapshot to the install: no refresh in between. */
-    if (opts->initial_only) {
+    if (opts->initial_only || opts->try_lock) {
         long long got;
         int64_t head, epoch;
         if (query_int64(conn, "select pg_try_advisory_lock(" LOCK_SQL_ARGS ")::int", 0, NULL,
@@ -564,7 +624,7 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
         locked = 1;
         if (tf_model_head(conn, &head, &epoch, err) < 0)
             goto done;
-        if (head) {
+        if (head && opts->initial_only) {
             rc = 1;
             goto done;
         }
@@ -575,31 +635,55 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
     }
     if (read_snapshot(conn, &s, err) < 0 || recount_and_weight(&s, err) < 0)
         goto done;
-    if (s.X.n_rows < opts->k) {
-        tf_err_set(err, "%d live documents, fewer than the %d topics asked for", s.X.n_rows,
-                   opts->k);
+    /* The model's vocabulary, then as many topics as the data allows (at most k). */
+    keep = malloc((size_t)s.X.n_cols + 1);
+    map = malloc(((size_t)s.X.n_cols + 1) * sizeof(*map));
+    if (!keep || !map) {
+        tf_err_set(err, "out of memory");
         goto done;
     }
-    m.k = opts->k;
+    kept = tf_corpus_keep_terms(s.df, s.X.n_cols, s.X.n_rows, opts->min_df, opts->max_df,
+                                opts->k, keep);
+    if (tf_corpus_restrict(&s.X, keep, map, &Xk, err) < 0)
+        goto done;
+    k = opts->k;
+    if (k > s.X.n_rows)
+        k = s.X.n_rows;
+    if (k > kept)
+        k = kept;
+    if (k < 1) {
+        tf_err_set(err, "no live document has any text yet (%d documents)", s.X.n_rows);
+        goto done;
+    }
+    m.k = k;
     m.n_terms = s.X.n_cols;
     m.W = calloc((size_t)m.n_terms * (size_t)m.k, sizeof(double));
+    Wk = calloc((size_t)(kept ? kept : 1) * (size_t)m.k, sizeof(double));
     H = calloc((size_t)s.X.n_rows * (size_t)m.k, sizeof(double));
-    if (!m.W || !H) {
+    if (!m.W || !Wk || !H) {
         tf_err_set(err, "out of memory for a %d x %d model", m.n_terms, m.k);
         goto done;
     }
+    bo = nmf_batch_defaults(k);
     bo.max_iter = opts->max_iter;
     bo.tol = opts->tol;
     bo.seed = opts->seed;
     bo.threads = opts->threads;
     bo.progress = opts->progress;
     bo.progress_ctx = opts->progress_ctx;
-    if (nmf_batch_fit(&s.X, &bo, m.W, H, &out->fit, err) < 0)
+    if (nmf_batch_fit(&Xk, &bo, Wk, H, &out->fit, err) < 0)
         goto done;
+    /* Back to the full vocabulary: terms outside the model's have zero rows. */
+    for (int32_t t = 0; t < m.n_terms; t++)
+        if (map[t] >= 0)
+            memcpy(m.W + (size_t)t * (size_t)k, Wk + (size_t)map[t] * (size_t)k,
+                   (size_t)k * sizeof(double));
     out->mean_match = -1;
     if (s.prev.version && keep_topic_ids(&s, m.W, m.n_terms, m.k, &out->mean_match, err) < 0)
         goto done;
-    if (tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, &out->fit, opts, err) < 0)
+    out->k = k;
+    out->kept_terms = kept;
+    if (tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, opts, err) < 0)
         goto done;
     out->version = m.version;
     out->n_docs = s.X.n_rows;
@@ -613,6 +697,10 @@ done:
     if (rc < 0 && PQtransactionStatus(conn) == PQTRANS_INERROR)
         rollback(conn);
     free(H);
+    free(Wk);
+    free(keep);
+    free(map);
+    csr_free(&Xk);
     tf_model_clear(&m);
     snapshot_free(&s);
     return rc;

@@ -32,6 +32,10 @@ typedef struct tf_update_opts {
     void *progress_ctx;
     int initial_only;      /* refit: only when no model exists yet, and skip (return 1)
                               instead of waiting when another process holds the lock */
+    int try_lock;          /* refit: skip (return 1) when another process holds the lock */
+    int min_df;            /* the model's vocabulary: terms in at least min_df documents */
+    double max_df;         /* ... and at most this share of them (engine/corpus.h) */
+    const char *reason;    /* refit: why it runs, recorded with the epoch ("operator", ...) */
 } tf_update_opts;
 
 tf_update_opts tf_update_defaults(void);
@@ -47,6 +51,9 @@ typedef struct tf_refit_result {
     int64_t version;
     int64_t n_docs;
     int32_t n_terms;
+    int32_t kept_terms;    /* the model's vocabulary: terms the fit used (tf_corpus_keep_terms) */
+    int k;                 /* topics fitted: opts->k, or fewer when the data has fewer
+                              documents or terms than that (never an error) */
     nmf_batch_result fit;
     double mean_match;     /* mean cosine of matched topics with the previous version, or -1 */
 } tf_refit_result;
@@ -54,8 +61,11 @@ typedef struct tf_refit_result {
 /* Batch NMF over every live document and install it as a new epoch (documents become
  * stale until re-folded; the caller runs tf_model_refold until none is left). Holds the
  * model lock (session level) from its snapshot to its install, so no refresh interleaves.
- * Fails when there are fewer live documents than topics. 0 installed, 1 skipped (with
- * initial_only: a model exists or another process is fitting), -1 error. */
+ * The fit uses the model's vocabulary (opts min_df, max_df) and min(k, documents, terms)
+ * topics: k never blocks a model. The epoch is recorded in topicflow.model_epochs (asked
+ * and fitted k, documents, terms, relative error, reason). 0 installed, 1 skipped (with
+ * initial_only: a model exists; with initial_only or try_lock: another process holds the
+ * lock), -1 error (no live document with text, or a failure). */
 int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *res, tf_err *err);
 
 /* Re-fold up to limit stale documents against m (the current model, with W and G; v gives

@@ -511,7 +511,7 @@ static void test_refresh_descends_and_keeps_columns_in_unit_ball(void **state)
     prev = surrogate(W, s, PLANT_TERMS, PLANT_K);
     for (int r = 0; r < 5; r++) {
         double cur;
-        assert_int_equal(nmf_refresh(W, PLANT_TERMS, PLANT_K, s, 1, NULL), 0);
+        assert_int_equal(nmf_refresh(W, PLANT_TERMS, PLANT_K, s, 1, NULL, NULL), 0);
         cur = surrogate(W, s, PLANT_TERMS, PLANT_K);
         assert_true(cur <= prev + 1e-12 * fabs(prev));
         prev = cur;
@@ -524,7 +524,28 @@ static void test_refresh_descends_and_keeps_columns_in_unit_ball(void **state)
         }
         assert_true(sqrt(norm) <= 1.0 + 1e-12);
     }
-    assert_int_equal(nmf_refresh(W, PLANT_TERMS - 1, PLANT_K, s, 1, NULL), -1);
+    {
+        /* Terms outside the model's vocabulary stay at zero, and from a feasible start the
+         * masked update still never increases the surrogate. */
+        uint8_t keep[PLANT_TERMS];
+        for (int t = 0; t < PLANT_TERMS; t++) {
+            keep[t] = t % 3 != 0;
+            for (int j = 0; !keep[t] && j < PLANT_K; j++)
+                W[t * PLANT_K + j] = 0.0;
+        }
+        prev = surrogate(W, s, PLANT_TERMS, PLANT_K);
+        for (int r = 0; r < 3; r++) {
+            double cur;
+            assert_int_equal(nmf_refresh(W, PLANT_TERMS, PLANT_K, s, 1, keep, NULL), 0);
+            cur = surrogate(W, s, PLANT_TERMS, PLANT_K);
+            assert_true(cur <= prev + 1e-12 * fabs(prev));
+            prev = cur;
+        }
+        for (int t = 0; t < PLANT_TERMS; t++)
+            for (int j = 0; !keep[t] && j < PLANT_K; j++)
+                assert_true(W[t * PLANT_K + j] == 0.0);
+    }
+    assert_int_equal(nmf_refresh(W, PLANT_TERMS - 1, PLANT_K, s, 1, NULL, NULL), -1);
     nmf_stats_free(s);
     free(H);
 }
@@ -553,7 +574,7 @@ static void test_online_pass_is_within_10_percent_of_batch(void **state)
         assert_int_equal(nmf_fold_in(W, PLANT_TERMS, K, G, &mb, NULL, H + (size_t)r0 * K, NULL, NULL), 0);
         assert_int_equal(nmf_stats_add(s, &mb, H + (size_t)r0 * K, 1.0, NULL), 0);
         if ((r0 / BATCH) % 2 == 1)
-            assert_int_equal(nmf_refresh(W, nmf_stats_n_terms(s), K, s, 3, NULL), 0);
+            assert_int_equal(nmf_refresh(W, nmf_stats_n_terms(s), K, s, 3, NULL, NULL), 0);
     }
     assert_int_equal(nmf_stats_n_terms(s), PLANT_TERMS);
     assert_int_equal(nmf_gram(W, PLANT_TERMS, K, G, NULL), 0);

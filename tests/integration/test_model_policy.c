@@ -1,0 +1,152 @@
+/*
+ * test_model_policy.c - the model the workers keep, left to themselves: k never blocks a
+ * model (fewer terms than topics still gives one, and it grows to k when the data allows);
+ * the automatic refit policy re-fits as the corpus grows under traffic without losing an
+ * update or the exactness of the statistics; and a quiet stream gets its pending deltas
+ * folded and a final refit, with no new event to trigger them.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "pipeline.h"
+
+#define PROCESSED "select count(*) from topicflow.processed_events"
+#define MODEL_K "select coalesce((select k from topicflow.current_model), 0)"
+#define STALE "select count(*) from topicflow.documents where not deleted and" \
+              " coalesce(model_version, 0) < (select coalesce(max(epoch), 0) from topicflow.model)"
+
+static void assert_bookkeeping(harness *h)
+{
+    pipeline_assert_df_consistent(h);
+    pipeline_assert_doc_count_consistent(h);
+    pipeline_assert_statistics_consistent(h);
+}
+
+/* n postings whose text uses only the given words. */
+static void insert_from_words(harness *h, int n, const char *words)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql),
+             "insert into public.internships (title, description)"
+             " select w[1 + g %% cardinality(w)] || ' ' || w[1 + (g / 3) %% cardinality(w)],"
+             " w[1 + (g / 7) %% cardinality(w)] || ' ' || w[1 + (g / 11) %% cardinality(w)]"
+             " from generate_series(1, %d) g, (select string_to_array('%s', ' ') w) words",
+             n, words);
+    harness_sql(h, sql);
+}
+
+static void test_fewer_terms_than_k_gets_a_model_that_grows_to_k(void **state)
+{
+    harness h;
+    pid_t producer, w;
+    const char *args[] = {"--k", "12", "--min-docs", "100", "--refit-min-interval", "1s", NULL};
+
+    harness_setup(&h, "policy_small_k");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    w = pipeline_spawn_worker(&h, args);
+    insert_from_words(&h, 400, "welding plumbing carpentry masonry roofing painting");
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 400, 60), 400);
+    /* six words: a model with at most six topics, never a retry loop */
+    assert_true(harness_wait_scalar(&h, "select (" MODEL_K " between 1 and 6)::int", 1, 60) == 1);
+    assert_true(harness_log_contains(w, "fewer topics than asked"));
+    assert_false(harness_log_contains(w, "exceeds min(docs, terms)"));
+    assert_int_equal(harness_wait_scalar(&h, STALE, 0, 60), 0);
+    /* a richer corpus: the workers grow the model to k by themselves */
+    harness_insert_internships(&h, 600);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 1000, 60), 1000);
+    assert_int_equal(harness_wait_scalar(&h, MODEL_K, 12, 90), 12);
+    assert_true(harness_scalar(&h, "select count(*) from topicflow.model_epochs where reason = 'k'") >= 1);
+    assert_int_equal(harness_wait_scalar(&h, STALE, 0, 60), 0);
+    assert_int_equal(harness_stop(w, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    assert_bookkeeping(&h);
+    harness_teardown(&h);
+}
+
+static void test_automatic_refits_under_traffic_lose_no_update(void **state)
+{
+    harness h;
+    pid_t producer, w1, w2;
+    const char *args[] = {"--refit-growth", "1.5", "--refit-min-interval", "1s", NULL};
+    int n = 0;
+
+    harness_setup(&h, "policy_growth");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    w1 = pipeline_spawn_worker(&h, args);
+    w2 = pipeline_spawn_worker(&h, args);
+    /* waves that each grow the corpus by more than half, updates and deletes among them */
+    for (int wave = 0; wave < 5; wave++) {
+        int size = 100 << wave;
+        harness_insert_internships(&h, size);
+        n += size;
+        harness_sql(&h, "update public.internships set description = description || ' revised'"
+                        " where id % 7 = 0");
+        harness_sql(&h, "delete from public.internships where id % 50 = 0");
+        usleep(1500000);
+    }
+    assert_int_equal(harness_wait_scalar(&h,
+        "select count(*) from topicflow.outbox o where not exists"
+        " (select 1 from topicflow.processed_events p where p.event_id = o.id)", 0, 120), 0);
+    assert_true(harness_wait_scalar(&h,
+        "select (count(*) >= 3)::int from topicflow.model_epochs where reason in ('growth', 'first')", 1, 120) == 1);
+    assert_int_equal(harness_wait_scalar(&h, STALE, 0, 120), 0);
+    assert_int_equal(harness_stop(w1, SIGTERM), 0);
+    assert_int_equal(harness_stop(w2, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    /* every live row's document is its latest version */
+    assert_int_equal(harness_scalar(&h,
+        "select count(*) from public.internships i left join topicflow.documents d"
+        " on d.source = 'public.internships' and d.doc_id = i.id::text"
+        " left join topicflow.document_versions v on v.source = d.source and v.aggregate_id = d.doc_id"
+        " where d.doc_id is null or d.deleted or d.version <> v.version"), 0);
+    assert_int_equal(harness_scalar(&h, "select count(*) from public.internships"),
+                     harness_scalar(&h, "select count(*) from topicflow.documents where not deleted"));
+    assert_bookkeeping(&h);
+    harness_teardown(&h);
+}
+
+static void test_quiet_stream_folds_pending_deltas_and_refits(void **state)
+{
+    harness h;
+    pid_t producer, w;
+    /* no refresh while events flow (1000 deltas never accumulate), no growth refit */
+    const char *args[] = {"--refresh-every", "1000", "--refit-growth", "100", "--refit-quiet", "2s",
+                          "--refit-min-interval", "1s", NULL};
+
+    harness_setup(&h, "policy_quiet");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    w = pipeline_spawn_worker(&h, args);
+    harness_insert_internships(&h, 200);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 200, 60), 200);
+    harness_insert_internships(&h, 300);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 500, 60), 500);
+    /* nothing arrives any more: the deltas are folded and the model re-fitted on all 500 */
+    assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.model_deltas", 0, 60), 0);
+    assert_int_equal(harness_wait_scalar(&h,
+        "select count(*) from topicflow.model_epochs where reason = 'quiet' and fit_docs = 500", 1, 60), 1);
+    assert_int_equal(harness_wait_scalar(&h, STALE, 0, 60), 0);
+    assert_int_equal(harness_stop(w, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    assert_bookkeeping(&h);
+    harness_teardown(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fewer_terms_than_k_gets_a_model_that_grows_to_k),
+        cmocka_unit_test(test_automatic_refits_under_traffic_lose_no_update),
+        cmocka_unit_test(test_quiet_stream_folds_pending_deltas_and_refits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
