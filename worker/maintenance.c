@@ -177,11 +177,10 @@ static int refresh(maintenance *m, tf_err *err)
 
     if (tf_now() < m->next_refresh)
         return 0;
-    if (m->model.version && atomic_load(&m->batches) == 0) {
-        if (quiet_for(m) < m->opts.refresh_interval_s)
-            return 0;
-        min_deltas = 1;
-    }
+    if (quiet_for(m) >= m->opts.refresh_interval_s)
+        min_deltas = 1; /* quiet: fold whatever waits, so the model converges after a burst */
+    else if (m->model.version && atomic_load(&m->batches) == 0)
+        return 0;
     m->next_refresh = tf_now() + m->opts.refresh_interval_s;
     rc = tf_model_refresh(m->pg, &m->opts.update, min_deltas, &version, err);
     if (rc < 0)

@@ -141,12 +141,38 @@ static void test_quiet_stream_folds_pending_deltas_and_refits(void **state)
     harness_teardown(&h);
 }
 
+/* The first fit saw every document and no refit follows: the deltas the stream left behind
+ * must still be folded once it is quiet (they were not, while fewer than --refresh-every
+ * waited). */
+static void test_quiet_stream_folds_deltas_without_a_refit(void **state)
+{
+    harness h;
+    pid_t producer, w;
+    const char *args[] = {"--refresh-every", "1000", "--refit-auto=off", NULL};
+
+    harness_setup(&h, "policy_quiet_refresh");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    w = pipeline_spawn_worker(&h, args);
+    harness_insert_internships(&h, 100);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 100, 60), 100);
+    assert_true(harness_wait_scalar(&h, "select (count(*) > 0)::int from topicflow.model", 1, 60) == 1);
+    harness_insert_internships(&h, 100);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 200, 60), 200);
+    assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.model_deltas", 0, 30), 0);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.model_epochs"), 1);
+    assert_int_equal(harness_stop(w, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    assert_bookkeeping(&h);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fewer_terms_than_k_gets_a_model_that_grows_to_k),
         cmocka_unit_test(test_automatic_refits_under_traffic_lose_no_update),
         cmocka_unit_test(test_quiet_stream_folds_pending_deltas_and_refits),
+        cmocka_unit_test(test_quiet_stream_folds_deltas_without_a_refit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""quality.py - how good is the model the workers keep? Feeds labelled documents through the
+real pipeline (source table -> producer -> workers) in a drifting order, lets the workers'
+policy settle, and compares three models on the same documents:
+
+  kept     the model the workers keep (first fit, online updates, automatic refits)
+  refit    `topicflow refit --k K --tol 0 --max-iter 200` on the same documents
+  sklearn  scikit-learn NMF (nndsvda, cd, 200 iterations) on the same TF-IDF matrix
+           (the stored document vectors)
+
+Measures, for each: NMI of each document's dominant topic against its label (scikit-learn's
+normalized_mutual_info_score), mean NPMI of each topic's top-10 terms over document
+co-occurrence in the same corpus (-1 for a pair that never co-occurs), topic diversity
+(distinct terms among all topics' top 10 / 10k), and the relative reconstruction error
+||X - H W^T|| / ||X||. Inputs: `sample` (topicflow sample postings: English first, then
+Arabic, fields in blocks, label = field) and `manpages` (bench/quality_corpus.py: Debian's
+manual pages by package, packages in blocks, label = package).
+
+Run through bench/quality, which starts the throwaway servers and builds the programs.
+"""
+import argparse
+import base64
+import collections
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import NMF
+from sklearn.metrics import normalized_mutual_info_score
+
+BIN = os.environ["TOPICFLOW_BIN"]
+REPO = os.environ["TOPICFLOW_REPO"]
+
+
+def psql(sql):
+    """Rows of a query as lists of strings (tab-separated, via psql)."""
+    out = subprocess.run(["psql", os.environ["TOPICFLOW_PG_URL"], "-AtX", "-F", "\t", "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def scalar(sql):
+    rows = psql(sql)
+    return rows[0][0] if rows else None
+
+
+def wait(sql, want, timeout, what):
+    end = time.time() + timeout
+    while True:
+        v = scalar(sql)
+        if v == str(want):
+            return
+        if time.time() > end:
+            sys.exit("quality: timed out waiting for %s (%s, want %s)" % (what, v, want))
+        time.sleep(0.5)
+
+
+def drifting_input(name, count):
+    """(path of a JSONL file in drifting order, labels in file order)."""
+    if name == "sample":
+        out = subprocess.run([BIN + "/topicflow", "sample", "--count", str(count), "--seed", "7"],
+                             check=True, capture_output=True, text=True).stdout
+        docs = [json.loads(l) for l in out.splitlines()]
+        # English first, then Arabic; within each, the fields arrive one block after another
+        docs.sort(key=lambda d: (d["lang"] != "en", d["field"]))
+        labels = [d["field"] for d in docs]
+        langs = [d["lang"] for d in docs]
+    else:
+        path = name
+        if name == "manpages":
+            path = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                "topicflow", "manpages.jsonl")
+            if not os.path.exists(path):
+                subprocess.run(["/usr/bin/python3", REPO + "/bench/quality_corpus.py", "--out", path],
+                               check=True)
+        docs = [json.loads(l) for l in open(path, encoding="utf-8")]
+        if count:
+            docs = docs[:count]
+        labels = [d["label"] for d in docs]
+        langs = ["en"] * len(docs)
+    f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
+    for d in docs:
+        row = {k: d[k] for k in ("title", "description", "skills") if k in d}
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.close()
+    return f.name, labels, langs
+
+
+def corpus():
+    """X (stored TF-IDF weights), binary B, doc ids (the source ids, ascending)."""
+    rows = psql("select doc_id, array_to_string(term_ids, ','), array_to_string(weights, ',')"
+                " from topicflow.documents where not deleted order by doc_id::bigint")
+    ids, indptr, cols, vals = [], [0], [], []
+    for doc_id, t, w in rows:
+        ids.append(int(doc_id))
+        if t:
+            cols.extend(int(x) for x in t.split(","))
+            vals.extend(float(x) for x in w.split(","))
+        indptr.append(len(cols))
+    n_terms = int(scalar("select coalesce(max(id), 0) + 1 from topicflow.terms"))
+    X = sp.csr_matrix((np.array(vals), np.array(cols, dtype=np.int64), np.array(indptr)),
+                      shape=(len(ids), n_terms))
+    B = X.copy()
+    B.data[:] = 1.0
+    return X, B.tocsc(), ids
+
+
+def kept_model():
+    """W (terms x k) of the current model and H (docs x k) as the documents store it."""
+    blob = base64.b64decode("".join(r[0] for r in psql(
+        "select encode(blob, 'base64') from topicflow.model order by version desc limit 1")))
+    k, n_terms = struct.unpack_from("<II", blob, 16)
+    W = np.frombuffer(blob, dtype="<f8", count=n_terms * k, offset=32).reshape(n_terms, k)
+    rows = psql("select array_to_string(topics, ',') from topicflow.documents where not deleted"
+                " order by doc_id::bigint")
+    H = np.array([[float(x) for x in r[0].split(",")] if r[0] else [0.0] * k for r in rows])
+    return W, H
+
+
+def metrics(X, B, W, H, labels):
+    n_docs = X.shape[0]
+    W = np.asarray(W)[: X.shape[1]]
+    if W.shape[0] < X.shape[1]:
+        W = np.vstack([W, np.zeros((X.shape[1] - W.shape[0], W.shape[1]))])
+    k = W.shape[1]
+    dominant = np.argmax(H, axis=1)
+    nmi = normalized_mutual_info_score(labels, dominant)
+    df = np.asarray(B.sum(axis=0)).ravel()
+    npmis, tops = [], []
+    for j in range(k):
+        if W[:, j].max() <= 0:
+            continue
+        top = np.argsort(-W[:, j])[:10]
+        tops.extend(top.tolist())
+        sub = B[:, top]
+        co = (sub.T @ sub).toarray()
+        vals = []
+        for a in range(len(top)):
+            for b in range(a + 1, len(top)):
+                pij = co[a, b] / n_docs
+                if pij <= 0:
+                    vals.append(-1.0)
+                    continue
+                pi, pj = df[top[a]] / n_docs, df[top[b]] / n_docs
+                vals.append(math.log(pij / (pi * pj)) / -math.log(pij) if pij < 1 else 1.0)
+        npmis.append(sum(vals) / len(vals))
+    diversity = len(set(tops)) / max(1, len(tops))
+    # ||X - H W^T||^2 = ||X||^2 - 2 tr(H^T X W) + tr(H^T H W^T W)
+    xx = float(X.multiply(X).sum())
+    xw = X @ W
+    err2 = xx - 2.0 * float(np.sum(H * xw)) + float(np.sum((H.T @ H) * (W.T @ W)))
+    return {"nmi": nmi, "npmi": float(np.mean(npmis)) if npmis else float("nan"),
+            "diversity": diversity, "relerr": math.sqrt(max(err2, 0.0) / xx) if xx > 0 else 0.0,
+            "topics": len(npmis)}
+
+
+def language_shares(H, langs):
+    dominant = np.argmax(H, axis=1)
+    shares = {}
+    for j in sorted(set(dominant.tolist())):
+        members = [langs[i] for i in range(len(langs)) if dominant[i] == j]
+        c = collections.Counter(members)
+        shares[j] = (len(members), c.get("en", 0) / len(members), c.get("ar", 0) / len(members))
+    return shares
+
+
+def spawn(prog, *args, log):
+    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="topic quality of the kept model vs a refit vs scikit-learn")
+    ap.add_argument("--input", default="sample", help="sample, manpages, or a JSONL file with a label key")
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--count", type=int, default=5000, help="documents (sample: generated; others: first N)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--settle", type=float, default=180, help="longest wait for the policy to settle, seconds")
+    ap.add_argument("--worker-arg", action="append", default=[], help="extra topicflow-worker flag (repeatable)")
+    args = ap.parse_args()
+
+    path, labels, langs = drifting_input(args.input, args.count)
+    n = len(labels)
+    logdir = os.environ.get("TOPICFLOW_QUALITY_LOGS", tempfile.mkdtemp(prefix="tf-quality-"))
+    log = open(os.path.join(logdir, "programs.log"), "w")
+    procs = [spawn("topicflow-producer", log=log)]
+    for i in range(args.workers):
+        procs.append(spawn("topicflow-worker", "--k", str(args.k), "--name", "quality-%d" % i,
+                           *args.worker_arg, log=log))
+    t0 = time.time()
+    subprocess.run([BIN + "/topicflow", "load", path, "--format", "jsonl"], check=True,
+                   stdout=subprocess.DEVNULL)
+    wait("select count(*) from topicflow.processed_events", n, 600, "every event processed")
+    t_burst = time.time() - t0
+    # Settled: no pending delta, nothing stale, and the last refit saw every document.
+    end = time.time() + args.settle
+    while time.time() < end:
+        row = psql("select (select count(*) from topicflow.model_deltas),"
+                   " (select count(*) from topicflow.documents where not deleted and coalesce(model_version, 0)"
+                   "  < (select coalesce(max(epoch), 0) from topicflow.model)),"
+                   " (select coalesce(max(fit_docs), 0) from topicflow.model_epochs"
+                   "  where epoch = (select max(epoch) from topicflow.model))")[0]
+        if row[0] == "0" and row[1] == "0" and int(row[2]) >= n:
+            break
+        time.sleep(1)
+    t_settle = time.time() - t0 - t_burst
+    X, B, ids = corpus()
+    assert len(ids) == n, "%d documents stored, %d loaded" % (len(ids), n)
+    epochs = psql("select reason, fit_docs, k from topicflow.model_epochs order by epoch")
+    W, H = kept_model()
+    kept = metrics(X, B, W, H, labels)
+    kept_shares = language_shares(H, langs)
+
+    t1 = time.time()
+    subprocess.run([BIN + "/topicflow", "refit", "--k", str(args.k), "--tol", "0", "--max-iter", "200"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t_refit = time.time() - t1
+    wait("select count(*) from topicflow.documents where not deleted and coalesce(model_version, 0)"
+         " < (select coalesce(max(epoch), 0) from topicflow.model)", 0, 300, "the refold")
+    W, H = kept_model()
+    refit = metrics(X, B, W, H, labels)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+
+    t2 = time.time()
+    model = NMF(n_components=args.k, init="nndsvda", solver="cd", max_iter=200, tol=1e-4,
+                random_state=0)
+    Hs = model.fit_transform(X)
+    t_sklearn = time.time() - t2
+    skl = metrics(X, B, model.components_.T, Hs, labels)
+
+    print("input: %s, %d documents in drifting order, %d labels, k=%d, %d workers"
+          % (args.input, n, len(set(labels)), args.k, args.workers))
+    print("burst through the pipeline %.1f s; policy settled %.1f s after it; epochs: %s"
+          % (t_burst, t_settle, ", ".join("%s@%s(k=%s)" % tuple(e) for e in epochs)))
+    print()
+    print("| model | NMI vs label | mean NPMI top-10 | topic diversity | relative error | seconds |")
+    print("|---|---|---|---|---|---|")
+    for name, m, secs in (("kept by the workers", kept, t_burst + t_settle),
+                          ("topicflow refit", refit, t_refit), ("scikit-learn NMF", skl, t_sklearn)):
+        print("| %s | %.3f | %.3f | %.2f | %.4f | %.1f |" % (name, m["nmi"], m["npmi"], m["diversity"],
+                                                          m["relerr"], secs))
+    print()
+    print("kept / refit: NMI %.3f, NPMI %.3f; refit / sklearn: NMI %.3f, NPMI %.3f"
+          % (kept["nmi"] / refit["nmi"] if refit["nmi"] else float("nan"),
+             kept["npmi"] / refit["npmi"] if refit["npmi"] else float("nan"),
+             refit["nmi"] / skl["nmi"] if skl["nmi"] else float("nan"),
+             refit["npmi"] / skl["npmi"] if skl["npmi"] else float("nan")))
+    if set(langs) != {"en"}:
+        print()
+        print("languages per topic of the kept model (documents, share en, share ar):")
+        print("  " + "; ".join("%d: %d %.0f%%/%.0f%%" % (j, c, 100 * e, 100 * a)
+                               for j, (c, e, a) in kept_shares.items()))
+    print("quality_json=" + json.dumps({"input": args.input, "docs": n, "k": args.k, "kept": kept,
+                                        "refit": refit, "sklearn": skl, "burst_s": t_burst,
+                                        "settle_s": t_settle, "refit_s": t_refit, "sklearn_s": t_sklearn}))
+    os.unlink(path)
+
+
+if __name__ == "__main__":
+    main()
