@@ -89,6 +89,7 @@ typedef struct producer {
     PGconn *retention_pg;   /* retention's own session, connected when first needed */
     tf_progress progress;
     unsigned long long published, set_aside;
+    size_t nacked;          /* events nacked since the last check in run() */
 } producer;
 
 
@@ -194,10 +195,12 @@ static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
     s->open = s->in_flight = 0;
     outbox_batch_reset(&s->batch);
     p->published += n_acked;
+    p->nacked += publisher_last_nacked(p->pub);
     if (n_acked < n) {
         *refused += (int)(n - n_acked);
-        log_warn("events refused by the broker (nacked or unroutable)", "refused=%zu first_id=%lld",
-                 n - n_acked, first_id);
+        log_warn("events refused by the broker (nacked or unroutable)",
+                 "refused=%zu nacked=%zu first_id=%lld", n - n_acked,
+                 publisher_last_nacked(p->pub), first_id);
     }
     log_debug("batch published", "events=%zu first_id=%lld", n_acked, first_id);
     return 0;
@@ -381,6 +384,22 @@ static void retry_after_failure(producer *p, const char *what, const tf_err *err
     tf_sleep_interruptible(d);
 }
 
+/*
+ * A nack says the queue did not take the events through this channel, and the channel may
+ * never take them: RabbitMQ 3.10 nacks every publish of a channel whose first publish to a
+ * quorum queue found the queue's recorded leader on a dead node (rabbit_fifo_client keeps
+ * asking that node; seen in test_cluster when the leader's node is killed). So the events
+ * are retried through a new connection, as the worker does after a nacked dead letter.
+ */
+static void reconnect_after_nack(producer *p)
+{
+    log_warn("events nacked by the broker; reconnecting", "nacked=%zu", p->nacked);
+    p->nacked = 0;
+    abandon_all(p);
+    tf_broker_close(p->broker);
+    p->broker = NULL;
+}
+
 static int run(producer *p)
 {
     tf_err err;
@@ -402,6 +421,8 @@ static int run(producer *p)
             continue;
         }
         if (refused) {
+            if (p->nacked)
+                reconnect_after_nack(p);
             tf_sleep_interruptible(tf_backoff_next(&p->backoff));
             continue;
         }

@@ -20,6 +20,7 @@ struct publisher {
     size_t batch_sizes[MAX_IN_FLIGHT];
     size_t n_batches;
     int64_t *acked;       /* result of the last settle */
+    size_t last_nacked;   /* nacks in the last settled batch */
 };
 
 publisher *publisher_new(void)
@@ -41,6 +42,11 @@ void publisher_reset(publisher *p)
 {
     p->n = 0;
     p->n_batches = 0;
+}
+
+size_t publisher_last_nacked(const publisher *p)
+{
+    return p->last_nacked;
 }
 
 size_t publisher_in_flight(const publisher *p)
@@ -173,15 +179,19 @@ int publisher_settle_oldest(publisher *p, tf_broker *b, double timeout_s, const 
 
     *acked = p->acked;
     *n_acked = 0;
+    p->last_nacked = 0;
     if (p->n_batches == 0)
         return 0;
     size = p->batch_sizes[0];
     if (size > 0 && tf_broker_wait_confirms(b, p->first_tag, p->n, p->state, size, timeout_s,
                                             on_return, p, err) < 0)
         return -1;
-    for (size_t i = 0; i < size; i++)
+    for (size_t i = 0; i < size; i++) {
         if (p->state[i] == TF_CONFIRM_ACK)
             p->acked[(*n_acked)++] = p->ids[i];
+        else if (p->state[i] == TF_CONFIRM_NACK)
+            p->last_nacked++;
+    }
     /* Drop the settled batch from the front of the window. */
     memmove(p->state, p->state + size, p->n - size);
     memmove(p->ids, p->ids + size, (p->n - size) * sizeof(*p->ids));

@@ -35,6 +35,10 @@ int publisher_submit(publisher *p, tf_broker *b, outbox_batch *batch, size_t max
 int publisher_settle_oldest(publisher *p, tf_broker *b, double timeout_s, const int64_t **acked,
                             size_t *n_acked, tf_err *err);
 
+/* Of the batch the last publisher_settle_oldest dropped: how many events the broker nacked
+ * (a subset of those not in *acked; the others were returned as unroutable). */
+size_t publisher_last_nacked(const publisher *p);
+
 /* Forget everything in flight (after the connection was lost: those confirms never come). */
 void publisher_reset(publisher *p);
 

@@ -30,7 +30,7 @@ double harness_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void load_env_file(void)
+void harness_load_env(const char *file)
 {
     const char *state = getenv("TOPICFLOW_STATE_DIR");
     char path[1024], line[2048];
@@ -38,7 +38,7 @@ static void load_env_file(void)
 
     if (!state)
         fail_msg("TOPICFLOW_STATE_DIR is not set: run the tests through ctest");
-    snprintf(path, sizeof(path), "%s/env", state);
+    snprintf(path, sizeof(path), "%s/%s", state, file);
     f = fopen(path, "r");
     if (!f)
         fail_msg("cannot read %s: are the test servers started?", path);
@@ -61,6 +61,37 @@ int harness_services(const char *args)
     snprintf(cmd, sizeof(cmd), "%s/scripts/dev-services %s >/dev/null", TF_SOURCE_DIR, args);
     rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+char *harness_services_read(const char *args)
+{
+    char cmd[1024], chunk[4096], *out = NULL;
+    size_t len = 0, n;
+    FILE *p;
+    int rc;
+
+    snprintf(cmd, sizeof(cmd), "%s/scripts/dev-services %s", TF_SOURCE_DIR, args);
+    p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+        char *grown = realloc(out, len + n + 1);
+        if (!grown)
+            break;
+        out = grown;
+        memcpy(out + len, chunk, n);
+        len += n;
+    }
+    rc = pclose(p);
+    if (!out)
+        out = calloc(1, 1);
+    else
+        out[len] = '\0';
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
 static PGconn *admin_connect(void)
@@ -113,7 +144,7 @@ void harness_setup_pg(harness *h, const char *name)
 
     memset(h, 0, sizeof(*h));
     snprintf(h->name, sizeof(h->name), "%s", name);
-    load_env_file();
+    harness_load_env("env");
     create_database(h);
     run_migrate(h);
     h->pg = tf_pg_connect(h->pg_url, "topicflow-test", &err);

@@ -48,6 +48,11 @@ long long harness_wait_scalar(harness *h, const char *sql, long long want, doubl
 
 /* Runs scripts/dev-services with the given arguments; returns its exit status. */
 int harness_services(const char *args);
+/* The same, returning what it printed on stdout (caller frees); NULL when it failed. */
+char *harness_services_read(const char *args);
+/* Loads <state>/<file> (KEY=VALUE lines, as dev-services writes them) into the environment;
+ * harness_setup loads "env". */
+void harness_load_env(const char *file);
 
 /* Opens a broker connection to the test's vhost (fails the test on error). */
 tf_broker *harness_broker(harness *h);

@@ -211,6 +211,20 @@ check_cluster() {
     return "$bad"
 }
 
+# scripts/dev-services cluster, which tests/integration/test_cluster.c runs, has as many nodes as
+# CONF lists and takes its other settings from compose/rabbitmq/cluster.conf.
+check_dev_services_cluster() {
+    local conf=$1 script=$REPO/scripts/dev-services size nodes bad=0
+    size=$(sed -n 's/^CLUSTER_SIZE=\([0-9]*\).*/\1/p' "$script")
+    nodes=$(grep -c '^cluster_formation.classic_config.nodes' "$conf")
+    [[ $size == "$nodes" ]] ||
+        { echo "scripts/dev-services runs a cluster of ${size:-?} nodes, $conf lists $nodes"; bad=1; }
+    # shellcheck disable=SC2016 # the line as the script spells it
+    grep -qF 'CLUSTER_CONF=$REPO_DIR/compose/rabbitmq/cluster.conf' "$script" ||
+        { echo "scripts/dev-services does not take its cluster settings from compose/rabbitmq/cluster.conf"; bad=1; }
+    return "$bad"
+}
+
 # ------------------------------------------------------------------ Dockerfile (read, not built)
 
 DOCKERFILE=$COMPOSE/Dockerfile
@@ -314,6 +328,8 @@ for variant in base cluster; do
     check "$variant: services run the image's programs" check_commands "$cfg"
 done
 check "cluster: three nodes, one cookie, all in cluster.conf and in the clients' URL lists" check_cluster "$CLUSTER_CFG"
+check "cluster: scripts/dev-services runs the same cluster (node count, cluster.conf)" \
+    check_dev_services_cluster "$COMPOSE/rabbitmq/cluster.conf"
 
 check "Dockerfile: multi-stage bookworm, runtime as non-root" check_dockerfile_stages
 check "Dockerfile: Release build without tests and benchmarks (options exist)" check_dockerfile_build
@@ -346,6 +362,10 @@ d=$(broken cluster)
 sed -i 's/^  rabbitmq2:$/  rabbitmq2:\n    healthcheck: yes/' "$d/$CLUSTER"
 refute "a broken docker-compose.cluster.yml fails docker-compose config" \
     dc "$d" RABBITMQ_ERLANG_COOKIE=$COOKIE -f "$BASE" -f "$CLUSTER" config -q
+
+d=$(broken nodes)
+echo "cluster_formation.classic_config.nodes.4 = rabbit@rabbitmq4" >> "$d/rabbitmq/cluster.conf"
+refute "a compose cluster larger than dev-services' is caught" check_dev_services_cluster "$d/rabbitmq/cluster.conf"
 
 d=$(broken envvar)
 sed -i 's/^      TOPICFLOW_LOG: \(.*\)$/      TOPICFLOW_LOG: \1\n      DATABASE_URL: postgres:\/\/x/' "$d/$BASE"
