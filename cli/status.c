@@ -46,6 +46,12 @@ typedef struct status {
     int age_known;
     double outbox_oldest_age_s;
     char model_updated_at[32];
+    /* the current epoch's fit (topicflow.model_epochs): when, why, k fitted and asked,
+     * documents, model terms, relative error; empty before the first model */
+    char refit_at[32], refit_reason[32];
+    maybe model_k, model_k_asked, refit_docs, model_terms;
+    int refit_known;
+    double refit_error;
     PGresult *workers; /* name, last_batch_at (ISO 8601 or null), events */
 } status;
 
@@ -58,7 +64,11 @@ static const char status_sql[] =
     "       (select count(*) from topicflow.documents where not deleted),"
     "       (select max(version) from topicflow.model),"
     "       (select " ISO_UTC("created_at") " from topicflow.model order by version desc limit 1),"
-    "       (select count(*) from topicflow.outbox_rejected)";
+    "       (select count(*) from topicflow.outbox_rejected),"
+    "       e.k, e.k_asked, e.fit_docs, e.kept_terms, e.relative_error, " ISO_UTC("e.fitted_at") ","
+    "       e.reason"
+    "  from (select 1) one left join topicflow.model_epochs e"
+    "    on e.epoch = (select max(epoch) from topicflow.model)";
 
 static const char workers_sql[] =
     "select worker, " ISO_UTC("last_batch_at") ", events from topicflow.worker_activity"
@@ -91,6 +101,14 @@ static int read_database(const status_config *cfg, status *s, tf_err *err)
     s->model_version = pg_maybe(res, 3);
     snprintf(s->model_updated_at, sizeof(s->model_updated_at), "%s", PQgetvalue(res, 0, 4));
     s->outbox_rejected = pg_maybe(res, 5);
+    s->model_k = pg_maybe(res, 6);
+    s->model_k_asked = pg_maybe(res, 7);
+    s->refit_docs = pg_maybe(res, 8);
+    s->model_terms = pg_maybe(res, 9);
+    s->refit_known = !PQgetisnull(res, 0, 10);
+    s->refit_error = s->refit_known ? strtod(PQgetvalue(res, 0, 10), NULL) : 0;
+    snprintf(s->refit_at, sizeof(s->refit_at), "%s", PQgetvalue(res, 0, 11));
+    snprintf(s->refit_reason, sizeof(s->refit_reason), "%s", PQgetvalue(res, 0, 12));
     PQclear(res);
     res = PQexec(conn, workers_sql);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
@@ -172,6 +190,19 @@ static void print_json(const status *s)
     json_maybe("model_version", s->model_version);
     fputs("\"model_updated_at\": ", stdout);
     tf_json_write_cstring(stdout, s->model_updated_at[0] ? s->model_updated_at : NULL);
+    fputs(", ", stdout);
+    json_maybe("model_k", s->model_k);
+    json_maybe("model_k_asked", s->model_k_asked);
+    json_maybe("model_terms", s->model_terms);
+    json_maybe("last_refit_docs", s->refit_docs);
+    if (s->refit_known)
+        printf("\"last_refit_relative_error\": %.4f, ", s->refit_error);
+    else
+        fputs("\"last_refit_relative_error\": null, ", stdout);
+    fputs("\"last_refit_at\": ", stdout);
+    tf_json_write_cstring(stdout, s->refit_at[0] ? s->refit_at : NULL);
+    fputs(", \"last_refit_reason\": ", stdout);
+    tf_json_write_cstring(stdout, s->refit_reason[0] ? s->refit_reason : NULL);
     fputs(", \"workers\": [", stdout);
     for (int i = 0; i < n; i++) {
         fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
@@ -213,6 +244,14 @@ static void print_table(const status *s)
     row_maybe("documents", s->documents);
     row_maybe("model_version", s->model_version);
     row("model_updated_at", s->model_updated_at[0] ? s->model_updated_at : "-");
+    row_maybe("model_k", s->model_k);
+    row_maybe("model_k_asked", s->model_k_asked);
+    row_maybe("model_terms", s->model_terms);
+    row_maybe("last_refit_docs", s->refit_docs);
+    snprintf(buf, sizeof(buf), "%.4f", s->refit_error);
+    row("last_refit_error", s->refit_known ? buf : "-");
+    row("last_refit_at", s->refit_at[0] ? s->refit_at : "-");
+    row("last_refit_reason", s->refit_reason[0] ? s->refit_reason : "-");
     snprintf(buf, sizeof(buf), "%d", n);
     row("workers", buf);
     for (int i = 0; i < n; i++)

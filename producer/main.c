@@ -24,6 +24,7 @@
 #include "base/progress.h"
 #include "outbox.h"
 #include "pg/pg.h"
+#include "pg/retry.h"
 #include "publisher.h"
 
 #define MAX_SLOTS 4
@@ -375,11 +376,24 @@ static int wait_for_work(producer *p, tf_err *err)
     return 0;
 }
 
+/*
+ * The retry policy (pg/retry.h) as it applies here: the producer writes nothing an event's
+ * data could make the database refuse (rows it cannot turn into a message are set aside
+ * before anything is written), so every failure is waited out; the class tells an operator
+ * whether to look at the servers (transient) or at the deployment (ours: privileges, schema).
+ */
 static void retry_after_failure(producer *p, const char *what, const tf_err *err)
 {
+    int pg_ok = 1;
     double d = tf_backoff_next(&p->backoff);
 
-    log_warn(what, "in_s=%.2f reason=%s", d, tf_log_q(err->msg));
+    for (int i = 0; i < p->n_slots; i++)
+        pg_ok &= !p->slots[i].pg || tf_pg_connection_ok(p->slots[i].pg);
+    /* A failure without a SQLSTATE on healthy sessions is the broker's (a lost connection,
+     * confirms not received): transient too. */
+    log_warn(what, "in_s=%.2f class=%s reason=%s", d,
+             err->code[0] || !pg_ok ? tf_failure_name(tf_failure_classify(err, pg_ok)) : "transient",
+             tf_log_q(err->msg));
     abandon_all(p);
     tf_sleep_interruptible(d);
 }

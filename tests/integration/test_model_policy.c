@@ -59,6 +59,19 @@ static void test_fewer_terms_than_k_gets_a_model_that_grows_to_k(void **state)
     /* six words: a model with at most six topics, never a retry loop */
     assert_true(harness_wait_scalar(&h, "select (" MODEL_K " between 1 and 6)::int", 1, 60) == 1);
     assert_true(harness_log_contains(w, "fewer topics than asked"));
+    /* operators see it: k fitted and asked, the fit's reason and error */
+    {
+        char *out = NULL, *v;
+        assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"status", "--json", NULL}, NULL, &out, NULL), 0);
+        v = harness_query_text(&h, "select format('%s %s %s', $1::jsonb->>'model_k_asked',"
+                                   " $1::jsonb->>'last_refit_reason', (($1::jsonb->>'last_refit_relative_error') is not null)::text)", out);
+        assert_string_equal(v, "12 first true");
+        free(v);
+        v = harness_query_text(&h, "select (($1::jsonb->>'model_k')::int between 1 and 6)::text", out);
+        assert_string_equal(v, "true");
+        free(v);
+        free(out);
+    }
     assert_false(harness_log_contains(w, "exceeds min(docs, terms)"));
     assert_int_equal(harness_wait_scalar(&h, STALE, 0, 60), 0);
     /* a richer corpus: the workers grow the model to k by themselves */
