@@ -5,8 +5,8 @@
  * topics, sublinear tf·idf, L2 rows) or --matrix FILE.mtx (docs × terms, used as given).
  * The last line is machine-readable: fit_seconds=… error=… relative_error=…
  */
-#include "base/rng.h"
 #include "base/lifecycle.h"
+#include "base/rng.h"
 #include "engine/csr.h"
 #include "engine/nmf.h"
 

@@ -16,14 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "outbox.h"
+#include "proc_cpu.h"
+#include "publisher.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "outbox.h"
 #include "pg/pg.h"
-#include "proc_cpu.h"
-#include "publisher.h"
 
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;

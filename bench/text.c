@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/text.h"
 #include "base/datadir.h"
 #include "base/utf8.h"
+#include "engine/text.h"
 #include "engine/vocab.h"
 
 #define DOC_BYTES 1024

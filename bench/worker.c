@@ -19,14 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/buf.h"
-#include "base/datadir.h"
-#include "base/config.h"
-#include "base/log.h"
-#include "pg/pg.h"
 #include "proc_cpu.h"
-#include "sample/generator.h"
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/datadir.h"
+#include "base/log.h"
 #include "engine/text.h"
+#include "pg/pg.h"
+#include "sample/generator.h"
 
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;

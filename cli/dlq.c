@@ -18,13 +18,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
+#include "options.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
-#include "commands.h"
+#include "base/utf8.h"
 #include "wire/event_codec.h"
 #include "wire/json.h"
-#include "options.h"
-#include "base/utf8.h"
 
 #define HEADER_REQUEUED "x-topicflow-requeued"
 #define PREVIEW_CHARS 80

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "base/lifecycle.h"
-#include "wire/json.h"
 #include "options.h"
-#include "pg/pg.h"
+#include "base/lifecycle.h"
 #include "base/utf8.h"
+#include "pg/pg.h"
+#include "wire/json.h"
 
 #define MAX_BATCH_BYTES (64L << 20) /* a batch is sent early when its COPY text grows past this */
 #define MAX_IGNORED 16

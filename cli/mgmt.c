@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/json.h"
 #include "base/log.h"
+#include "wire/json.h"
 
 #define MAX_ANSWER (4L << 20)
 

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "options.h"
 #include "base/lifecycle.h"
 #include "model/update.h"
 #include "model/vocab_store.h"
-#include "options.h"
 #include "pg/pg.h"
 
 typedef struct refit_config {

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/datadir.h"
 #include "options.h"
+#include "base/datadir.h"
 #include "sample/generator.h"
 
 #define MAX_COUNT 1000000000ULL

@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "amqp/broker.h"
-#include "amqp/topology.h"
 #include "commands.h"
-#include "wire/json.h"
 #include "mgmt.h"
 #include "options.h"
+#include "amqp/broker.h"
+#include "amqp/topology.h"
 #include "pg/pg.h"
+#include "wire/json.h"
 
 typedef struct status_config {
     const char *pg_url, *amqp_url, *log_level;

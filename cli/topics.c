@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "commands.h"
-#include "wire/json.h"
 #include "options.h"
 #include "pg/pg.h"
+#include "wire/json.h"
 
 typedef struct topics_config {
     const char *pg_url, *amqp_url, *log_level;

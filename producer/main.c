@@ -15,17 +15,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/backoff.h"
+#include "outbox.h"
+#include "publisher.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
+#include "base/backoff.h"
 #include "base/config.h"
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "base/progress.h"
-#include "outbox.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
-#include "publisher.h"
 
 #define MAX_SLOTS 4
 

@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "base/buf.h"
-#include "wire/json.h"
 #include "pg/pg.h"
+#include "wire/json.h"
 
 static const char fetch_sql[] =
     "select id, source, aggregate_type, aggregate_id, event_type, version,"

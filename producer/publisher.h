@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
+#include "outbox.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
-#include "outbox.h"
 
 typedef struct publisher publisher;
 

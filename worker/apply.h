@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/error.h"
 #include "batch.h"
+#include "base/error.h"
 #include "engine/text.h"
 #include "engine/vocab.h"
 #include "model/store.h"

@@ -16,16 +16,16 @@
 #include <unistd.h>
 
 #include "apply.h"
-#include "base/backoff.h"
-#include "base/datadir.h"
+#include "dead_letter.h"
+#include "maintenance.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
+#include "base/backoff.h"
 #include "base/config.h"
+#include "base/datadir.h"
 #include "base/lifecycle.h"
-#include "dead_letter.h"
 #include "base/log.h"
 #include "base/progress.h"
-#include "maintenance.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 

@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/csr.h"
 #include "base/error.h"
+#include "engine/csr.h"
 
 #define NMF_MAX_K 4096
 

@@ -18,8 +18,8 @@
 
 #include <stdint.h>
 
-#include "engine/csr.h"
 #include "base/error.h"
+#include "engine/csr.h"
 
 /* C = A·B. C must not overlap B. threads <= 1 runs on the caller. Pure: no allocation. */
 void spmm(const tf_csr *A, const double *B, int32_t b_rows, int k, double *C, int threads);

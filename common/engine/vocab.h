@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/csr.h"
 #include "base/error.h"
+#include "engine/csr.h"
 #include "engine/text.h"
 
 typedef struct tf_vocab tf_vocab;

@@ -16,8 +16,8 @@
 #include <libpq-fe.h>
 
 #include "base/error.h"
-#include "model/store.h"
 #include "engine/nmf.h"
+#include "model/store.h"
 
 typedef struct tf_update_opts {
     int k;                 /* topics of a refit */

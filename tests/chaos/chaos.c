@@ -29,9 +29,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "base/rng.h"
 #include "harness.h"
 #include "pipeline.h"
+#include "base/rng.h"
 
 #define N_PRODUCERS 2
 #define N_WORKERS 3

@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "wire/event_codec.h"
 #include "pg/pg.h"
+#include "wire/event_codec.h"
 
 static char *slurp(const char *path);
 

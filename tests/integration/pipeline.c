@@ -12,10 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "wire/event_codec.h"
 #include "engine/model_blob.h"
 #include "model/store.h"
 #include "pg/pg.h"
+#include "wire/event_codec.h"
 
 static tf_broker *confirming_broker(harness *h)
 {

@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "wire/event_codec.h"
 #include "harness.h"
+#include "wire/event_codec.h"
 
 /* n worker dead letters with ids first..first+n-1, then wait until they are all there. */
 static void put_dead_letters(tf_broker *b, long first, long n)

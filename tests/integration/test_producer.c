@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "wire/event_codec.h"
 #include "harness.h"
 #include "pg/pg.h"
+#include "wire/event_codec.h"
 
 #define UNPUBLISHED "select count(*) from topicflow.outbox where published_at is null"
 

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nmf_kernel.h"
 #include "base/rng.h"
 #include "engine/csr.h"
 #include "engine/nmf.h"
-#include "nmf_kernel.h"
 #include "engine/spmm.h"
 #include "engine/topic_match.h"
 

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "engine/text.h"
 #include "base/datadir.h"
 #include "base/utf8.h"
+#include "engine/text.h"
 
 static int setup_text(void **state)
 {

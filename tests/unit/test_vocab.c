@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
+#include "engine/corpus.h"
 #include "engine/csr.h"
 #include "engine/text.h"
-#include "engine/corpus.h"
 #include "engine/vocab.h"
 
 /* A tf_tokens over space-separated words, as the tokenizer would hand them over. */
