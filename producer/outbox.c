@@ -30,11 +30,7 @@ static const char mark_sql[] =
 
 static const char set_aside_sql[] = "select topicflow.outbox_set_aside($1, $2)";
 
-static const char retention_sql[] =
-    "delete from topicflow.outbox where id in ("
-    "  select id from topicflow.outbox"
-    "   where published_at < now() - make_interval(secs => $1)"
-    "   order by id limit $2 for update skip locked)";
+static const char retention_sql[] = "select topicflow.outbox_delete_published($1, $2)";
 
 int outbox_prepare(PGconn *conn, tf_err *err)
 {
@@ -278,9 +274,9 @@ int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted
     snprintf(age, sizeof(age), "%.3f", age_s);
     snprintf(lim, sizeof(lim), "%d", limit);
     res = PQexecPrepared(conn, "outbox_retention", 2, params, NULL, NULL, 0);
-    if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
         return -1;
-    *deleted = strtol(PQcmdTuples(res), NULL, 10);
+    *deleted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return 0;
 }

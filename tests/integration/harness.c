@@ -261,10 +261,20 @@ int harness_log_contains(pid_t pid, const char *needle)
     return found;
 }
 
+/* The connection URL for a PostgreSQL role: the test's URL with its user replaced. */
+void harness_role_url(const harness *h, const char *role, char *buf, size_t size)
+{
+    const char *at = strchr(h->pg_url, '@'), *scheme = strstr(h->pg_url, "://");
+
+    if (!at || !scheme)
+        fail_msg("cannot derive a role URL from %s", h->pg_url);
+    snprintf(buf, size, "%.*s://%s%s", (int)(scheme - h->pg_url), h->pg_url, role, at);
+}
+
 pid_t harness_spawn(harness *h, const char *program, const char *const *args)
 {
     static int seq;
-    char path[1024], log[1024];
+    char path[1024], log[1024], role_url[600];
     const char *argv[32];
     int n = 0, fd;
     pid_t pid;
@@ -272,6 +282,11 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
     snprintf(path, sizeof(path), "%s/%s", TF_BIN_DIR, program);
     snprintf(log, sizeof(log), "%s/%s.%s.%d.%d.log", TF_TEST_LOG_DIR, h->name, program,
              (int)getpid(), seq++);
+    role_url[0] = '\0';
+    if (strcmp(program, "topicflow-producer") == 0)
+        harness_role_url(h, "topicflow_producer", role_url, sizeof(role_url));
+    else if (strcmp(program, "topicflow-worker") == 0)
+        harness_role_url(h, "topicflow_worker", role_url, sizeof(role_url));
     argv[n++] = path;
     for (; args && *args && n < 30; args++)
         argv[n++] = *args;
@@ -288,7 +303,8 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
             dup2(fd, 1);
             close(fd);
         }
-        setenv("TOPICFLOW_PG_URL", h->pg_url, 1);
+        /* The daemons run as the least-privileged roles of sql/006, as in production. */
+        setenv("TOPICFLOW_PG_URL", role_url[0] ? role_url : h->pg_url, 1);
         setenv("TOPICFLOW_AMQP_URL", h->amqp_url, 1);
         setenv("TOPICFLOW_LOG", "debug", 1);
         execv(path, (char *const *)argv);

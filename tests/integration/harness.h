@@ -32,7 +32,11 @@ void harness_sql(harness *h, const char *sql);
 /* Runs a query returning one bigint. */
 long long harness_scalar(harness *h, const char *sql);
 
-/* Starts build/bin/<program> with the test's URLs and extra args (NULL-terminated);
+/* The test database's URL for another PostgreSQL role (trust authentication on loopback). */
+void harness_role_url(const harness *h, const char *role, char *buf, size_t size);
+
+/* Starts build/bin/<program> with the test's URLs and extra args (NULL-terminated); the
+ * producer connects as topicflow_producer, the worker as topicflow_worker;
  * stderr goes to build/tests/<name>.<program>.log. Returns the pid. */
 pid_t harness_spawn(harness *h, const char *program, const char *const *args);
 /* The log file a spawned program writes (NULL for an unknown pid), and whether it holds
