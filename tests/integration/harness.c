@@ -607,6 +607,23 @@ void harness_publish_events(tf_broker *b, const char *exchange, long first, long
     free(state);
 }
 
+int harness_wait_queue_exists(harness *h, const char *queue, uint32_t consumers, double timeout_s)
+{
+    tf_broker *b = harness_broker(h);
+    uint32_t messages, have = 0;
+    int exists = 0;
+    tf_err err;
+
+    for (double end = harness_now() + timeout_s; harness_now() < end; usleep(50000)) {
+        if (tf_broker_queue_probe(b, queue, &exists, &messages, &have, &err) < 0)
+            fail_msg("probing %s: %s", queue, err.msg);
+        if (exists && have >= consumers)
+            break;
+    }
+    tf_broker_close(b);
+    return exists && have >= consumers;
+}
+
 uint32_t harness_queue_count(tf_broker *b, const char *queue)
 {
     uint32_t messages, consumers;

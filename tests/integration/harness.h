@@ -87,6 +87,9 @@ void harness_prepare_publisher(tf_broker *b);
  * x-topicflow-error, as the worker sends a dead letter. b must be in confirm mode. */
 void harness_publish_events(tf_broker *b, const char *exchange, long first, long n,
                             const char *error);
+/* Polls until queue exists with at least `consumers` consumers; 1 when it does within
+ * timeout_s, else 0. */
+int harness_wait_queue_exists(harness *h, const char *queue, uint32_t consumers, double timeout_s);
 /* Ready messages of queue (passive declare). */
 uint32_t harness_queue_count(tf_broker *b, const char *queue);
 /* Polls until queue holds want ready messages; fails the test after timeout_s. */

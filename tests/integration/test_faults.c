@@ -22,23 +22,6 @@
 #define PROCESSED "select count(*) from topicflow.processed_events"
 #define UNPUBLISHED "select count(*) from topicflow.outbox where published_at is null"
 
-/* Waits until topicflow.nmf has at least one consumer (30 s). */
-static void wait_consumer(harness *h)
-{
-    tf_broker *b = harness_broker(h);
-    uint32_t messages, consumers = 0;
-    int exists = 0;
-    tf_err err;
-
-    for (double end = harness_now() + 30; harness_now() < end; usleep(50000)) {
-        assert_int_equal(tf_broker_queue_probe(b, "topicflow.nmf", &exists, &messages, &consumers, &err), 0);
-        if (exists && consumers > 0)
-            break;
-    }
-    tf_broker_close(b);
-    assert_true(exists && consumers > 0);
-}
-
 static PGconn *second_session(harness *h)
 {
     PGconn *c = PQconnectdb(h->pg_url);
@@ -69,7 +52,7 @@ static void test_database_stall_longer_than_two_heartbeats_keeps_the_connection(
 
     harness_setup(&h, "fault_stall");
     w = pipeline_spawn_worker(&h, worker_args);
-    wait_consumer(&h);
+    assert_true(harness_wait_queue_exists(&h, "topicflow.nmf", 1, 30));
     producer = harness_spawn(&h, "topicflow-producer", producer_args);
     harness_insert_internships(&h, 50);
     assert_int_equal(harness_wait_scalar(&h, PROCESSED, 50, 60), 50);
@@ -106,7 +89,7 @@ static void test_idle_dead_letter_connection_survives(void **state)
 
     harness_setup(&h, "fault_idle_dlq");
     w = pipeline_spawn_worker(&h, worker_args);
-    wait_consumer(&h);
+    assert_true(harness_wait_queue_exists(&h, "topicflow.nmf", 1, 30));
     pipeline_publish(&h, 1, "created", "1", 1, "Data intern", "SQL and dashboards");
     assert_int_equal(harness_wait_scalar(&h, PROCESSED, 1, 30), 1);
     sleep(5); /* both connections idle for five heartbeats */

@@ -45,23 +45,6 @@ static int routed(harness *h, const char *rk)
     return !returned;
 }
 
-/* Polls until topicflow.nmf exists with at least `consumers` consumers (30 s). */
-static int wait_queue(harness *h, uint32_t consumers)
-{
-    tf_broker *b = harness_broker(h);
-    uint32_t messages, have = 0;
-    int exists = 0;
-    tf_err err;
-
-    for (double end = harness_now() + 30; harness_now() < end; usleep(50000)) {
-        assert_int_equal(tf_broker_queue_probe(b, TF_QUEUE_NMF, &exists, &messages, &have, &err), 0);
-        if (exists && have >= consumers)
-            break;
-    }
-    tf_broker_close(b);
-    return exists && have >= consumers;
-}
-
 static void test_worker_with_defaults_beside_producer_with_other_queue_settings(void **state)
 {
     harness h;
@@ -72,7 +55,7 @@ static void test_worker_with_defaults_beside_producer_with_other_queue_settings(
     harness_setup(&h, "topology_pair");
     producer = harness_spawn(&h, "topicflow-producer", producer_args);
     /* the producer creates the queue with its settings */
-    assert_true(wait_queue(&h, 0));
+    assert_true(harness_wait_queue_exists(&h, TF_QUEUE_NMF, 0, 30));
     worker = pipeline_spawn_worker(&h, NULL);
     harness_insert_internships(&h, n);
     assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.processed_events", n, 120), n);
@@ -93,7 +76,7 @@ static void test_producer_with_other_settings_after_worker_uses_the_existing_que
 
     harness_setup(&h, "topology_worker_first");
     worker = pipeline_spawn_worker(&h, NULL);
-    assert_true(wait_queue(&h, 1));
+    assert_true(harness_wait_queue_exists(&h, TF_QUEUE_NMF, 1, 30));
     producer = harness_spawn(&h, "topicflow-producer", producer_args);
     harness_insert_internships(&h, n);
     assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.processed_events", n, 120), n);
