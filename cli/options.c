@@ -42,7 +42,8 @@ static int partition(const tf_option *opts, size_t n_opts, int argc, char **argv
         } else {
             const tf_option *o = strncmp(a, "--", 2) == 0 ? find(opts, n_opts, a) : NULL;
             argv[out++] = argv[i];
-            if (o && o->type != TF_OPT_BOOL && !strchr(a, '=') && i + 1 < argc)
+            if (o && !strchr(a, '=') && i + 1 < argc &&
+                (o->type != TF_OPT_BOOL || tf_config_is_bool_word(argv[i + 1])))
                 argv[out++] = argv[++i];
         }
     }

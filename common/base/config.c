@@ -90,6 +90,16 @@ int tf_parse_size(const char *s, long *bytes)
     return -1;
 }
 
+int tf_config_is_bool_word(const char *s)
+{
+    static const char *const words[] = {"on", "off", "true", "false", "yes", "no"};
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasecmp(s, words[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int tf_parse_bool(const char *s, int *out)
 {
     static const char *const yes[] = {"1", "on", "true", "yes"};
@@ -223,7 +233,9 @@ int tf_config_parse(const tf_option *opts, size_t n_opts, void *cfg, int argc, c
         if (eq) {
             value = eq + 1;
         } else if (o->type == TF_OPT_BOOL) {
-            value = "on";
+            /* "--json off" as --help shows it; a bare flag means on. Only the word forms
+             * are taken from the next argument: "--yes 1" keeps 1 as a positional id. */
+            value = i + 1 < argc && tf_config_is_bool_word(argv[i + 1]) ? argv[++i] : "on";
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {

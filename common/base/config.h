@@ -77,5 +77,8 @@ int tf_parse_double(const char *s, double *out);
 int tf_parse_duration(const char *s, double *seconds);
 int tf_parse_size(const char *s, long *bytes);
 int tf_parse_bool(const char *s, int *out);
+/* 1 for the words a boolean flag takes as its next argument ("--json off"): on, off, true,
+ * false, yes, no (any case). 1 and 0 are not taken that way: they may be positionals. */
+int tf_config_is_bool_word(const char *s);
 
 #endif

@@ -106,6 +106,28 @@ static void test_help_version_and_positional_arguments(void **state)
     assert_int_equal(cfg.notify, 1);
 }
 
+/* A boolean flag takes on/off/true/false/yes/no as its next argument, as --help shows it
+ * ("--notify on|off"); 1 or 0 after it stays a positional argument. */
+static void test_boolean_flag_takes_a_separate_word(void **state)
+{
+    char *off[] = {"prog", "--notify", "off", "--batch", "3"};
+    char *yes[] = {"prog", "--notify", "YES"};
+    char *one[] = {"prog", "--notify", "1"};
+    demo_config cfg;
+    tf_err err;
+    int first;
+
+    assert_int_equal(tf_config_parse(demo_options, N, &cfg, 5, off, &first, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.notify, 0);
+    assert_int_equal(cfg.batch, 3);
+    assert_int_equal(first, 5);
+    assert_int_equal(tf_config_parse(demo_options, N, &cfg, 3, yes, &first, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.notify, 1);
+    assert_int_equal(tf_config_parse(demo_options, N, &cfg, 3, one, &first, &err), TF_CONFIG_OK);
+    assert_int_equal(cfg.notify, 1);
+    assert_int_equal(first, 2);
+}
+
 static void test_durations_and_sizes(void **state)
 {
     double d;
@@ -163,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_flag_beats_environment_beats_default),
         cmocka_unit_test(test_bad_values_are_errors_naming_the_setting),
         cmocka_unit_test(test_help_version_and_positional_arguments),
+        cmocka_unit_test(test_boolean_flag_takes_a_separate_word),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_urls_are_logged_without_passwords),
         cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
