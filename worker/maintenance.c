@@ -27,6 +27,7 @@ struct maintenance {
     tf_model model;
     tf_vocab *vocab;
     double next_refresh;
+    double next_policy;      /* when auto_refit looks at the corpus again */
     pthread_mutex_t lock;    /* guards the prepared pair below */
     tf_model prepared;       /* a copy for the consuming thread, version 0 when none */
     tf_vocab *prepared_vocab;
@@ -209,6 +210,8 @@ static int refresh(maintenance *m, tf_err *err)
  *           the fit, so a burst ends with a model fitted on all of it;
  * and at least refit_min_interval_s passed since the last refit and no refold is pending.
  */
+#define POLICY_EVERY_S 3.0
+
 static int auto_refit(maintenance *m, tf_err *err)
 {
     char epoch_s[32], min_df_s[16];
@@ -221,13 +224,17 @@ static int auto_refit(maintenance *m, tf_err *err)
     PGresult *r;
     int rc;
 
-    if (!m->opts.refit_auto || !m->model.version)
+    if (!m->opts.refit_auto || !m->model.version || tf_now() < m->next_policy)
         return 0;
+    /* The look costs a count over the vocabulary: every few seconds is soon enough for a
+     * policy whose own interval is tens of seconds. Live documents come from the model the
+     * thread already holds (each refresh carries the count forward), not from a scan. */
+    m->next_policy = tf_now() + POLICY_EVERY_S;
+    live = m->model.n_docs;
     snprintf(epoch_s, sizeof(epoch_s), "%lld", (long long)m->model.epoch);
     snprintf(min_df_s, sizeof(min_df_s), "%d", m->opts.update.min_df);
     r = PQexecParams(m->pg,
         "select e.k, e.fit_docs, e.kept_terms, extract(epoch from now() - e.fitted_at)::float8,"
-        " (select count(*) from topicflow.documents where not deleted),"
         " (select count(*) from topicflow.terms where df >= $2::int)"
         " from topicflow.model_epochs e where e.epoch = $1::bigint",
         2, NULL, params, NULL, NULL, 0);
@@ -241,8 +248,7 @@ static int auto_refit(maintenance *m, tf_err *err)
     tf_pg_get_int64(r, 0, 1, &fit_docs);
     tf_pg_get_int64(r, 0, 2, &kept_then);
     since_fit = strtod(PQgetvalue(r, 0, 3), NULL);
-    tf_pg_get_int64(r, 0, 4, &live);
-    tf_pg_get_int64(r, 0, 5, &kept_now);
+    tf_pg_get_int64(r, 0, 4, &kept_now);
     PQclear(r);
     if (since_fit < m->opts.refit_min_interval_s)
         return 0;
