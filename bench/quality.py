@@ -13,8 +13,9 @@ normalized_mutual_info_score), mean NPMI of each topic's top-10 terms over docum
 co-occurrence in the same corpus (-1 for a pair that never co-occurs), topic diversity
 (distinct terms among all topics' top 10 / 10k), and the relative reconstruction error
 ||X - H W^T|| / ||X||. Inputs: `sample` (topicflow sample postings: English first, then
-Arabic, fields in blocks, label = field) and `manpages` (bench/quality_corpus.py: Debian's
-manual pages by package, packages in blocks, label = package).
+Arabic, fields in blocks, label = field), `manpages` (bench/quality_corpus.py: Debian's
+manual pages by package, packages in blocks, label = package) and `debian` (Debian 12's
+package descriptions sorted by package name, label = section).
 
 Run through bench/quality, which starts the throwaway servers and builds the programs.
 """
@@ -74,15 +75,16 @@ def drifting_input(name, count):
         langs = [d["lang"] for d in docs]
     else:
         path = name
-        if name == "manpages":
+        if name in ("manpages", "debian"):
             path = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
-                                "topicflow", "manpages.jsonl")
+                                "topicflow", name + ".jsonl")
             if not os.path.exists(path):
-                subprocess.run(["/usr/bin/python3", REPO + "/bench/quality_corpus.py", "--out", path],
-                               check=True)
+                subprocess.run(["/usr/bin/python3", REPO + "/bench/quality_corpus.py", "--source", name,
+                                "--out", path], check=True)
         docs = [json.loads(l) for l in open(path, encoding="utf-8")]
-        if count:
-            docs = docs[:count]
+        if count and count < len(docs):
+            # every (len/count)-th document: the file's order (its drift) over the whole corpus
+            docs = [docs[i * len(docs) // count] for i in range(count)]
         labels = [d["label"] for d in docs]
         langs = ["en"] * len(docs)
     f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
@@ -177,9 +179,9 @@ def spawn(prog, *args, log):
 
 def main():
     ap = argparse.ArgumentParser(description="topic quality of the kept model vs a refit vs scikit-learn")
-    ap.add_argument("--input", default="sample", help="sample, manpages, or a JSONL file with a label key")
+    ap.add_argument("--input", default="sample", help="sample, manpages, debian, or a JSONL file with a label key")
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--count", type=int, default=5000, help="documents (sample: generated; others: first N)")
+    ap.add_argument("--count", type=int, default=5000, help="documents (sample: generated; others: N spread evenly over the file)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--settle", type=float, default=180, help="longest wait for the policy to settle, seconds")
     ap.add_argument("--worker-arg", action="append", default=[], help="extra topicflow-worker flag (repeatable)")
