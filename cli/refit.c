@@ -24,6 +24,7 @@ typedef struct refit_config {
     long k, max_iter, threads, chunk;
     double tol;
     long seed;
+    tf_vocabulary_rule vocabulary;
 } refit_config;
 
 static const tf_option refit_options[] = {
@@ -36,6 +37,7 @@ static const tf_option refit_options[] = {
     {"seed", NULL, TF_OPT_INT, "42", "seed of the initialisation", offsetof(refit_config, seed), 0, 1e18},
     {"threads", NULL, TF_OPT_INT, "0", "threads (0: one per core)", offsetof(refit_config, threads), 0, 256},
     {"chunk", NULL, TF_OPT_INT, "2000", "documents re-folded per transaction", offsetof(refit_config, chunk), 1, 1e6},
+    TF_OPTIONS_VOCABULARY(refit_config, vocabulary),
 };
 
 typedef struct progress {
@@ -157,6 +159,8 @@ int cli_refit(int argc, char **argv)
     opts.k = (int)cfg.k;
     opts.max_iter = (int)cfg.max_iter;
     opts.tol = cfg.tol;
+    opts.min_df = (int)cfg.vocabulary.min_df;
+    opts.max_df = cfg.vocabulary.max_df;
     opts.seed = (uint64_t)cfg.seed;
     opts.threads = (int)cfg.threads;
     opts.progress = on_progress;

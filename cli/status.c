@@ -40,6 +40,12 @@ typedef struct maybe {
     long long v;
 } maybe;
 
+/* A real that may be unknown. */
+typedef struct maybe_real {
+    int known;
+    double v;
+} maybe_real;
+
 typedef struct status {
     maybe outbox_pending, outbox_rejected, queue_ready, queue_unacked, queue_consumers,
         dead_letters, documents, model_version;
@@ -52,6 +58,12 @@ typedef struct status {
     maybe model_k, model_k_asked, refit_docs, model_terms;
     int refit_known;
     double refit_error;
+    maybe_real refit_coherence;
+    /* the kept model as last measured by a worker (topicflow.model_quality), the last
+     * refresh, and the automatic policy (topicflow.model_policy, newest row) */
+    char refresh_at[32], measured_at[32], policy_next[512], policy_settings[512];
+    maybe measured_version;
+    maybe_real model_error, model_coherence;
     PGresult *workers; /* name, last_batch_at (ISO 8601 or null), events */
 } status;
 
@@ -66,9 +78,18 @@ static const char status_sql[] =
     "       (select " ISO_UTC("created_at") " from topicflow.model order by version desc limit 1),"
     "       (select count(*) from topicflow.outbox_rejected),"
     "       e.k, e.k_asked, e.fit_docs, e.kept_terms, e.relative_error, " ISO_UTC("e.fitted_at") ","
-    "       e.reason"
+    "       e.reason, e.coherence"
     "  from (select 1) one left join topicflow.model_epochs e"
     "    on e.epoch = (select max(epoch) from topicflow.model)";
+
+static const char quality_sql[] =
+    "select (select " ISO_UTC("created_at") " from topicflow.model where kind = 'refresh'"
+    "         order by version desc limit 1),"
+    "       q.version, q.relative_error, q.coherence, " ISO_UTC("q.measured_at") ","
+    "       (select next from topicflow.model_policy order by updated_at desc limit 1),"
+    "       (select settings from topicflow.model_policy order by updated_at desc limit 1)"
+    "  from (select 1) one left join topicflow.model_quality q"
+    "    on q.version = (select max(version) from topicflow.model_quality)";
 
 static const char workers_sql[] =
     "select worker, " ISO_UTC("last_batch_at") ", events from topicflow.worker_activity"
@@ -81,6 +102,22 @@ static maybe pg_maybe(const PGresult *res, int col)
     if (!PQgetisnull(res, 0, col) && tf_pg_get_int64(res, 0, col, &m.v) == 0)
         m.known = 1;
     return m;
+}
+
+static maybe_real pg_maybe_real(const PGresult *res, int col)
+{
+    maybe_real m = {0, 0};
+
+    if (!PQgetisnull(res, 0, col)) {
+        m.known = 1;
+        m.v = strtod(PQgetvalue(res, 0, col), NULL);
+    }
+    return m;
+}
+
+static void pg_text(const PGresult *res, int col, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", PQgetvalue(res, 0, col));
 }
 
 static int read_database(const status_config *cfg, status *s, tf_err *err)
@@ -109,6 +146,18 @@ static int read_database(const status_config *cfg, status *s, tf_err *err)
     s->refit_error = s->refit_known ? strtod(PQgetvalue(res, 0, 10), NULL) : 0;
     snprintf(s->refit_at, sizeof(s->refit_at), "%s", PQgetvalue(res, 0, 11));
     snprintf(s->refit_reason, sizeof(s->refit_reason), "%s", PQgetvalue(res, 0, 12));
+    s->refit_coherence = pg_maybe_real(res, 13);
+    PQclear(res);
+    res = PQexec(conn, quality_sql);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        goto done;
+    pg_text(res, 0, s->refresh_at, sizeof(s->refresh_at));
+    s->measured_version = pg_maybe(res, 1);
+    s->model_error = pg_maybe_real(res, 2);
+    s->model_coherence = pg_maybe_real(res, 3);
+    pg_text(res, 4, s->measured_at, sizeof(s->measured_at));
+    pg_text(res, 5, s->policy_next, sizeof(s->policy_next));
+    pg_text(res, 6, s->policy_settings, sizeof(s->policy_settings));
     PQclear(res);
     res = PQexec(conn, workers_sql);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
@@ -171,6 +220,23 @@ static void json_maybe(const char *key, maybe m)
         printf("\"%s\": null, ", key);
 }
 
+static void json_real(const char *key, maybe_real m, const char *fmt)
+{
+    printf("\"%s\": ", key);
+    if (m.known)
+        printf(fmt, m.v);
+    else
+        fputs("null", stdout);
+    fputs(", ", stdout);
+}
+
+static void json_text(const char *key, const char *v)
+{
+    printf("\"%s\": ", key);
+    tf_json_write_cstring(stdout, v[0] ? v : NULL);
+    fputs(", ", stdout);
+}
+
 static void print_json(const status *s)
 {
     int n = PQntuples(s->workers);
@@ -188,22 +254,23 @@ static void print_json(const status *s)
     json_maybe("dead_letters", s->dead_letters);
     json_maybe("documents", s->documents);
     json_maybe("model_version", s->model_version);
-    fputs("\"model_updated_at\": ", stdout);
-    tf_json_write_cstring(stdout, s->model_updated_at[0] ? s->model_updated_at : NULL);
-    fputs(", ", stdout);
+    json_text("model_updated_at", s->model_updated_at);
+    json_text("last_refresh_at", s->refresh_at);
+    json_real("model_relative_error", s->model_error, "%.4f");
+    json_real("model_coherence", s->model_coherence, "%.4f");
+    json_maybe("model_measured_version", s->measured_version);
+    json_text("model_measured_at", s->measured_at);
     json_maybe("model_k", s->model_k);
     json_maybe("model_k_asked", s->model_k_asked);
     json_maybe("model_terms", s->model_terms);
     json_maybe("last_refit_docs", s->refit_docs);
-    if (s->refit_known)
-        printf("\"last_refit_relative_error\": %.4f, ", s->refit_error);
-    else
-        fputs("\"last_refit_relative_error\": null, ", stdout);
-    fputs("\"last_refit_at\": ", stdout);
-    tf_json_write_cstring(stdout, s->refit_at[0] ? s->refit_at : NULL);
-    fputs(", \"last_refit_reason\": ", stdout);
-    tf_json_write_cstring(stdout, s->refit_reason[0] ? s->refit_reason : NULL);
-    fputs(", \"workers\": [", stdout);
+    json_real("last_refit_relative_error", (maybe_real){s->refit_known, s->refit_error}, "%.4f");
+    json_real("last_refit_coherence", s->refit_coherence, "%.4f");
+    json_text("last_refit_at", s->refit_at);
+    json_text("last_refit_reason", s->refit_reason);
+    json_text("model_policy", s->policy_settings);
+    json_text("model_policy_next", s->policy_next);
+    fputs("\"workers\": [", stdout);
     for (int i = 0; i < n; i++) {
         fputs(i ? ", {\"name\": " : "{\"name\": ", stdout);
         tf_json_write_cstring(stdout, PQgetvalue(s->workers, i, 0));
@@ -228,6 +295,14 @@ static void row_maybe(const char *key, maybe m)
     row(key, m.known ? buf : "-");
 }
 
+static void row_real(const char *key, maybe_real m, const char *fmt)
+{
+    char buf[64];
+
+    snprintf(buf, sizeof(buf), fmt, m.v);
+    row(key, m.known ? buf : "-");
+}
+
 static void print_table(const status *s)
 {
     int n = PQntuples(s->workers);
@@ -244,6 +319,11 @@ static void print_table(const status *s)
     row_maybe("documents", s->documents);
     row_maybe("model_version", s->model_version);
     row("model_updated_at", s->model_updated_at[0] ? s->model_updated_at : "-");
+    row("last_refresh_at", s->refresh_at[0] ? s->refresh_at : "-");
+    row_real("model_relative_error", s->model_error, "%.4f");
+    row_real("model_coherence", s->model_coherence, "%.4f");
+    row_maybe("model_measured_version", s->measured_version);
+    row("model_measured_at", s->measured_at[0] ? s->measured_at : "-");
     row_maybe("model_k", s->model_k);
     row_maybe("model_k_asked", s->model_k_asked);
     row_maybe("model_terms", s->model_terms);
@@ -251,7 +331,10 @@ static void print_table(const status *s)
     snprintf(buf, sizeof(buf), "%.4f", s->refit_error);
     row("last_refit_error", s->refit_known ? buf : "-");
     row("last_refit_at", s->refit_at[0] ? s->refit_at : "-");
+    row_real("last_refit_coherence", s->refit_coherence, "%.4f");
     row("last_refit_reason", s->refit_reason[0] ? s->refit_reason : "-");
+    row("model_policy", s->policy_settings[0] ? s->policy_settings : "-");
+    row("model_policy_next", s->policy_next[0] ? s->policy_next : "-");
     snprintf(buf, sizeof(buf), "%d", n);
     row("workers", buf);
     for (int i = 0; i < n; i++)
@@ -271,8 +354,11 @@ int cli_status(int argc, char **argv)
                    "Shows the outbox backlog and the age of its oldest unpublished event, the rows\n"
                    "set aside as unpublishable (topicflow outbox list), the\n"
                    "ready, unacknowledged and consumer counts of topicflow.nmf, the dead letters,\n"
-                   "the live documents, the model version and when it last changed, and each\n"
-                   "worker's last batch. Unknown values print as - (null in JSON). Exit status 1\n"
+                   "the live documents, the model version and when it last changed, its last\n"
+                   "refresh, its relative error and coherence (mean NPMI of the topics' top 10\n"
+                   "terms) as a worker last measured them, the last refit (k, documents, terms,\n"
+                   "error, coherence, reason), the automatic policy and what it will do next,\n"
+                   "and each worker's last batch. Unknown values print as - (null in JSON). Exit status 1\n"
                    "with the reason when PostgreSQL or RabbitMQ does not answer; an unreachable\n"
                    "management API only leaves queue_unacked unknown.",
                    status_options, N_STATUS_OPTIONS, &cfg, argc, argv, &first);

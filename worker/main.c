@@ -38,13 +38,14 @@ typedef struct worker_config {
     long k;
     long min_docs;
     long fit_iters;
+    double fit_tol;
+    double measure_interval_s;
     long refresh_every;
     double refresh_interval_s;
     long refold_chunk;
     int refit_auto;
     double refit_growth, refit_quiet_s, refit_min_interval_s;
-    long min_df;
-    double max_df;
+    tf_vocabulary_rule vocabulary;
     long heartbeat_s;
     tf_topology topology;
     const char *name;
@@ -65,8 +66,11 @@ static const tf_option worker_options[] = {
      offsetof(worker_config, k), 1, 1000},
     {"min-docs", "TOPICFLOW_MIN_DOCS", TF_OPT_INT, "500",
      "live documents needed before the first model is fitted", offsetof(worker_config, min_docs), 1, 1e9},
-    {"fit-iters", "TOPICFLOW_FIT_ITERS", TF_OPT_INT, "100", "iterations of the first model's fit",
+    {"fit-iters", "TOPICFLOW_FIT_ITERS", TF_OPT_INT, "200", "iteration cap of the workers' fits (first and automatic)",
      offsetof(worker_config, fit_iters), 1, 10000},
+    {"fit-tol", "TOPICFLOW_FIT_TOL", TF_OPT_DOUBLE, "0",
+     "... which stop when an iteration improves the error by less (relative; 0: never)",
+     offsetof(worker_config, fit_tol), 0, 1},
     {"refresh-every", "TOPICFLOW_REFRESH_EVERY", TF_OPT_INT, "20",
      "batch deltas that trigger a model refresh", offsetof(worker_config, refresh_every), 1, 1e6},
     {"refresh-interval", "TOPICFLOW_REFRESH_INTERVAL", TF_OPT_DURATION, "10s",
@@ -85,12 +89,10 @@ static const tf_option worker_options[] = {
     {"refit-min-interval", "TOPICFLOW_REFIT_MIN_INTERVAL", TF_OPT_DURATION, "30s",
      "least time between two automatic refits (across workers)",
      offsetof(worker_config, refit_min_interval_s), 0, 86400 * 7},
-    {"min-df", "TOPICFLOW_MIN_DF", TF_OPT_INT, "2",
-     "the model's vocabulary: terms in at least this many documents",
-     offsetof(worker_config, min_df), 1, 1e9},
-    {"max-df", "TOPICFLOW_MAX_DF", TF_OPT_DOUBLE, "0.95",
-     "... and in at most this share of them (from 50 documents on)",
-     offsetof(worker_config, max_df), 0.01, 1},
+    TF_OPTIONS_VOCABULARY(worker_config, vocabulary),
+    {"measure-interval", "TOPICFLOW_MEASURE_INTERVAL", TF_OPT_DURATION, "60s",
+     "least time between two measures of the kept model's error and coherence (0: never)",
+     offsetof(worker_config, measure_interval_s), 0, 86400 * 7},
     {"heartbeat", "TOPICFLOW_AMQP_HEARTBEAT", TF_OPT_INT, "30", "AMQP heartbeat in seconds (0: off)",
      offsetof(worker_config, heartbeat_s), 0, 600},
     TF_OPTIONS_TOPOLOGY(worker_config, topology),
@@ -490,11 +492,12 @@ int main(int argc, char **argv)
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
                                w.cfg.refresh_interval_s, w.cfg.refold_chunk, w.cfg.refit_auto,
                                w.cfg.refit_growth, w.cfg.refit_quiet_s, w.cfg.refit_min_interval_s,
-                               tf_update_defaults()};
+                               w.cfg.measure_interval_s, tf_update_defaults()};
         mo.update.k = (int)w.cfg.k;
         mo.update.max_iter = (int)w.cfg.fit_iters;
-        mo.update.min_df = (int)w.cfg.min_df;
-        mo.update.max_df = w.cfg.max_df;
+        mo.update.tol = w.cfg.fit_tol;
+        mo.update.min_df = (int)w.cfg.vocabulary.min_df;
+        mo.update.max_df = w.cfg.vocabulary.max_df;
         mo.update.initial_only = 1;
         w.upkeep = maintenance_start(&mo, &err);
         if (!w.upkeep) {

@@ -6,7 +6,9 @@
  */
 #include "maintenance.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "base/lifecycle.h"
 #include "base/log.h"
+#include "model/measure.h"
 #include "model/vocab_store.h"
 #include "pg/pg.h"
 
@@ -28,6 +31,11 @@ struct maintenance {
     tf_vocab *vocab;
     double next_refresh;
     double next_policy;      /* when auto_refit looks at the corpus again */
+    double last_measure;     /* tf_now() of the last quality measure (0: none) */
+    int64_t measured;        /* the version it measured */
+    char settings[256];      /* the policy's settings, for topicflow.model_policy */
+    char next[320];          /* what the policy will do next, as last published */
+    double next_published;   /* when it was */
     pthread_mutex_t lock;    /* guards the prepared pair below */
     tf_model prepared;       /* a copy for the consuming thread, version 0 when none */
     tf_vocab *prepared_vocab;
@@ -108,14 +116,54 @@ static int sync_model(maintenance *m, tf_err *err)
 static void log_refit(const char *what, const tf_update_opts *u, const tf_refit_result *res)
 {
     log_info(what, "reason=%s version=%lld docs=%lld terms=%d model_terms=%d k=%d k_asked=%d"
-             " relative_error=%.4f seconds=%.1f",
+             " relative_error=%.4f coherence=%.3f seconds=%.1f",
              u->reason, (long long)res->version, (long long)res->n_docs, res->n_terms,
              res->kept_terms, res->k, u->k,
-             res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0,
+             res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0, res->coherence,
              res->fit.seconds_init + res->fit.seconds_iter);
     if (res->k < u->k)
         log_warn("fewer topics than asked: the data allows no more yet", "k=%d k_asked=%d docs=%lld"
                  " model_terms=%d", res->k, u->k, (long long)res->n_docs, res->kept_terms);
+}
+
+/* topicflow.model_policy: this worker's settings and what its policy will do next, written
+ * when the sentence changes (and once a minute, so `status` sees it is current). */
+static int publish_policy(maintenance *m, const char *next, tf_err *err)
+{
+    const char *params[3] = {m->opts.name, m->settings, next};
+    PGresult *r;
+
+    if (strcmp(next, m->next) == 0 && tf_now() < m->next_published + 60)
+        return 0;
+    r = PQexecParams(m->pg,
+        "insert into topicflow.model_policy (worker, settings, next) values ($1, $2, $3)"
+        " on conflict (worker) do update set settings = excluded.settings,"
+        " next = excluded.next, updated_at = now()",
+        3, NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(m->pg, r, PGRES_COMMAND_OK, err) < 0)
+        return -1;
+    PQclear(r);
+    snprintf(m->next, sizeof(m->next), "%s", next);
+    m->next_published = tf_now();
+    return 0;
+}
+
+static void describe_settings(maintenance *m)
+{
+    const maintenance_opts *o = &m->opts;
+
+    if (o->refit_auto)
+        snprintf(m->settings, sizeof(m->settings),
+                 "k %d; refit when documents or model terms grow x%g, or after %gs quiet once"
+                 " grown 10%%, at most every %gs; vocabulary min_df %d max_df %g; refresh every"
+                 " %ld deltas or %gs quiet", o->update.k, o->refit_growth, o->refit_quiet_s,
+                 o->refit_min_interval_s, o->update.min_df, o->update.max_df, o->refresh_every,
+                 o->refresh_interval_s);
+    else
+        snprintf(m->settings, sizeof(m->settings),
+                 "k %d; automatic refits off (topicflow refit); vocabulary min_df %d max_df %g;"
+                 " refresh every %ld deltas or %gs quiet", o->update.k, o->update.min_df,
+                 o->update.max_df, o->refresh_every, o->refresh_interval_s);
 }
 
 static int first_fit(maintenance *m, tf_err *err)
@@ -130,8 +178,12 @@ static int first_fit(maintenance *m, tf_err *err)
         return -1;
     tf_pg_get_int64(r, 0, 0, &live);
     PQclear(r);
-    if (live < m->opts.min_docs)
-        return 0;
+    if (live < m->opts.min_docs) {
+        char next[160];
+        snprintf(next, sizeof(next), "first fit once %ld live documents exist (now %lld)",
+                 m->opts.min_docs, live);
+        return publish_policy(m, next, err);
+    }
     u = m->opts.update;
     u.reason = "first";
     rc = tf_model_refit(m->pg, &u, &res, err);
@@ -214,58 +266,88 @@ static int refresh(maintenance *m, tf_err *err)
 
 static int auto_refit(maintenance *m, tf_err *err)
 {
-    char epoch_s[32], min_df_s[16];
-    const char *params[2] = {epoch_s, min_df_s};
+    char epoch_s[32], next[320];
+    const char *params[1] = {epoch_s};
     long long k_fit, fit_docs, kept_then, live, kept_now, stale;
-    double since_fit;
+    double since_fit, wait_s, quiet;
     const char *reason = NULL;
     tf_update_opts u;
     tf_refit_result res;
     PGresult *r;
     int rc;
 
-    if (!m->opts.refit_auto || !m->model.version || tf_now() < m->next_policy)
+    if (!m->model.version || tf_now() < m->next_policy)
         return 0;
+    if (!m->opts.refit_auto)
+        return publish_policy(m, "nothing by itself: automatic refits are off", err);
     /* The look costs a count over the vocabulary: every few seconds is soon enough for a
      * policy whose own interval is tens of seconds. Live documents come from the model the
      * thread already holds (each refresh carries the count forward), not from a scan. */
     m->next_policy = tf_now() + POLICY_EVERY_S;
     live = m->model.n_docs;
     snprintf(epoch_s, sizeof(epoch_s), "%lld", (long long)m->model.epoch);
-    snprintf(min_df_s, sizeof(min_df_s), "%d", m->opts.update.min_df);
+    /* Model terms now: the refit's own rule on the document frequencies of the version
+     * held (min_df and max_df both: counting min_df alone would see growth that a refit
+     * then prunes away, and re-fit again and again). */
+    kept_now = tf_model_kept_terms(m->vocab, live, &m->opts.update, m->opts.update.k, err);
+    if (kept_now < 0)
+        return -1;
     r = PQexecParams(m->pg,
-        "select e.k, e.fit_docs, e.kept_terms, extract(epoch from now() - e.fitted_at)::float8,"
-        " (select count(*) from topicflow.terms where df >= $2::int)"
+        "select e.k, e.fit_docs, e.kept_terms, extract(epoch from now() - e.fitted_at)::float8"
         " from topicflow.model_epochs e where e.epoch = $1::bigint",
-        2, NULL, params, NULL, NULL, 0);
+        1, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(m->pg, r, PGRES_TUPLES_OK, err) < 0)
         return -1;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return 0; /* an epoch from before migration 005 without its record: leave it */
+        return publish_policy(m, "nothing: the current epoch predates its record (migration"
+                                 " 005); topicflow refit starts one", err);
     }
     tf_pg_get_int64(r, 0, 0, &k_fit);
     tf_pg_get_int64(r, 0, 1, &fit_docs);
     tf_pg_get_int64(r, 0, 2, &kept_then);
     since_fit = strtod(PQgetvalue(r, 0, 3), NULL);
-    tf_pg_get_int64(r, 0, 4, &kept_now);
     PQclear(r);
-    if (since_fit < m->opts.refit_min_interval_s)
-        return 0;
+    quiet = quiet_for(m);
     if (k_fit < m->opts.update.k && live > k_fit && kept_now > k_fit)
         reason = "k";
     else if (live >= m->opts.refit_growth * (double)fit_docs ||
              kept_now >= m->opts.refit_growth * (double)kept_then)
         reason = "growth";
-    else if (quiet_for(m) >= m->opts.refit_quiet_s &&
+    else if (quiet >= m->opts.refit_quiet_s &&
              (live > 1.1 * (double)fit_docs || kept_now > 1.1 * (double)kept_then))
         reason = "quiet";
-    if (!reason)
-        return 0;
+    wait_s = m->opts.refit_min_interval_s - since_fit;
+    if (!reason) {
+        int n = snprintf(next, sizeof(next),
+                         "refit (growth) at %.0f live documents (now %lld) or %.0f model terms"
+                         " (now %lld); refit (quiet) after %gs without events once above %.0f"
+                         " documents or %.0f terms",
+                         ceil(m->opts.refit_growth * (double)fit_docs), live,
+                         ceil(m->opts.refit_growth * (double)kept_then), kept_now,
+                         m->opts.refit_quiet_s, floor(1.1 * (double)fit_docs),
+                         floor(1.1 * (double)kept_then));
+        if (k_fit < m->opts.update.k && n > 0 && (size_t)n < sizeof(next))
+            snprintf(next + n, sizeof(next) - (size_t)n, "; refit (k) to %d topics once the"
+                     " corpus has more than %lld documents and model terms", m->opts.update.k,
+                     k_fit);
+        return publish_policy(m, next, err);
+    }
+    if (wait_s > 0) {
+        snprintf(next, sizeof(next), "refit (%s) in %.0f s (at most one every %gs)", reason,
+                 ceil(wait_s), m->opts.refit_min_interval_s);
+        return publish_policy(m, next, err);
+    }
     if (tf_model_stale_count(m->pg, m->model.epoch, &stale, err) < 0)
         return -1;
-    if (stale > 0)
-        return 0;
+    if (stale > 0) {
+        snprintf(next, sizeof(next), "refit (%s) once %lld stale documents are re-folded",
+                 reason, stale);
+        return publish_policy(m, next, err);
+    }
+    snprintf(next, sizeof(next), "refit (%s) now, on %lld documents", reason, live);
+    if (publish_policy(m, next, err) < 0)
+        return -1;
     u = m->opts.update;
     u.initial_only = 0;
     u.try_lock = 1;
@@ -275,7 +357,34 @@ static int auto_refit(maintenance *m, tf_err *err)
         return -1;
     if (rc == 0) {
         log_refit("automatic refit", &u, &res);
+        m->next_policy = 0; /* publish the next step at once */
         return sync_model(m, err);
+    }
+    return 0;
+}
+
+/* The kept model's quality (model/measure.h), once per version: when the stream is quiet
+ * for a refresh interval, or under traffic every five measure intervals; never more often
+ * than measure_interval_s. */
+static int measure(maintenance *m, tf_err *err)
+{
+    tf_model_quality q;
+    double since = tf_now() - m->last_measure;
+    int rc;
+
+    if (m->opts.measure_interval_s <= 0 || !m->model.version || m->model.version == m->measured ||
+        since < m->opts.measure_interval_s ||
+        (quiet_for(m) < m->opts.refresh_interval_s && since < 5 * m->opts.measure_interval_s))
+        return 0;
+    rc = tf_model_measure(m->pg, m->opts.name, &q, err);
+    if (rc < 0)
+        return -1;
+    m->last_measure = tf_now();
+    if (rc == 0) {
+        m->measured = q.version;
+        log_info("model measured", "version=%lld docs=%lld relative_error=%.4f coherence=%.3f"
+                 " seconds=%.1f", (long long)q.version, (long long)q.docs, q.relative_error,
+                 q.coherence, q.seconds);
     }
     return 0;
 }
@@ -295,7 +404,7 @@ static void pass(maintenance *m)
     }
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
-        refresh(m, &err) < 0 || auto_refit(m, &err) < 0)
+        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 
@@ -319,6 +428,7 @@ maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err)
         return NULL;
     }
     m->opts = *opts;
+    describe_settings(m);
     atomic_init(&m->stop, 0);
     atomic_init(&m->batches, 0);
     atomic_init(&m->last_batch_at, 0.0);

@@ -25,6 +25,7 @@ typedef struct maintenance_opts {
     double refit_growth;    /* ... when documents or model terms grew by this factor */
     double refit_quiet_s;   /* ... or when the stream was quiet this long after growing 10 % */
     double refit_min_interval_s; /* least time between two automatic refits (any worker) */
+    double measure_interval_s;   /* least time between two quality measures (0: never) */
     tf_update_opts update;  /* k and iterations of the first fit, refresh passes, ... */
 } maintenance_opts;
 

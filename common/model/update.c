@@ -12,8 +12,10 @@
 #include "base/buf.h"
 #include "engine/corpus.h"
 #include "engine/model_blob.h"
+#include "engine/coherence.h"
 #include "engine/topic_match.h"
 #include "model/vocab_store.h"
+#include "doc_rows.h"
 #include "pg/pg.h"
 
 #define LOCK_SQL_ARGS TF_LOCK_MODEL_SQL
@@ -68,64 +70,40 @@ int tf_model_stale_count(PGconn *conn, int64_t epoch, long long *n, tf_err *err)
                        1, params, n, err);
 }
 
-/* ---- documents as a CSR of counts ---------------------------------------------------- */
-
-/* Rows of (term_ids, counts) text arrays, columns id_col and counts_col of res, into a
- * CSR of raw counts with n_cols columns. */
-static int counts_csr(const PGresult *res, int id_col, int counts_col, int32_t n_cols,
-                      tf_csr *X, tf_err *err)
+/* The model's vocabulary as of a refresh: the same rule as the refit's, on the document
+ * frequencies the deltas just brought, so a term enters the model once it is in min_df
+ * documents and no pruned term comes back through the statistics. */
+static uint8_t *refresh_mask(const tf_vocab *v, int32_t n_terms, int64_t n_docs,
+                             const tf_update_opts *opts, int k, tf_err *err)
 {
-    int rows = PQntuples(res);
-    int64_t nnz = 0;
-    int32_t **ids = calloc((size_t)rows + 1, sizeof(*ids));
-    int32_t **counts = calloc((size_t)rows + 1, sizeof(*counts));
-    size_t *lens = calloc((size_t)rows + 1, sizeof(*lens));
-    int rc = -1;
+    int32_t *df = malloc(((size_t)n_terms + 1) * sizeof(*df));
+    uint8_t *keep = malloc((size_t)n_terms + 1);
 
-    memset(X, 0, sizeof(*X));
-    if (!ids || !counts || !lens) {
+    if (!df || !keep) {
+        free(df);
+        free(keep);
         tf_err_set(err, "out of memory");
-        goto done;
+        return NULL;
     }
-    for (int r = 0; r < rows; r++) {
-        size_t nc;
-        if (tf_pg_parse_int_array(PQgetvalue(res, r, id_col), &ids[r], &lens[r], err) < 0 ||
-            tf_pg_parse_int_array(PQgetvalue(res, r, counts_col), &counts[r], &nc, err) < 0)
-            goto done;
-        if (nc != lens[r]) {
-            tf_err_set(err, "document row %d has %zu term ids but %zu counts", r, lens[r], nc);
-            goto done;
-        }
-        nnz += (int64_t)lens[r];
-    }
-    if (csr_alloc(X, rows, n_cols, nnz, err) < 0)
-        goto done;
-    nnz = 0;
-    for (int r = 0; r < rows; r++) {
-        for (size_t i = 0; i < lens[r]; i++) {
-            if (ids[r][i] < 0 || ids[r][i] >= n_cols) {
-                tf_err_set(err, "document row %d has term id %d beyond the vocabulary", r,
-                           ids[r][i]);
-                goto done;
-            }
-            X->col_idx[nnz] = ids[r][i];
-            X->val[nnz] = (float)counts[r][i];
-            nnz++;
-        }
-        X->row_ptr[r + 1] = nnz;
-    }
-    rc = 0;
-done:
-    for (int r = 0; ids && counts && r < rows; r++) {
-        free(ids[r]);
-        free(counts[r]);
-    }
-    free(ids);
-    free(counts);
-    free(lens);
-    if (rc < 0)
-        csr_free(X);
-    return rc;
+    for (int32_t t = 0; t < n_terms; t++)
+        df[t] = (int32_t)tf_vocab_df(v, t);
+    tf_corpus_keep_terms(df, n_terms, n_docs, opts->min_df, opts->max_df, k, keep);
+    free(df);
+    return keep;
+}
+
+int32_t tf_model_kept_terms(const tf_vocab *v, int64_t n_docs, const tf_update_opts *opts, int k,
+                            tf_err *err)
+{
+    int32_t n_terms = tf_vocab_size(v), kept = 0;
+    uint8_t *keep = refresh_mask(v, n_terms, n_docs, opts, k, err);
+
+    if (!keep)
+        return -1;
+    for (int32_t t = 0; t < n_terms; t++)
+        kept += keep[t] != 0;
+    free(keep);
+    return kept;
 }
 
 /* ---- refresh ------------------------------------------------------------------------- */
@@ -268,28 +246,6 @@ fail:
     return -1;
 }
 
-/* The model's vocabulary as of a refresh: the same rule as the refit's, on the document
- * frequencies the deltas just brought, so a term enters the model once it is in min_df
- * documents and no pruned term comes back through the statistics. */
-static uint8_t *refresh_mask(const tf_vocab *v, int32_t n_terms, int64_t n_docs,
-                             const tf_update_opts *opts, int k, tf_err *err)
-{
-    int32_t *df = malloc(((size_t)n_terms + 1) * sizeof(*df));
-    uint8_t *keep = malloc((size_t)n_terms + 1);
-
-    if (!df || !keep) {
-        free(df);
-        free(keep);
-        tf_err_set(err, "out of memory");
-        return NULL;
-    }
-    for (int32_t t = 0; t < n_terms; t++)
-        df[t] = (int32_t)tf_vocab_df(v, t);
-    tf_corpus_keep_terms(df, n_terms, n_docs, opts->min_df, opts->max_df, k, keep);
-    free(df);
-    return keep;
-}
-
 int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
                      int64_t *new_version, tf_err *err)
 {
@@ -416,7 +372,7 @@ static int read_snapshot(PGconn *conn, snapshot *s, tf_err *err)
         goto done;
     }
     n_terms = tf_vocab_size(s->v);
-    if (counts_csr(res, 0, 1, n_terms, &s->X, err) < 0)
+    if (tf_doc_rows_csr(res, 0, 1, n_terms, &s->X, err) < 0)
         goto done;
     PQclear(res);
     res = PQexec(conn, "select coalesce(array_agg(id), '{}') from topicflow.model_deltas");
@@ -506,8 +462,8 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
                          const tf_update_opts *opts, tf_err *err)
 {
     const nmf_batch_result *fit = &r->fit;
-    char ep[32], k_asked[16], k_fit[16], docs[32], terms[16], kept[16], relerr[32];
-    const char *eparams[8];
+    char ep[32], k_asked[16], k_fit[16], docs[32], terms[16], kept[16], relerr[32], coh[32];
+    const char *eparams[9];
     int64_t head, epoch;
     tf_buf ids, dfs;
     const char *params[2];
@@ -573,10 +529,12 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     eparams[5] = kept;
     eparams[6] = relerr;
     eparams[7] = opts->reason ? opts->reason : "operator";
+    snprintf(coh, sizeof(coh), "%.6g", r->coherence);
+    eparams[8] = coh;
     res = PQexecParams(conn, "insert into topicflow.model_epochs (epoch, k_asked, k, fit_docs,"
-                             " fit_terms, kept_terms, relative_error, reason)"
-                             " values ($1, $2, $3, $4, $5, $6, $7, $8)",
-                       8, NULL, eparams, NULL, NULL, 0);
+                             " fit_terms, kept_terms, relative_error, reason, coherence)"
+                             " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                       9, NULL, eparams, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
@@ -683,7 +641,8 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
         goto done;
     out->k = k;
     out->kept_terms = kept;
-    if (tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, opts, err) < 0)
+    if (tf_coherence_npmi(&Xk, Wk, kept, k, TF_COHERENCE_TOP, &out->coherence, err) < 0 ||
+        tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, opts, err) < 0)
         goto done;
     out->version = m.version;
     out->n_docs = s.X.n_rows;
@@ -753,7 +712,7 @@ int tf_model_refold(PGconn *conn, const tf_model *m, const tf_vocab *v, const ch
     rows = PQntuples(res);
     if (rows == 0)
         goto commit;
-    if (counts_csr(res, 2, 3, tf_vocab_size(v), &X, err) < 0)
+    if (tf_doc_rows_csr(res, 2, 3, tf_vocab_size(v), &X, err) < 0)
         goto fail;
     tf_vocab_weight_csr(v, &X);
     H = malloc((size_t)rows * (size_t)m->k * sizeof(double));

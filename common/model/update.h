@@ -14,7 +14,9 @@
 #define TF_MODEL_UPDATE_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
 
+#include "base/config.h"
 #include "base/error.h"
 #include "engine/nmf.h"
 #include "model/store.h"
@@ -40,12 +42,33 @@ typedef struct tf_update_opts {
 
 tf_update_opts tf_update_defaults(void);
 
+/* The option rows of the model's vocabulary rule (engine/corpus.h), one pair for every
+ * program that fits: the worker and `topicflow refit`. member names a struct with long
+ * min_df and double max_df. The defaults are tf_update_defaults()'s. */
+#define TF_OPTIONS_VOCABULARY(type, member)                                                    \
+    {"min-df", "TOPICFLOW_MIN_DF", TF_OPT_INT, "2",                                            \
+     "the model's vocabulary: terms in at least this many documents",                         \
+     offsetof(type, member.min_df), 1, 1e9},                                                   \
+    {"max-df", "TOPICFLOW_MAX_DF", TF_OPT_DOUBLE, "0.95",                                      \
+     "... and in at most this share of them (from 50 documents on; 1: no upper cut)",         \
+     offsetof(type, member.max_df), 0.01, 1}
+
+typedef struct tf_vocabulary_rule {
+    long min_df;
+    double max_df;
+} tf_vocabulary_rule;
+
 /* Fold all pending deltas (when at least min_deltas are waiting) into a new version, or
  * only into the document frequencies while no model exists. Skips (returns 0) when
  * another process holds the model lock or stale documents are still being re-folded.
  * 1 when a refresh committed, 0 when skipped, -1 on error (rolled back). */
 int tf_model_refresh(PGconn *conn, const tf_update_opts *opts, long min_deltas,
                      int64_t *new_version, tf_err *err);
+
+/* How many terms of v the model's vocabulary rule (opts min_df, max_df; engine/corpus.h)
+ * keeps for a corpus of n_docs documents: what a refit now would fit on. -1 on error. */
+int32_t tf_model_kept_terms(const tf_vocab *v, int64_t n_docs, const tf_update_opts *opts, int k,
+                            tf_err *err);
 
 typedef struct tf_refit_result {
     int64_t version;
@@ -56,6 +79,8 @@ typedef struct tf_refit_result {
                               documents or terms than that (never an error) */
     nmf_batch_result fit;
     double mean_match;     /* mean cosine of matched topics with the previous version, or -1 */
+    double coherence;      /* mean NPMI of the topics' top 10 terms on the fitted documents
+                              (engine/coherence.h) */
 } tf_refit_result;
 
 /* Batch NMF over every live document and install it as a new epoch (documents become

@@ -128,26 +128,83 @@ static void test_automatic_refits_under_traffic_lose_no_update(void **state)
     harness_teardown(&h);
 }
 
+/* The mean NPMI of the current version's top-$1 terms (topic_terms), computed in SQL over
+ * the stored documents: an independent check of the workers' own measure. */
+#define SQL_COHERENCE \
+    "with t as (select tt.topic, tt.rank, te.id from topicflow.topic_terms tt" \
+    "   join topicflow.terms te on te.term = tt.term" \
+    "  where tt.model_version = (select max(version) from topicflow.model)" \
+    "    and tt.rank <= $1::int and tt.weight > 0)," \
+    " d as (select term_ids from topicflow.documents where not deleted)," \
+    " n as (select count(*)::float8 n from d)," \
+    " df as (select x id, count(distinct d.ctid)::float8 c from topicflow.documents d, unnest(d.term_ids) x" \
+    "   where not d.deleted group by x)," \
+    " co as (select a.topic, a.id ia, b.id ib," \
+    "   (select count(*) from d where d.term_ids @> array[a.id, b.id])::float8 c" \
+    "   from t a join t b on a.topic = b.topic and a.rank < b.rank)" \
+    " select round(avg(v)::numeric, 4)::text from (select co.topic, avg(case when co.c = 0 then -1" \
+    "   when co.c = n.n then 1 else ln((co.c / n.n) / ((fa.c / n.n) * (fb.c / n.n))) / -ln(co.c / n.n)" \
+    "   end) v from co cross join n join df fa on fa.id = co.ia join df fb on fb.id = co.ib" \
+    "   group by co.topic) per_topic"
+
+/* The worker measured the settled version, its coherence agrees with SQL's, and status
+ * shows the measure, the last refresh and refit and what the policy will do next. */
+static void assert_measured_and_shown(harness *h)
+{
+    char *out = NULL, *v, *sql_coherence, want[128];
+
+    assert_int_equal(harness_wait_scalar(h,
+        "select count(*) from topicflow.model_quality"
+        " where version = (select max(version) from topicflow.model)", 1, 60), 1);
+    sql_coherence = harness_query_text(h, SQL_COHERENCE, "10");
+    v = harness_query_text(h, "select round(coherence::numeric, 4)::text from topicflow.model_quality"
+                              " order by version desc limit $1::int", "1");
+    assert_string_equal(v, sql_coherence);
+    free(v);
+    assert_int_equal(harness_run(h, "topicflow", (const char *[]){"status", "--json", NULL}, NULL, &out, NULL), 0);
+    v = harness_query_text(h,
+        "select format('%s %s %s %s %s %s', ($1::jsonb->>'model_relative_error')::float8 between 0 and 1,"
+        " round(($1::jsonb->>'model_coherence')::numeric, 4)::text,"
+        " ($1::jsonb->>'model_measured_version')::bigint = (select max(version) from topicflow.model),"
+        " ($1::jsonb->>'last_refit_coherence')::float8 between -1 and 1,"
+        " $1::jsonb->>'last_refit_reason', $1::jsonb->>'model_policy_next' like 'refit (growth) at %')",
+        out);
+    snprintf(want, sizeof(want), "t %s t t quiet t", sql_coherence);
+    assert_string_equal(v, want);
+    free(v);
+    free(out);
+    free(sql_coherence);
+}
+
 static void test_quiet_stream_folds_pending_deltas_and_refits(void **state)
 {
     harness h;
     pid_t producer, w;
     /* no refresh while events flow (1000 deltas never accumulate), no growth refit */
     const char *args[] = {"--refresh-every", "1000", "--refit-growth", "100", "--refit-quiet", "2s",
-                          "--refit-min-interval", "1s", NULL};
+                          "--refit-min-interval", "1s", "--measure-interval", "1s", NULL};
+    /* words that co-occur unevenly, then three in every posting that the vocabulary rule prunes */
+    const char *words = "welding plumbing carpentry masonry roofing painting tiling glazing"
+                        " wiring fencing paving drywall";
 
     harness_setup(&h, "policy_quiet");
     producer = harness_spawn(&h, "topicflow-producer", NULL);
     w = pipeline_spawn_worker(&h, args);
-    harness_insert_internships(&h, 200);
+    insert_from_words(&h, 200, words);
     assert_int_equal(harness_wait_scalar(&h, PROCESSED, 200, 60), 200);
-    harness_insert_internships(&h, 300);
-    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 500, 60), 500);
+    assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.model_epochs", 1, 60), 1);
+    insert_from_words(&h, 300, words);
+    harness_sql(&h, "update public.internships set description = description || ' site crew shift'");
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 1000, 60), 1000);
     /* nothing arrives any more: the deltas are folded and the model re-fitted on all 500 */
     assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.model_deltas", 0, 60), 0);
     assert_int_equal(harness_wait_scalar(&h,
         "select count(*) from topicflow.model_epochs where reason = 'quiet' and fit_docs = 500", 1, 60), 1);
     assert_int_equal(harness_wait_scalar(&h, STALE, 0, 60), 0);
+    assert_measured_and_shown(&h);
+    /* and once: pruned near-universal terms are no growth to re-fit for, again and again */
+    sleep(5);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.model_epochs where reason = 'quiet'"), 1);
     assert_int_equal(harness_stop(w, SIGTERM), 0);
     assert_int_equal(harness_stop(producer, SIGTERM), 0);
     assert_bookkeeping(&h);
