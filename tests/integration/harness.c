@@ -143,6 +143,7 @@ void harness_setup_pg(harness *h, const char *name)
     tf_err err;
 
     memset(h, 0, sizeof(*h));
+    h->amqp_tls.verify = 1;
     snprintf(h->name, sizeof(h->name), "%s", name);
     harness_load_env("env");
     create_database(h);
@@ -333,7 +334,7 @@ int harness_stop(pid_t pid, int sig)
 tf_broker *harness_broker(harness *h)
 {
     tf_err err;
-    tf_broker *b = tf_broker_open(h->amqp_url, 30, &err);
+    tf_broker *b = tf_broker_open(h->amqp_url, &h->amqp_tls, 30, &err);
     if (!b)
         fail_msg("%s", err.msg);
     return b;

@@ -17,6 +17,7 @@ typedef struct harness {
     char name[64];         /* test name: database tf_<name>, vhost tf_<name> */
     char pg_url[512];
     char amqp_url[512];
+    tf_amqp_tls amqp_tls;  /* for amqps:// (harness_setup_tls); verification on */
     PGconn *pg;            /* superuser connection to the test database */
 } harness;
 
