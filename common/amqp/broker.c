@@ -214,12 +214,20 @@ static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbea
     if (rc != AMQP_STATUS_OK) {
         char why[400];
         tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
-                   info.ssl ? tf_tls_open_error(rc, &b->tls_check, info.host, why, sizeof(why))
+                   info.ssl ? tf_tls_error(rc, &b->tls_check, info.host, why, sizeof(why))
                             : amqp_error_string2(rc));
         goto fail;
     }
     r = amqp_login(b->conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
                    info.user, info.password);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && info.ssl &&
+        r.library_error == AMQP_STATUS_SSL_ERROR) {
+        /* A TLS 1.3 server refuses a client certificate only after the handshake. */
+        char why[400];
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
+                   tf_tls_error(r.library_error, &b->tls_check, info.host, why, sizeof(why)));
+        goto fail;
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         tf_amqp_reply_error(r, "login", err);
         tf_err_prefix(err, "RabbitMQ %s", redacted);

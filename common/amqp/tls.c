@@ -11,8 +11,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Runs for every certificate OpenSSL checks. The context's mode stays SSL_VERIFY_NONE (as
  * rabbitmq-c sets it), so the handshake completes and rabbitmq-c rejects a failed result;
@@ -34,6 +36,14 @@ static const char *openssl_reason(const char *fallback)
     const char *r = e ? ERR_reason_error_string(e) : NULL;
 
     return r ? r : fallback;
+}
+
+/* 0 when the file named by `flag` can be read; OpenSSL would only say "system lib". */
+static int readable(const char *path, const char *flag, tf_err *err)
+{
+    if (access(path, R_OK) == 0)
+        return 0;
+    return tf_err_set(err, "cannot read %s (%s): %s", path, flag, strerror(errno));
 }
 
 static int expect_host(SSL_CTX *ctx, const char *host, tf_err *err)
@@ -60,10 +70,15 @@ amqp_socket_t *tf_tls_socket_new(amqp_connection_state_t conn, const char *host,
         tls = &defaults;
     memset(check, 0, sizeof(*check));
     check->cacert = tls->cacert && *tls->cacert ? tls->cacert : NULL;
-    if (tls->key && *tls->key && !(tls->cert && *tls->cert)) {
+    check->has_cert = tls->cert && *tls->cert;
+    if (tls->key && *tls->key && !check->has_cert) {
         tf_err_set(err, "--amqp-key %s is set without --amqp-cert", tls->key);
         return NULL;
     }
+    if ((check->cacert && readable(check->cacert, "--amqp-cacert", err) < 0) ||
+        (check->has_cert && readable(tls->cert, "--amqp-cert", err) < 0) ||
+        (tls->key && *tls->key && readable(tls->key, "--amqp-key", err) < 0))
+        return NULL;
     /* The socket belongs to conn from here on: amqp_destroy_connection frees it. */
     s = amqp_ssl_socket_new(conn);
     if (!s) {
@@ -82,7 +97,7 @@ amqp_socket_t *tf_tls_socket_new(amqp_connection_state_t conn, const char *host,
         tf_err_set(err, "cannot load the system trust store: %s", openssl_reason("unknown error"));
         return NULL;
     }
-    if (tls->cert && *tls->cert) {
+    if (check->has_cert) {
         const char *key = tls->key && *tls->key ? tls->key : tls->cert;
         if (amqp_ssl_socket_set_key(s, tls->cert, key) != AMQP_STATUS_OK) {
             tf_err_set(err, "cannot load the client certificate %s with key %s: %s", tls->cert,
@@ -105,8 +120,8 @@ void tf_tls_open_begin(tf_tls_check *check)
     ERR_clear_error();
 }
 
-const char *tf_tls_open_error(int status, const tf_tls_check *check, const char *host,
-                              char *buf, size_t size)
+const char *tf_tls_error(int status, const tf_tls_check *check, const char *host, char *buf,
+                         size_t size)
 {
     long e = check->first_error;
     const char *why = e ? X509_verify_cert_error_string(e) : "no certificate";
@@ -127,7 +142,10 @@ const char *tf_tls_open_error(int status, const tf_tls_check *check, const char 
     case AMQP_STATUS_SSL_CONNECTION_FAILED:
     case AMQP_STATUS_SSL_ERROR:
         snprintf(buf, size, "TLS handshake failed (%s)",
-                 openssl_reason("is it a TLS port? does it want a client certificate?"));
+                 openssl_reason(check->has_cert
+                                    ? "not a TLS port, or the client certificate was refused"
+                                    : "not a TLS port, or a client certificate is required: "
+                                      "--amqp-cert"));
         break;
     default:
         snprintf(buf, size, "%s", amqp_error_string2(status));

@@ -20,6 +20,7 @@
 typedef struct tf_tls_check {
     long first_error; /* X509_V_ERR_* of the first failed check, 0 when none failed */
     const char *cacert; /* the trust source, for the message: NULL is the system store */
+    int has_cert;       /* a client certificate is presented */
 } tf_tls_check;
 
 /* A new TLS socket on conn for host, trusting tls->cacert (else the system trust store),
@@ -30,11 +31,12 @@ amqp_socket_t *tf_tls_socket_new(amqp_connection_state_t conn, const char *host,
                                  const tf_amqp_tls *tls, tf_tls_check *check, tf_err *err);
 
 /* Call right before amqp_socket_open*: clears this thread's OpenSSL error queue, so that
- * tf_tls_open_error reports this open's failure only. */
+ * tf_tls_error reports this connection's failure only. */
 void tf_tls_open_begin(tf_tls_check *check);
 
-/* The reason an open of a TLS socket failed with rabbitmq-c status `status`, in one line. */
-const char *tf_tls_open_error(int status, const tf_tls_check *check, const char *host,
-                              char *buf, size_t size);
+/* The reason a TLS connection failed with rabbitmq-c status `status` in its open or its
+ * login (a TLS 1.3 server refuses a client certificate only then), in one line. */
+const char *tf_tls_error(int status, const tf_tls_check *check, const char *host, char *buf,
+                         size_t size);
 
 #endif
