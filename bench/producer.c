@@ -27,6 +27,7 @@
 
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long events, batch, in_flight, writer_txns, writers;
     const char *producer_bin;
 } bench_config;
@@ -142,7 +143,7 @@ static double run_ceiling(const bench_config *cfg, outbox_batch *batches, size_t
     tf_err err;
     double t0;
 
-    b = tf_broker_open(cfg->amqp_url, 30, &err);
+    b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0 ||
         tf_broker_confirm_select(b, &err) < 0)
         die("broker", &err);
@@ -175,7 +176,7 @@ static void purge_queue(const bench_config *cfg)
 {
     tf_err err;
     tf_topology topo = tf_topology_defaults();
-    tf_broker *b = tf_broker_open(cfg->amqp_url, 30, &err);
+    tf_broker *b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0)
         die("broker", &err);
     if (tf_broker_purge(b, TF_QUEUE_NMF, &err) < 0)

@@ -30,6 +30,7 @@
 
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long docs, warmup, k, rate;
     double seconds;
     const char *bin_dir;

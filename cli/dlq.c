@@ -35,6 +35,7 @@
 
 typedef struct dlq_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long limit;
     int json, all, dry_run, yes;
     const char *id;
@@ -358,8 +359,8 @@ static amqp_basic_properties_t copy_props(const amqp_basic_properties_t *orig, i
  * puts it back at the end of topicflow.dead, DEST_EVENTS to topicflow.events. Each original
  * is acknowledged only after its copy is confirmed. Walking all of the queue and copying
  * every letter to its end keeps the order (see the top of the file). */
-static int walk_dead(tf_broker *b, const char *url, uint32_t n, walk_fn choose, void *ctx, walk *w,
-                     tf_err *err)
+static int walk_dead(tf_broker *b, const dlq_config *cfg, uint32_t n, walk_fn choose, void *ctx,
+                     walk *w, tf_err *err)
 {
     int rc = -1;
 
@@ -367,7 +368,7 @@ static int walk_dead(tf_broker *b, const char *url, uint32_t n, walk_fn choose, 
     w->b = b;
     /* Copies go out on a connection of their own: confirms arriving on the channel that
      * does basic.get would sit between a get-ok and its message body. */
-    w->pub = tf_broker_open(url, 30, err);
+    w->pub = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, err);
     if (!w->pub || tf_broker_confirm_select(w->pub, err) < 0)
         goto done;
     for (uint32_t i = 0; i < n; i++) {
@@ -425,7 +426,7 @@ static tf_broker *open_dead(const char *cmd, const dlq_config *cfg, uint32_t *re
     uint32_t consumers;
     int exists;
 
-    b = tf_broker_open(cfg->amqp_url, 30, &err);
+    b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b) {
         cli_error(cmd, CLI_FAIL, "RabbitMQ: %s", err.msg);
         return NULL;
@@ -536,7 +537,7 @@ static int dlq_list(int argc, char **argv)
         tf_err_set(&err, "out of memory");
         goto fail;
     }
-    if (walk_dead(b, cfg.amqp_url, ready, list_choose, &l, &w, &err) < 0)
+    if (walk_dead(b, &cfg, ready, list_choose, &l, &w, &err) < 0)
         goto fail;
     if (cfg.json) {
         fputs("[\n", stdout);
@@ -671,7 +672,7 @@ static int dlq_requeue(int argc, char **argv)
         goto done;
     /* Only the letters there at the start: one that dies again meanwhile waits for the next
      * run instead of going round in this one. */
-    if (walk_dead(b, cfg.amqp_url, ready, requeue_choose, &r, &w, &err) < 0)
+    if (walk_dead(b, &cfg, ready, requeue_choose, &r, &w, &err) < 0)
         goto fail;
     if (cfg.dry_run)
         printf("would requeue %zu dead letter%s (dry run: nothing changed)\n", r.would,

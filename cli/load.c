@@ -29,6 +29,7 @@
 
 typedef struct load_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     const char *table, *format;
     int strict;
     long batch;

@@ -1,6 +1,8 @@
 /*
  * mgmt.c - one GET /api/queues/<vhost>/<queue> with libcurl, bounded in time (2 s to
- * connect, 5 s in all) and in size, and the JSON answer read with common/json.
+ * connect, 5 s in all) and in size, and the JSON answer read with common/json. Over
+ * https:// with the AMQP connection's trust settings; never credentials over http:// to a
+ * broker reached by amqps://.
  */
 #include "mgmt.h"
 
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "wire/json.h"
@@ -52,12 +55,29 @@ static int has_userinfo(const char *url)
     return memchr(p, '@', (size_t)(end - p)) != NULL;
 }
 
-int mgmt_queue_unacked(const char *mgmt_url, const char *amqp_url, const char *queue,
-                       long long *unacked, tf_err *err)
+/* The AMQP connection's trust settings for HTTPS (curl's default store without a CA file). */
+static void use_tls(CURL *curl, const tf_amqp_tls *tls)
+{
+    if (!tls)
+        return;
+    if (tls->cacert && *tls->cacert)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, tls->cacert);
+    if (tls->cert && *tls->cert) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, tls->cert);
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, tls->key && *tls->key ? tls->key : tls->cert);
+    }
+    if (!tls->verify) {
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
+int mgmt_queue_unacked(const char *mgmt_url, const char *amqp_url, const tf_amqp_tls *tls,
+                       const char *queue, long long *unacked, tf_err *err)
 {
     struct amqp_connection_info info;
     char *first = NULL, *base = NULL, *url = NULL, *vhost = NULL, *qname = NULL;
-    char redacted[512];
+    char redacted[512], curl_why[CURL_ERROR_SIZE] = "";
     answer a = {0};
     CURL *curl = NULL;
     tf_json_object *obj = NULL;
@@ -75,7 +95,7 @@ int mgmt_queue_unacked(const char *mgmt_url, const char *amqp_url, const char *q
     }
     if (mgmt_url && *mgmt_url)
         base = strdup(mgmt_url);
-    else if (asprintf(&base, "http://%s:15672", info.host) < 0)
+    else if (asprintf(&base, info.ssl ? "https://%s:15671" : "http://%s:15672", info.host) < 0)
         base = NULL;
     if (!base) {
         tf_err_set(err, "out of memory");
@@ -85,6 +105,15 @@ int mgmt_queue_unacked(const char *mgmt_url, const char *amqp_url, const char *q
     while (*base && base[strlen(base) - 1] == '/')
         base[strlen(base) - 1] = '\0';
     tf_log_redact_url(base, redacted, sizeof(redacted));
+    if (strncasecmp(base, "https://", 8) != 0 && strncasecmp(base, "http://", 7) != 0) {
+        tf_err_set(err, "management URL %s is neither http:// nor https://", redacted);
+        goto done;
+    }
+    if (info.ssl && strncasecmp(base, "https://", 8) != 0) {
+        tf_err_set(err, "not sending the RabbitMQ credentials in clear to %s while AMQP uses "
+                        "TLS (amqps://): give an https:// --management-url", redacted);
+        goto done;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(curl = curl_easy_init())) {
         tf_err_set(err, "cannot initialise libcurl");
         goto done;
@@ -102,13 +131,16 @@ int mgmt_queue_unacked(const char *mgmt_url, const char *amqp_url, const char *q
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_why);
+    use_tls(curl, tls);
     if (!has_userinfo(base)) {
         curl_easy_setopt(curl, CURLOPT_USERNAME, info.user);
         curl_easy_setopt(curl, CURLOPT_PASSWORD, info.password);
     }
     cc = curl_easy_perform(curl);
     if (cc != CURLE_OK) {
-        tf_err_set(err, "management API %s: %s", redacted, curl_easy_strerror(cc));
+        tf_err_set(err, "management API %s: %s", redacted,
+                   curl_why[0] ? curl_why : curl_easy_strerror(cc));
         goto done;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

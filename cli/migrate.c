@@ -13,6 +13,7 @@
 
 typedef struct migrate_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
 } migrate_config;
 
 static const tf_option migrate_options[] = {TF_OPTIONS_CONNECTION(migrate_config)};

@@ -16,6 +16,7 @@
 
 typedef struct outbox_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     int json, all, yes;
 } outbox_config;
 

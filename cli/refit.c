@@ -21,6 +21,7 @@
 
 typedef struct refit_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long k, max_iter, threads, chunk;
     double tol;
     long seed;

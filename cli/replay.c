@@ -15,6 +15,7 @@
 
 typedef struct replay_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long from_id, to_id;
     const char *since, *until;
     int all, dry_run;

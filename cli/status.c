@@ -19,6 +19,7 @@
 
 typedef struct status_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     const char *management_url;
     int json;
 } status_config;
@@ -26,8 +27,9 @@ typedef struct status_config {
 static const tf_option status_options[] = {
     TF_OPTIONS_CONNECTION(status_config),
     {"management-url", "TOPICFLOW_AMQP_MANAGEMENT_URL", TF_OPT_STRING, NULL,
-     "RabbitMQ management API, http://[user:pass@]host:port (default: the AMQP host, port "
-     "15672, the AMQP credentials)",
+     "RabbitMQ management API, http[s]://[user:pass@]host:port (default: the AMQP host, "
+     "https port 15671 for amqps://, else http port 15672; the AMQP credentials, never sent "
+     "over http:// when AMQP is amqps://)",
      offsetof(status_config, management_url), 0, 0},
     {"json", NULL, TF_OPT_BOOL, "off", "print one JSON object instead of a table",
      offsetof(status_config, json), 0, 0},
@@ -190,7 +192,7 @@ static int read_queue(tf_broker *b, const char *queue, maybe *ready, maybe *cons
 
 static int read_broker(const status_config *cfg, status *s, tf_err *err)
 {
-    tf_broker *b = tf_broker_open(cfg->amqp_url, 0, err);
+    tf_broker *b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 0, err);
     tf_err why;
     int rc = -1;
 
@@ -202,7 +204,7 @@ static int read_broker(const status_config *cfg, status *s, tf_err *err)
     rc = 0;
     if (!s->queue_ready.known)
         goto done;
-    if (mgmt_queue_unacked(cfg->management_url, cfg->amqp_url, TF_QUEUE_NMF,
+    if (mgmt_queue_unacked(cfg->management_url, cfg->amqp_url, &cfg->amqp_tls, TF_QUEUE_NMF,
                            &s->queue_unacked.v, &why) == 0)
         s->queue_unacked.known = 1;
     else

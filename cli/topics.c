@@ -15,6 +15,7 @@
 
 typedef struct topics_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long top;
     int json;
     const char *source;

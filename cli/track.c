@@ -16,6 +16,7 @@
 
 typedef struct track_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     const char *id, *text, *aggregate;
 } track_config;
 

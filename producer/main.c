@@ -31,6 +31,7 @@
 
 typedef struct producer_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long batch;
     double poll_s;
     int notify;
@@ -115,7 +116,8 @@ fail:
 
 static int connect_broker(producer *p, tf_err *err)
 {
-    p->broker = tf_broker_open(p->cfg.amqp_url, (int)p->cfg.heartbeat_s, err);
+    p->broker = tf_broker_open(p->cfg.amqp_url, &p->cfg.amqp_tls,
+                               (int)p->cfg.heartbeat_s, err);
     if (!p->broker)
         return -1;
     if (tf_topology_declare(p->broker, &p->cfg.topology, NULL, err) < 0 ||

@@ -31,6 +31,7 @@
 
 typedef struct worker_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long batch;
     double batch_wait_s;
     long prefetch;
@@ -151,10 +152,12 @@ static int connect_broker(worker *w, tf_err *err)
 {
     long prefetch = w->cfg.prefetch ? w->cfg.prefetch : 2 * w->cfg.batch;
 
-    w->consumer = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
+    w->consumer = tf_broker_open(w->cfg.amqp_url, &w->cfg.amqp_tls,
+                                 (int)w->cfg.heartbeat_s, err);
     if (!w->consumer)
         return -1;
-    w->publisher = tf_broker_open(w->cfg.amqp_url, (int)w->cfg.heartbeat_s, err);
+    w->publisher = tf_broker_open(w->cfg.amqp_url, &w->cfg.amqp_tls,
+                                  (int)w->cfg.heartbeat_s, err);
     if (!w->publisher)
         goto fail;
     if (tf_topology_declare(w->publisher, &w->cfg.topology, NULL, err) < 0 ||

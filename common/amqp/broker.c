@@ -16,7 +16,6 @@
 #include "amqp/broker.h"
 
 #include <amqp_framing.h>
-#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +27,7 @@
 
 #include "base/lifecycle.h"
 #include "base/log.h"
+#include "tls.h"
 
 struct tf_broker {
     amqp_connection_state_t conn;
@@ -42,6 +42,7 @@ struct tf_broker {
     int has_keeper;
     atomic_int keeper_stop;
     atomic_ulong keeper_beats; /* heartbeats the keeper sent (tests, debugging) */
+    tf_tls_check tls_check;    /* amqps://: what the certificate check saw (amqp/tls.h) */
 };
 
 static void broker_lock(tf_broker *b)
@@ -154,26 +155,20 @@ static int recover_channel_on(tf_broker *b, amqp_rpc_reply_t r, uint16_t code, t
     return 1;
 }
 
-static amqp_socket_t *socket_for(amqp_connection_state_t conn, int ssl, tf_err *err)
+static amqp_socket_t *socket_for(tf_broker *b, const struct amqp_connection_info *info,
+                                 const tf_amqp_tls *tls, tf_err *err)
 {
     amqp_socket_t *s;
 
-    if (!ssl) {
-        s = amqp_tcp_socket_new(conn);
-    } else {
-        const char *ca = getenv("TOPICFLOW_AMQP_CACERT");
-        s = amqp_ssl_socket_new(conn);
-        if (s && ca && *ca && amqp_ssl_socket_set_cacert(s, ca) != AMQP_STATUS_OK) {
-            tf_err_set(err, "cannot load CA certificate %s", ca);
-            return NULL;
-        }
-    }
+    if (info->ssl)
+        return tf_tls_socket_new(b->conn, info->host, tls, &b->tls_check, err);
+    s = amqp_tcp_socket_new(b->conn);
     if (!s)
-        tf_err_set(err, "cannot create %s socket", ssl ? "TLS" : "TCP");
+        tf_err_set(err, "cannot create a TCP socket");
     return s;
 }
 
-static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
+static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbeat_s, tf_err *err)
 {
     struct amqp_connection_info info;
     char *copy = strdup(url), redacted[512];
@@ -209,16 +204,30 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
         tf_err_set(err, "out of memory");
         goto fail;
     }
-    sock = socket_for(b->conn, info.ssl, err);
-    if (!sock)
+    sock = socket_for(b, &info, tls, err);
+    if (!sock) {
+        tf_err_prefix(err, "RabbitMQ %s", redacted);
         goto fail;
+    }
+    tf_tls_open_begin(&b->tls_check);
     rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted, amqp_error_string2(rc));
+        char why[400];
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
+                   info.ssl ? tf_tls_error(rc, &b->tls_check, info.host, why, sizeof(why))
+                            : amqp_error_string2(rc));
         goto fail;
     }
     r = amqp_login(b->conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
                    info.user, info.password);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && info.ssl &&
+        r.library_error == AMQP_STATUS_SSL_ERROR) {
+        /* A TLS 1.3 server refuses a client certificate only after the handshake. */
+        char why[400];
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
+                   tf_tls_error(r.library_error, &b->tls_check, info.host, why, sizeof(why)));
+        goto fail;
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         tf_amqp_reply_error(r, "login", err);
         tf_err_prefix(err, "RabbitMQ %s", redacted);
@@ -244,7 +253,7 @@ fail:
     return NULL;
 }
 
-tf_broker *tf_broker_open(const char *urls, int heartbeat_s, tf_err *err)
+tf_broker *tf_broker_open(const char *urls, const tf_amqp_tls *tls, int heartbeat_s, tf_err *err)
 {
     char *list, *save = NULL, *url;
     tf_broker *b = NULL;
@@ -262,7 +271,7 @@ tf_broker *tf_broker_open(const char *urls, int heartbeat_s, tf_err *err)
     for (url = strtok_r(list, ",", &save); url && !b; url = strtok_r(NULL, ",", &save)) {
         while (*url == ' ')
             url++;
-        b = open_one(url, heartbeat_s, err);
+        b = open_one(url, tls, heartbeat_s, err);
     }
     free(list);
     return b;

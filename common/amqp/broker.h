@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "base/error.h"
 
 #define TF_HEADER_SCHEMA "x-topicflow-schema"
@@ -26,8 +27,12 @@
 typedef struct tf_broker tf_broker;
 
 /* Connect to the first reachable URL of a comma-separated list (amqp:// or amqps://),
- * log in, open channel 1. heartbeat_s 0 disables heartbeats. NULL with reason on failure. */
-tf_broker *tf_broker_open(const char *urls, int heartbeat_s, tf_err *err);
+ * log in, open channel 1. tls applies to the amqps:// ones (NULL: the system trust store,
+ * verification on, no client certificate). heartbeat_s 0 disables heartbeats. NULL with
+ * reason on failure; a certificate that fails verification is named in it, and which
+ * check failed ("certificate verify failed (hostname mismatch: …)"). */
+tf_broker *tf_broker_open(const char *urls, const tf_amqp_tls *tls, int heartbeat_s,
+                          tf_err *err);
 void tf_broker_close(tf_broker *b);
 
 /* The socket, for select()/poll() by an owner that waits on several sources. */

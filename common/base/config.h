@@ -33,14 +33,38 @@ typedef struct tf_option {
     double min, max;    /* accepted range for numbers; min == max means unchecked */
 } tf_option;
 
+/* The TLS settings of an amqps:// connection (the broker's and the management API's).
+ * Unset strings mean: the system trust store, no client certificate. */
+typedef struct tf_amqp_tls {
+    const char *cacert; /* PEM file of the CAs to trust instead of the system store */
+    const char *cert;   /* PEM client certificate (chain) to present */
+    const char *key;    /* its private key (PEM); unset: the key is in the cert file */
+    int verify;         /* 1: check the chain and the host name (default); 0: neither */
+} tf_amqp_tls;
+
 /* The connection and logging settings every program shares (docs/ARCHITECTURE.md,
- * "Configuration contract"). `type` must have members pg_url, amqp_url (char *) and log_level (char *). */
+ * "Configuration contract"). `type` must have members pg_url, amqp_url (char *),
+ * amqp_tls (tf_amqp_tls) and log_level (char *). PostgreSQL's TLS settings are libpq's own
+ * parameters of the --pg string (sslmode=verify-full, sslrootcert, sslcert, sslkey). */
 #define TF_OPTIONS_CONNECTION(type)                                                              \
     {"pg", "TOPICFLOW_PG_URL", TF_OPT_STRING, NULL,                                              \
-     "PostgreSQL connection string or URI", offsetof(type, pg_url), 0, 0},                       \
+     "PostgreSQL connection string or URI (TLS: sslmode=verify-full&sslrootcert=FILE)",          \
+     offsetof(type, pg_url), 0, 0},                                                              \
     {"amqp", "TOPICFLOW_AMQP_URL", TF_OPT_STRING, NULL,                                          \
      "amqp[s]://user:pass@host:port/vhost; a comma-separated list fails over in order",          \
      offsetof(type, amqp_url), 0, 0},                                                            \
+    {"amqp-cacert", "TOPICFLOW_AMQP_CACERT", TF_OPT_STRING, NULL,                                \
+     "amqps://: PEM file of the CAs to trust (default: the system trust store)",                 \
+     offsetof(type, amqp_tls.cacert), 0, 0},                                                     \
+    {"amqp-cert", "TOPICFLOW_AMQP_CERT", TF_OPT_STRING, NULL,                                    \
+     "amqps://: PEM client certificate to present (default: none)",                              \
+     offsetof(type, amqp_tls.cert), 0, 0},                                                       \
+    {"amqp-key", "TOPICFLOW_AMQP_KEY", TF_OPT_STRING, NULL,                                      \
+     "amqps://: private key of --amqp-cert (default: in the --amqp-cert file)",                  \
+     offsetof(type, amqp_tls.key), 0, 0},                                                        \
+    {"amqp-verify", "TOPICFLOW_AMQP_VERIFY", TF_OPT_BOOL, "on",                                  \
+     "amqps://: verify the broker's certificate chain and host name (off: for tests only)",     \
+     offsetof(type, amqp_tls.verify), 0, 0},                                                     \
     {"log-level", "TOPICFLOW_LOG", TF_OPT_STRING, "info", "error, warn, info or debug",          \
      offsetof(type, log_level), 0, 0}
 

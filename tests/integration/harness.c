@@ -107,6 +107,7 @@ static void create_database(harness *h)
 {
     PGconn *admin = admin_connect();
     char dbname[80], sql[256], *ident;
+    const char *ssl;
     PGresult *res;
 
     snprintf(dbname, sizeof(dbname), "tf_%s", h->name);
@@ -123,8 +124,10 @@ static void create_database(harness *h)
     PQclear(res);
     PQfreemem(ident);
     PQfinish(admin);
-    snprintf(h->pg_url, sizeof(h->pg_url), "postgresql://topicflow@127.0.0.1:%s/%s",
-             getenv("TOPICFLOW_PG_PORT"), dbname);
+    /* The TLS servers' env adds sslmode=verify-full and the certificates. */
+    ssl = getenv("TOPICFLOW_PG_SSL_PARAMS");
+    snprintf(h->pg_url, sizeof(h->pg_url), "postgresql://topicflow@127.0.0.1:%s/%s%s%s",
+             getenv("TOPICFLOW_PG_PORT"), dbname, ssl && *ssl ? "?" : "", ssl ? ssl : "");
 }
 
 static void run_migrate(harness *h)
@@ -138,13 +141,17 @@ static void run_migrate(harness *h)
         fail_msg("topicflow migrate failed for %s", h->pg_url);
 }
 
-void harness_setup_pg(harness *h, const char *name)
+/* env_file, when given, is loaded over <state>/env (the TLS servers' "tls/env"). */
+static void setup_pg(harness *h, const char *name, const char *env_file)
 {
     tf_err err;
 
     memset(h, 0, sizeof(*h));
+    h->amqp_tls.verify = 1;
     snprintf(h->name, sizeof(h->name), "%s", name);
     harness_load_env("env");
+    if (env_file)
+        harness_load_env(env_file);
     create_database(h);
     run_migrate(h);
     h->pg = tf_pg_connect(h->pg_url, "topicflow-test", &err);
@@ -152,18 +159,38 @@ void harness_setup_pg(harness *h, const char *name)
         fail_msg("%s", err.msg);
 }
 
-void harness_setup(harness *h, const char *name)
+void harness_setup_pg(harness *h, const char *name)
+{
+    setup_pg(h, name, NULL);
+}
+
+/* A fresh vhost tf_<name> on the node of `mode` ("" or "tls "), and its URL. */
+static void setup_vhost(harness *h, const char *mode, const char *scheme)
 {
     char args[128];
 
-    harness_setup_pg(h, name);
-    snprintf(args, sizeof(args), "vhost delete tf_%s", name);
+    snprintf(args, sizeof(args), "%svhost delete tf_%s", mode, h->name);
     harness_services(args);
-    snprintf(args, sizeof(args), "vhost add tf_%s", name);
+    snprintf(args, sizeof(args), "%svhost add tf_%s", mode, h->name);
     if (harness_services(args) != 0)
-        fail_msg("cannot create vhost tf_%s", name);
-    snprintf(h->amqp_url, sizeof(h->amqp_url), "amqp://guest:guest@127.0.0.1:%s/tf_%s",
-             getenv("TOPICFLOW_AMQP_PORT"), name);
+        fail_msg("cannot create vhost tf_%s", h->name);
+    snprintf(h->amqp_url, sizeof(h->amqp_url), "%s://guest:guest@127.0.0.1:%s/tf_%s", scheme,
+             getenv("TOPICFLOW_AMQP_PORT"), h->name);
+}
+
+void harness_setup(harness *h, const char *name)
+{
+    setup_pg(h, name, NULL);
+    setup_vhost(h, "", "amqp");
+}
+
+void harness_setup_tls(harness *h, const char *name)
+{
+    setup_pg(h, name, "tls/env");
+    setup_vhost(h, "tls ", "amqps");
+    h->amqp_tls.cacert = getenv("TOPICFLOW_AMQP_CACERT");
+    h->amqp_tls.cert = getenv("TOPICFLOW_AMQP_CERT");
+    h->amqp_tls.key = getenv("TOPICFLOW_AMQP_KEY");
 }
 
 void harness_teardown(harness *h)
@@ -333,7 +360,7 @@ int harness_stop(pid_t pid, int sig)
 tf_broker *harness_broker(harness *h)
 {
     tf_err err;
-    tf_broker *b = tf_broker_open(h->amqp_url, 30, &err);
+    tf_broker *b = tf_broker_open(h->amqp_url, &h->amqp_tls, 30, &err);
     if (!b)
         fail_msg("%s", err.msg);
     return b;

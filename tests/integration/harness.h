@@ -17,6 +17,7 @@ typedef struct harness {
     char name[64];         /* test name: database tf_<name>, vhost tf_<name> */
     char pg_url[512];
     char amqp_url[512];
+    tf_amqp_tls amqp_tls;  /* for amqps:// (harness_setup_tls); verification on */
     PGconn *pg;            /* superuser connection to the test database */
 } harness;
 
@@ -25,6 +26,10 @@ typedef struct harness {
 void harness_setup(harness *h, const char *name);
 /* The same without a vhost, for tests of the database side alone. */
 void harness_setup_pg(harness *h, const char *name);
+/* The same against the TLS-only servers of `dev-services tls` (fixture "tls"): loads
+ * <state>/tls/env over <state>/env, so the URLs carry sslmode=verify-full and amqps://, and
+ * TOPICFLOW_AMQP_CACERT, _CERT and _KEY reach the programs the test starts. */
+void harness_setup_tls(harness *h, const char *name);
 void harness_teardown(harness *h);
 
 /* Runs a statement without parameters that must succeed (test fixtures only). */

@@ -16,6 +16,7 @@
 
 typedef struct demo_config {
     const char *pg_url, *amqp_url, *log_level;
+    tf_amqp_tls amqp_tls;
     long batch;
     double poll;
     int notify;
@@ -66,6 +67,29 @@ static void test_flag_beats_environment_beats_default(void **state)
     assert_int_equal(parse(&cfg, 3, argv, &err), TF_CONFIG_OK);
     assert_int_equal(cfg.batch, 7);
     unsetenv("DEMO_BATCH");
+}
+
+static void test_amqp_tls_settings_default_to_system_store_and_verification(void **state)
+{
+    char *argv[] = {"prog", "--amqp-cert", "client.pem", "--amqp-verify", "off"};
+    demo_config cfg;
+    tf_err err;
+
+    unsetenv("TOPICFLOW_AMQP_CACERT");
+    unsetenv("TOPICFLOW_AMQP_CERT");
+    unsetenv("TOPICFLOW_AMQP_VERIFY");
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_null(cfg.amqp_tls.cacert);
+    assert_null(cfg.amqp_tls.cert);
+    assert_null(cfg.amqp_tls.key);
+    assert_int_equal(cfg.amqp_tls.verify, 1);
+    /* TOPICFLOW_AMQP_CACERT, read by the broker before the flag existed, is its variable. */
+    setenv("TOPICFLOW_AMQP_CACERT", "/etc/topicflow/ca.pem", 1);
+    assert_int_equal(parse(&cfg, 5, argv, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.amqp_tls.cacert, "/etc/topicflow/ca.pem");
+    assert_string_equal(cfg.amqp_tls.cert, "client.pem");
+    assert_int_equal(cfg.amqp_tls.verify, 0);
+    unsetenv("TOPICFLOW_AMQP_CACERT");
 }
 
 static void test_bad_values_are_errors_naming_the_setting(void **state)
@@ -184,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_defaults_apply_without_flags_or_environment),
         cmocka_unit_test(test_flag_beats_environment_beats_default),
         cmocka_unit_test(test_bad_values_are_errors_naming_the_setting),
+        cmocka_unit_test(test_amqp_tls_settings_default_to_system_store_and_verification),
         cmocka_unit_test(test_help_version_and_positional_arguments),
         cmocka_unit_test(test_boolean_flag_takes_a_separate_word),
         cmocka_unit_test(test_durations_and_sizes),
