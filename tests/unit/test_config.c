@@ -1,6 +1,6 @@
 /*
  * test_config.c - the settings table: precedence (flag > environment > default), strict
- * value parsing with errors that name the setting, durations and sizes, URL redaction.
+ * value parsing with errors that name the setting, durations and sizes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,20 +148,6 @@ static void test_durations_and_sizes(void **state)
     assert_int_equal(tf_parse_size("1.5M", &b), -1);
 }
 
-static void test_urls_are_logged_without_passwords(void **state)
-{
-    char buf[256];
-
-    assert_string_equal(tf_log_redact_url("amqp://guest:s3cret@h:5672/v", buf, sizeof(buf)),
-                        "amqp://guest:***@h:5672/v");
-    assert_string_equal(tf_log_redact_url("amqp://a:x@h1,amqps://b:y@h2/", buf, sizeof(buf)),
-                        "amqp://a:***@h1,amqps://b:***@h2/");
-    assert_string_equal(tf_log_redact_url("host=db password=hunter2 user=me", buf, sizeof(buf)),
-                        "host=db password=*** user=me");
-    assert_string_equal(tf_log_redact_url("postgresql://me@db/x", buf, sizeof(buf)),
-                        "postgresql://me@db/x");
-}
-
 static void test_backoff_grows_to_the_cap_with_jitter(void **state)
 {
     tf_backoff b;
@@ -187,7 +173,6 @@ int main(void)
         cmocka_unit_test(test_help_version_and_positional_arguments),
         cmocka_unit_test(test_boolean_flag_takes_a_separate_word),
         cmocka_unit_test(test_durations_and_sizes),
-        cmocka_unit_test(test_urls_are_logged_without_passwords),
         cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
