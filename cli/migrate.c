@@ -40,7 +40,7 @@ int cli_migrate(int argc, char **argv)
     if (first < argc)
         return cli_error("migrate", CLI_USAGE, "unexpected argument '%s'", argv[first]);
     if (!cfg.pg_url)
-        return cli_error("migrate", CLI_USAGE, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
+        return cli_error("migrate", CLI_USAGE, "no PostgreSQL URL: set --pg, TOPICFLOW_PG_URL or TOPICFLOW_PG_URL_FILE");
     conn = tf_pg_connect(cfg.pg_url, "topicflow-migrate", &err);
     if (!conn)
         goto fail;
