@@ -147,3 +147,30 @@ int tf_migrate_current(PGconn *conn, int *version, tf_err *err)
     PQclear(res);
     return 0;
 }
+
+int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
+{
+    char *verifier = PQencryptPasswordConn(conn, password, role, NULL);
+    const char *params[2] = {role, verifier};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (!verifier) {
+        tf_pg_result_error(conn, NULL, err);
+        tf_err_prefix(err, "hashing the password");
+        goto done;
+    }
+    res = PQexecParams(conn, "select format('alter role %I password %L', $1::text, $2::text)", 2,
+                       NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0) {
+        res = NULL;
+        goto done;
+    }
+    rc = tf_pg_command(conn, PQgetvalue(res, 0, 0), err);
+done:
+    if (rc < 0)
+        tf_err_prefix(err, "setting the password of %s", role);
+    PQclear(res);
+    PQfreemem(verifier);
+    return rc;
+}
