@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pg/pg.h"
 
@@ -148,7 +149,8 @@ int tf_migrate_current(PGconn *conn, int *version, tf_err *err)
     return 0;
 }
 
-int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
+/* One ALTER ROLE ... PASSWORD with the hash of password (never the password itself). */
+static int alter_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
 {
     char *verifier = PQencryptPasswordConn(conn, password, role, NULL);
     const char *params[2] = {role, verifier};
@@ -168,9 +170,22 @@ int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *pas
     }
     rc = tf_pg_command(conn, PQgetvalue(res, 0, 0), err);
 done:
-    if (rc < 0)
-        tf_err_prefix(err, "setting the password of %s", role);
     PQclear(res);
     PQfreemem(verifier);
     return rc;
+}
+
+int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
+{
+    /* ALTER ROLE takes no lock that serializes it with another ALTER ROLE of the same role
+     * (from another database of the cluster): the loser fails with an internal error and
+     * succeeds when run again, after the winner committed. */
+    for (int attempt = 1;; attempt++) {
+        if (alter_role_password(conn, role, password, err) == 0)
+            return 0;
+        if (attempt == 5 || strcmp(err->code, "XX000") != 0 ||
+            !strstr(err->msg, "tuple concurrently updated"))
+            return tf_err_prefix(err, "setting the password of %s", role);
+        usleep(20000 * (useconds_t)attempt);
+    }
 }

@@ -33,8 +33,8 @@ int tf_migrate_current(PGconn *conn, int *version, tf_err *err);
  * Set the password of role (one the migrations create: topicflow_producer,
  * topicflow_worker). The password is hashed here, with the server's password_encryption
  * (PQencryptPasswordConn), so the plaintext never travels nor reaches a server log. Roles
- * are cluster-wide: two databases' runs setting one role's password at the same instant may
- * fail with "tuple concurrently updated"; run again.
+ * are cluster-wide: when another database's run sets the same role's password at the same
+ * instant ("tuple concurrently updated"), it is set again, up to five times.
  */
 int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err);
 

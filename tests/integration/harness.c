@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,21 +129,15 @@ static void create_database(harness *h)
 
 /* Migrates the test database. The environment of dev-services names the roles' password
  * files (TOPICFLOW_PRODUCER_PASSWORD_FILE, TOPICFLOW_WORKER_PASSWORD_FILE), so migrate also
- * sets the passwords, as an operator's deploy would. Roles are cluster-wide and two tests'
- * ALTER ROLE at once can fail ("tuple concurrently updated"): a lock file in the state dir
- * serializes the runs of parallel tests. */
+ * sets the passwords, as an operator's deploy would (parallel tests set the same passwords:
+ * migrate copes with that). */
 static void run_migrate(harness *h)
 {
-    char cmd[2048], lock[1024];
-    int rc, fd;
+    char cmd[2048];
+    int rc;
 
-    snprintf(lock, sizeof(lock), "%s/roles.lock", getenv("TOPICFLOW_STATE_DIR"));
-    fd = open(lock, O_WRONLY | O_CREAT, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0)
-        fail_msg("cannot lock %s: %s", lock, strerror(errno));
     snprintf(cmd, sizeof(cmd), "%s/topicflow migrate --pg '%s' >/dev/null", TF_BIN_DIR, h->pg_url);
     rc = system(cmd);
-    close(fd);
     if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
         fail_msg("topicflow migrate failed for %s", h->pg_url);
 }
