@@ -181,7 +181,13 @@ def language_shares(H, langs):
 
 
 def spawn(prog, *args, log):
-    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log)
+    """Starts a daemon as its own role, as bench/run describes it in TOPICFLOW_BENCH_<ROLE>_PG_URL
+    and TOPICFLOW_BENCH_<ROLE>_PG_PASSWORD_FILE."""
+    role = prog.split("-")[-1].upper()
+    env = dict(os.environ,
+               TOPICFLOW_PG_URL=os.environ["TOPICFLOW_BENCH_%s_PG_URL" % role],
+               TOPICFLOW_PG_PASSWORD_FILE=os.environ["TOPICFLOW_BENCH_%s_PG_PASSWORD_FILE" % role])
+    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log, env=env)
 
 
 def main():
