@@ -21,10 +21,12 @@ Run through bench/quality, which starts the throwaway servers and builds the pro
 """
 import argparse
 import base64
+import ctypes
 import collections
 import json
 import math
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -187,7 +189,14 @@ def spawn(prog, *args, log):
     env = dict(os.environ,
                TOPICFLOW_PG_URL=os.environ["TOPICFLOW_BENCH_%s_PG_URL" % role],
                TOPICFLOW_PG_PASSWORD_FILE=os.environ["TOPICFLOW_BENCH_%s_PG_PASSWORD_FILE" % role])
-    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log, env=env)
+    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log, env=env,
+                            preexec_fn=die_with_parent)
+
+
+def die_with_parent():
+    """In the child: SIGTERM when the harness dies, however it dies (PR_SET_PDEATHSIG), so that
+    no daemon of a failed run lives on to consume the next run's events."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def main():
@@ -304,6 +313,10 @@ def main():
         print("languages per topic of the kept model (documents, share en, share ar):")
         print("  " + "; ".join("%d: %d %.0f%%/%.0f%%" % (j, c, 100 * e, 100 * a)
                                for j, (c, e, a) in kept_shares.items()))
+        both = [min(e, a) for (c, e, a) in kept_shares.values()]
+        print("bilingual: %d of %d topics hold both languages with the minority >= 25 %%;"
+              " lowest minority share %.0f %%"
+              % (sum(1 for m in both if m >= 0.25), len(both), 100 * min(both) if both else 0))
     print()
     print("topicflow status, settled:")
     print("\n".join("  " + l for l in status.splitlines() if l.startswith(("model", "last_"))))

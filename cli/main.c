@@ -25,6 +25,7 @@ static const command commands[] = {
     {"refit", cli_refit, "batch NMF over every document as a new model version, then re-fold"},
     {"replay", cli_replay, "reprocess past events (a range of ids or times, or all)"},
     {"sample", cli_sample, "write realistic sample internship postings (JSONL or CSV)"},
+    {"lexicon", cli_lexicon, "build the Arabic-English lexicon, or show what it makes of words"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
