@@ -66,7 +66,6 @@ static const tf_option purge_options[] = {
      offsetof(dlq_config, yes), 0, 0},
 };
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* What an operator needs to know about one dead letter. */
 typedef struct dead_letter {

@@ -12,6 +12,9 @@
 
 enum { CLI_CONTINUE = -1 };
 
+/* The number of entries of an option table (any array). */
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 /*
  * Parse argv (argv[0] = the command's name) against opts into cfg. Positional arguments are
  * moved behind the options in argv (keeping their order) and *first_arg is the index of the

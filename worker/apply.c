@@ -186,9 +186,18 @@ static int count_terms(applier *a, work_item *item, tf_err *err)
         return -1;
     if (toks.n == 0)
         return 1;
-    if (tf_vocab_count(a->vocab, &toks, 0, &item->bag, err) < 0)
+    if (tf_vocab_count(a->vocab, &toks, TF_VOCAB_FIRST, &item->bag, err) < 0)
         return -1;
     item->unknown_terms = item->bag.n_unknown > 0;
+    tf_buf_reset(&item->forms);
+    for (size_t i = 0; !item->unknown_terms && i < item->bag.n; i++) {
+        const tf_token *t = &toks.tok[item->bag.first[i]];
+        if (i)
+            tf_buf_append(&item->forms, ",", 1);
+        tf_pg_append_text_element(&item->forms, toks.bytes + t->form_off, t->form_len);
+    }
+    if (!tf_buf_ok(&item->forms))
+        return tf_err_set(err, "out of memory");
     for (size_t i = 0; i < item->bag.n_unknown; i++) {
         const tf_token *t = &toks.tok[item->bag.unknown[i]];
         if (!a->unknown) {
@@ -644,6 +653,51 @@ done:
     return rc;
 }
 
+/* The surface forms of the documents this batch stored, one row of (term id, form) pairs
+ * per batch, appended like the statistics deltas so that no worker shares a hot row: the
+ * upkeep thread folds them into term_forms (sql/008). */
+static int record_forms(PGconn *conn, const work_item *items, const batch_result *r, tf_err *err)
+{
+    tf_buf ids, forms;
+    const char *params[2];
+    int rc = -1, first = 1;
+
+    if (r->add.X.n_rows == 0)
+        return 0;
+    tf_buf_init(&ids);
+    tf_buf_init(&forms);
+    tf_buf_append(&ids, "{", 1);
+    tf_buf_append(&forms, "{", 1);
+    for (int32_t row = 0; row < r->add.X.n_rows; row++) {
+        const work_item *it = &items[r->add_item[row]];
+        if (it->bag.n == 0)
+            continue;
+        if (!first) {
+            tf_buf_append(&ids, ",", 1);
+            tf_buf_append(&forms, ",", 1);
+        }
+        for (size_t i = 0; i < it->bag.n; i++)
+            tf_buf_printf(&ids, i ? ",%d" : "%d", it->bag.ids[i]);
+        tf_buf_append(&forms, it->forms.p, it->forms.len);
+        first = 0;
+    }
+    tf_buf_append(&ids, "}", 1);
+    tf_buf_append(&forms, "}", 1);
+    params[0] = ids.p;
+    params[1] = forms.p;
+    if (!tf_buf_ok(&ids) || !tf_buf_ok(&forms))
+        tf_err_set(err, "out of memory");
+    else if (!first && exec_params(conn, "insert into topicflow.term_form_deltas (term_ids, forms)"
+                                         " values ($1::int[], $2::text[])",
+                                   2, params, PGRES_COMMAND_OK, NULL, err) == 0)
+        rc = 0;
+    else if (first)
+        rc = 0;
+    tf_buf_free(&ids);
+    tf_buf_free(&forms);
+    return rc;
+}
+
 /* The rows to store: deletions as tombstones, new vectors with their mixtures. */
 static int fill_upsert(const applier *a, const work_item *items, size_t n, const batch_result *r,
                        upsert *up, tf_err *err)
@@ -743,7 +797,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
                                  res.df.deltas, res.df.n, err) < 0)
             goto fail;
     }
-    if (record_processed(conn, a->name, items, n, err) < 0 ||
+    if (record_forms(conn, items, &res, err) < 0 || record_processed(conn, a->name, items, n, err) < 0 ||
         tf_pg_command(conn, "commit", err) < 0)
         goto fail;
     stats->applied = res.applied;

@@ -16,6 +16,7 @@ void work_item_clear(work_item *item)
     free(item->doc_id);
     free(item->text);
     tf_bag_free(&item->bag);
+    tf_buf_free(&item->forms);
     memset(item, 0, sizeof(*item));
 }
 

@@ -211,6 +211,20 @@ static int refold(maintenance *m, tf_err *err)
     return 0;
 }
 
+/* The surface forms the batches appended, into the per-term counts the topics are shown
+ * by (sql/008). One worker at a time; the others skip (the function's advisory lock). */
+static int fold_forms(maintenance *m, tf_err *err)
+{
+    PGresult *res = PQexec(m->pg, "select topicflow.fold_term_forms()");
+
+    if (tf_pg_check(m->pg, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    if (PQntuples(res) == 1 && atoll(PQgetvalue(res, 0, 0)) > 0)
+        log_debug("term forms folded", "pairs=%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
 /* Seconds since this worker's last committed batch (a large number before the first). */
 static double quiet_for(maintenance *m)
 {
@@ -414,7 +428,8 @@ static void pass(maintenance *m)
     }
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
-        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0)
+        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0 ||
+        fold_forms(m, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 

@@ -65,9 +65,11 @@ struct tf_text {
     char *fix; /* repaired copy of an ill-formed input */
     size_t fix_cap;
     int32_t *cp; /* the normalized document */
+    int32_t *raw; /* the same code points before the Arabic folding: the surface forms */
     uint8_t *cls;
     size_t cp_len, cp_cap;
     char word[WORD_MAX];
+    char form[WORD_MAX];
 
     char *out;
     size_t out_len, out_cap;
@@ -164,6 +166,10 @@ static int reserve_cp(tf_text *t, size_t extra)
     if (!cp)
         return -1;
     t->cp = cp;
+    cp = realloc(t->raw, need * sizeof(*cp));
+    if (!cp)
+        return -1;
+    t->raw = cp;
     cls = realloc(t->cls, need);
     if (!cls)
         return -1;
@@ -175,12 +181,13 @@ static int reserve_cp(tf_text *t, size_t extra)
 /* ASCII needs no utf8proc: its NFKC case fold is plain lower-casing. */
 static void push_ascii(tf_text *t, const char *s, size_t len)
 {
-    int32_t *cp = t->cp + t->cp_len;
+    int32_t *cp = t->cp + t->cp_len, *raw = t->raw + t->cp_len;
     uint8_t *cls = t->cls + t->cp_len;
 
     for (size_t i = 0; i < len; i++) {
         uint8_t c = t->ascii_low[(unsigned char)s[i]];
         cp[i] = c;
+        raw[i] = c;
         cls[i] = t->ascii_cls[c];
     }
     t->cp_len += len;
@@ -214,6 +221,7 @@ static int push_unicode(tf_text *t, const char *s, size_t len)
         k = c < 0x80 ? ascii_class(c) : unicode_class(c);
         if (k == C_MARK && is_arabic_block(c))
             continue; /* tashkeel, superscript alef, Quranic marks */
+        t->raw[t->cp_len] = c < 0x80 ? c : dst[i]; /* before t->cp overwrites it */
         t->cp[t->cp_len] = c;
         t->cls[t->cp_len++] = k;
     }
@@ -244,9 +252,10 @@ static void push_plain_arabic(tf_text *t, const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
 
     for (size_t i = 0; i < len; i += 2) {
-        int32_t c = arabic_fold(((s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F));
+        int32_t r = ((s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F), c = arabic_fold(r);
         if (c < 0 || (c >= 0x064B && c <= 0x0652))
             continue; /* tatweel, harakat */
+        t->raw[t->cp_len] = c < 0x80 ? c : r;
         t->cp[t->cp_len] = c;
         t->cls[t->cp_len++] = c < 0x80 ? C_DIGIT : C_ARABIC;
     }
@@ -310,10 +319,20 @@ static int prepare(tf_text *t, const char *s, size_t len, size_t *invalid)
 
 /* ---- output -------------------------------------------------------------------- */
 
-static void push_token(tf_text *t, const char *s, size_t len)
+/* Appends term s[0..len) and its surface form, the code points cp[fs..fe) as written
+ * (before the Arabic folding; tashkeel and tatweel already gone), to the output. */
+static void push_token(tf_text *t, const char *s, size_t len, size_t fs, size_t fe)
 {
-    if (t->out_len + len + 1 > t->out_cap) {
-        size_t cap = 2 * t->out_cap + len + 1;
+    size_t flen = 0;
+
+    for (size_t i = fs; i < fe; i++) {
+        if (t->raw[i] < 0x80)
+            t->form[flen++] = (char)t->raw[i];
+        else
+            flen += tf_utf8_encode((uint32_t)t->raw[i], t->form + flen);
+    }
+    if (t->out_len + len + flen + 2 > t->out_cap) {
+        size_t cap = 2 * t->out_cap + len + flen + 2;
         char *o = realloc(t->out, cap);
         if (!o) {
             t->oom = 1;
@@ -336,8 +355,13 @@ static void push_token(tf_text *t, const char *s, size_t len)
     t->out[t->out_len + len] = '\0';
     t->tok[t->n_tok].off = (uint32_t)t->out_len;
     t->tok[t->n_tok].len = (uint32_t)len;
-    t->n_tok++;
     t->out_len += len + 1;
+    memcpy(t->out + t->out_len, t->form, flen);
+    t->out[t->out_len + flen] = '\0';
+    t->tok[t->n_tok].form_off = (uint32_t)t->out_len;
+    t->tok[t->n_tok].form_len = (uint32_t)flen;
+    t->out_len += flen + 1;
+    t->n_tok++;
 }
 
 /* ---- words ------------------------------------------------------------------------ */
@@ -411,7 +435,7 @@ static int emit_technical(tf_text *t, size_t s, size_t e)
         return 0;
     len = encode_span(t, s, e, t->word);
     if (lex_kind(t, t->word, len) == K_KEEP || tech_shape(t->word, len)) {
-        push_token(t, t->word, len);
+        push_token(t, t->word, len, s, e);
         return 1;
     }
     return 0;
@@ -466,6 +490,16 @@ static int32_t resolve_word(tf_text *t, const char *w, size_t len, size_t n, int
     return (int32_t)len;
 }
 
+/* Where the surface form of word cp[s..e) starts: after the و/ف that resolve_word takes
+ * off وال/فال words, so the form shows the word the term was made of. */
+static size_t form_start(const tf_text *t, size_t s, size_t e, int script)
+{
+    if (script == C_ARABIC && e - s >= 5 && (t->cp[s] == 0x0648 || t->cp[s] == 0x0641) &&
+        t->cp[s + 1] == 0x0627 && t->cp[s + 2] == 0x0644)
+        return s + 1;
+    return s;
+}
+
 /* A word is looked up in the cache first: postings repeat their vocabulary, and a hit
  * saves the stop-word lookup and the stemmer (about 100-250 ns). */
 static void emit_word(tf_text *t, size_t s, size_t e, int script, int has_digit)
@@ -485,12 +519,13 @@ static void emit_word(tf_text *t, size_t s, size_t e, int script, int has_digit)
     slot = tf_strmap_find(c, h, t->word, len);
     if (slot->key_len) {
         if (slot->val >= 0)
-            push_token(t, tf_strmap_at(c, slot->val_off), (size_t)slot->val);
+            push_token(t, tf_strmap_at(c, slot->val_off), (size_t)slot->val,
+                       form_start(t, s, e, script), e);
         return;
     }
     tlen = resolve_word(t, t->word, len, e - s, script, has_digit, &term);
     if (tlen >= 0)
-        push_token(t, term, (size_t)tlen);
+        push_token(t, term, (size_t)tlen, form_start(t, s, e, script), e);
     if (t->oom)
         return; /* a word dropped for want of memory must not be remembered as dropped */
 
@@ -727,6 +762,7 @@ void tf_text_free(tf_text *t)
     tf_strmap_free(&t->cache);
     free(t->fix);
     free(t->cp);
+    free(t->raw);
     free(t->cls);
     free(t->out);
     free(t->tok);

@@ -39,6 +39,11 @@ typedef struct tf_text_opts {
 typedef struct tf_token {
     uint32_t off; /* into tf_tokens.bytes; the token is NUL-terminated there too */
     uint32_t len; /* bytes */
+    /* The surface form the term was made of, as written in the document but case-folded
+     * (NFKC), without tashkeel and tatweel and before the Arabic letter folding and the
+     * stemmer: "financial" for "financi", "إنشائية" for "انشاييه". Into tf_tokens.bytes,
+     * NUL-terminated; equal to the term for technical tokens and unstemmed words. */
+    uint32_t form_off, form_len;
 } tf_token;
 
 /* The terms of one document, in document order, duplicates included. Owned by the

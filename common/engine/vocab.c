@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "base/hash.h"
 #include "base/strmap.h"
 
@@ -197,6 +198,8 @@ void tf_bag_free(tf_bag *b)
     free(b->counts);
     free(b->weights);
     free(b->unknown);
+    free(b->first);
+    free(b->tok_ids);
     memset(b, 0, sizeof(*b));
 }
 
@@ -279,13 +282,38 @@ static void sort_ids(int32_t *a, size_t n)
     }
 }
 
+/* bag->first[i] for each of bag's (ascending) ids: its first token, found by bisection. */
+static void bag_first_tokens(tf_bag *bag, size_t n_tok)
+{
+    for (size_t i = 0; i < bag->n; i++)
+        bag->first[i] = UINT32_MAX;
+    for (size_t i = 0; i < n_tok; i++) {
+        int32_t id = bag->tok_ids[i];
+        size_t lo = 0, hi = bag->n;
+        if (id < 0)
+            continue;
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (bag->ids[mid] <= id)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        if (bag->first[lo] == UINT32_MAX)
+            bag->first[lo] = (uint32_t)i;
+    }
+}
+
 int tf_vocab_count(tf_vocab *v, const tf_tokens *toks, int flags, tf_bag *bag, tf_err *err)
 {
     size_t m = 0, u = 0;
+    int first = (flags & TF_VOCAB_FIRST) != 0;
 
     bag->n = 0;
     bag->n_unknown = 0;
-    if (bag_reserve(bag, toks->n) < 0)
+    if (bag_reserve(bag, toks->n) < 0 ||
+        (first && (TF_GROW(bag->first, bag->first_cap, toks->n) < 0 ||
+                   TF_GROW(bag->tok_ids, bag->tok_ids_cap, toks->n) < 0)))
         return tf_err_set(err, "out of memory counting %zu tokens", toks->n);
     for (size_t i = 0; i < toks->n; i++) {
         const char *s = toks->bytes + toks->tok[i].off;
@@ -295,6 +323,8 @@ int tf_vocab_count(tf_vocab *v, const tf_tokens *toks, int flags, tf_bag *bag, t
             if (id < 0)
                 return -1;
         }
+        if (first)
+            bag->tok_ids[i] = id;
         if (id < 0) {
             if (bag_unknown(bag, (uint32_t)i) < 0)
                 return tf_err_set(err, "out of memory counting %zu tokens", toks->n);
@@ -312,6 +342,8 @@ int tf_vocab_count(tf_vocab *v, const tf_tokens *toks, int flags, tf_bag *bag, t
         }
     }
     bag->n = u;
+    if (first)
+        bag_first_tokens(bag, toks->n);
     return 0;
 }
 

@@ -58,13 +58,18 @@ typedef struct tf_bag {
      * one per occurrence, so the caller can add them (e.g. with ids from a database). */
     uint32_t *unknown;
     size_t n_unknown;
-    size_t cap, unknown_cap;
+    /* With TF_VOCAB_FIRST: first[i] is the index (into tf_tokens.tok) of the first token
+     * of ids[i], whose surface form (tf_token.form_off) the document shows that term by. */
+    uint32_t *first;
+    int32_t *tok_ids; /* scratch: the id of each token */
+    size_t cap, unknown_cap, first_cap, tok_ids_cap;
 } tf_bag;
 
 void tf_bag_init(tf_bag *b);
 void tf_bag_free(tf_bag *b);
 
-#define TF_VOCAB_GROW 1 /* tf_vocab_count adds unknown terms instead of reporting them */
+#define TF_VOCAB_GROW 1  /* tf_vocab_count adds unknown terms instead of reporting them */
+#define TF_VOCAB_FIRST 2 /* tf_vocab_count also fills bag->first */
 
 /* Step 1, count: turn a document's tokens into bag (ids ascending, counts). Document
  * frequencies are not touched. -1 on out of memory. */

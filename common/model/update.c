@@ -408,9 +408,10 @@ static int recount_and_weight(snapshot *s, tf_err *err)
 }
 
 /* Reorders the columns of W (n_terms × k) so that new topic j gets the id of its best
- * match in the previous model; unmatched topics take the ids left over, in order. */
+ * match in the previous model; unmatched topics take the ids left over, in order.
+ * by_id[id] (k entries) gets the cosine of topic id with its match, -1 when new. */
 static int keep_topic_ids(const snapshot *s, double *W, int32_t n_terms, int k, double *mean,
-                          tf_err *err)
+                          double *by_id, tf_err *err)
 {
     int *map = malloc((size_t)k * sizeof(int)), *taken = calloc((size_t)k, sizeof(int));
     double *sim = malloc((size_t)k * sizeof(double)), *copy = NULL, total = 0;
@@ -430,9 +431,13 @@ static int keep_topic_ids(const snapshot *s, double *W, int32_t n_terms, int k, 
             matched++;
         }
     }
+    for (int j = 0; j < k; j++)
+        by_id[j] = -1;
     for (int j = 0; j < k; j++) {
-        if (map[j] >= 0)
+        if (map[j] >= 0) {
+            by_id[map[j]] = sim[j];
             continue;
+        }
         while (taken[next])
             next++;
         map[j] = next;
@@ -459,11 +464,13 @@ done:
 }
 
 static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_result *r,
-                         const tf_update_opts *opts, tf_err *err)
+                         const double *match, const tf_update_opts *opts, tf_err *err)
 {
     const nmf_batch_result *fit = &r->fit;
     char ep[32], k_asked[16], k_fit[16], docs[32], terms[16], kept[16], relerr[32], coh[32];
-    const char *eparams[9];
+    char mean[32];
+    const char *eparams[11];
+    tf_buf matches;
     int64_t head, epoch;
     tf_buf ids, dfs;
     const char *params[2];
@@ -473,6 +480,7 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
 
     tf_buf_init(&ids);
     tf_buf_init(&dfs);
+    tf_buf_init(&matches);
     if (tf_pg_command(conn, "begin", err) < 0)
         return -1;
     if (tf_model_head(conn, &head, &epoch, err) < 0)
@@ -531,10 +539,27 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     eparams[7] = opts->reason ? opts->reason : "operator";
     snprintf(coh, sizeof(coh), "%.6g", r->coherence);
     eparams[8] = coh;
+    /* How the topics moved (sql/008): per topic id its cosine with its match, null if new. */
+    snprintf(mean, sizeof(mean), "%.6g", r->mean_match);
+    eparams[9] = r->mean_match >= 0 ? mean : NULL;
+    tf_buf_append(&matches, "{", 1);
+    for (int j = 0; match && j < m->k; j++) {
+        if (match[j] >= 0)
+            tf_buf_printf(&matches, j ? ",%.6g" : "%.6g", match[j]);
+        else
+            tf_buf_append(&matches, j ? ",NULL" : "NULL", j ? 5 : 4);
+    }
+    tf_buf_append(&matches, "}", 1);
+    if (!tf_buf_ok(&matches)) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    eparams[10] = match ? matches.p : NULL;
     res = PQexecParams(conn, "insert into topicflow.model_epochs (epoch, k_asked, k, fit_docs,"
-                             " fit_terms, kept_terms, relative_error, reason, coherence)"
-                             " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                       9, NULL, eparams, NULL, NULL, 0);
+                             " fit_terms, kept_terms, relative_error, reason, coherence,"
+                             " mean_match, topic_match)"
+                             " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                       11, NULL, eparams, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
@@ -551,6 +576,7 @@ done:
         rollback(conn);
     tf_buf_free(&ids);
     tf_buf_free(&dfs);
+    tf_buf_free(&matches);
     return rc;
 }
 
@@ -560,7 +586,7 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
     tf_model m;
     nmf_batch_opts bo;
     tf_csr Xk;
-    double *H = NULL, *Wk = NULL;
+    double *H = NULL, *Wk = NULL, *match = NULL;
     uint8_t *keep = NULL;
     int32_t *map = NULL, kept = 0;
     int k, locked = 0, rc = -1;
@@ -637,12 +663,19 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
             memcpy(m.W + (size_t)t * (size_t)k, Wk + (size_t)map[t] * (size_t)k,
                    (size_t)k * sizeof(double));
     out->mean_match = -1;
-    if (s.prev.version && keep_topic_ids(&s, m.W, m.n_terms, m.k, &out->mean_match, err) < 0)
-        goto done;
+    if (s.prev.version) {
+        match = malloc((size_t)k * sizeof(*match));
+        if (!match) {
+            tf_err_set(err, "out of memory");
+            goto done;
+        }
+        if (keep_topic_ids(&s, m.W, m.n_terms, m.k, &out->mean_match, match, err) < 0)
+            goto done;
+    }
     out->k = k;
     out->kept_terms = kept;
     if (tf_coherence_npmi(&Xk, Wk, kept, k, TF_COHERENCE_TOP, &out->coherence, err) < 0 ||
-        tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, opts, err) < 0)
+        tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, match, opts, err) < 0)
         goto done;
     out->version = m.version;
     out->n_docs = s.X.n_rows;
@@ -657,6 +690,7 @@ done:
         rollback(conn);
     free(H);
     free(Wk);
+    free(match);
     free(keep);
     free(map);
     csr_free(&Xk);

@@ -65,12 +65,19 @@ int harness_services(const char *args)
 
 char *harness_services_read(const char *args)
 {
-    char cmd[1024], chunk[4096], *out = NULL;
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), "%s/scripts/dev-services %s", TF_SOURCE_DIR, args);
+    return harness_shell_read(cmd);
+}
+
+char *harness_shell_read(const char *cmd)
+{
+    char chunk[4096], *out = NULL;
     size_t len = 0, n;
     FILE *p;
     int rc;
 
-    snprintf(cmd, sizeof(cmd), "%s/scripts/dev-services %s", TF_SOURCE_DIR, args);
     p = popen(cmd, "r");
     if (!p)
         return NULL;

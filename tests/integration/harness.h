@@ -68,6 +68,9 @@ long long harness_wait_scalar(harness *h, const char *sql, long long want, doubl
 int harness_services(const char *args);
 /* The same, returning what it printed on stdout (caller frees); NULL when it failed. */
 char *harness_services_read(const char *args);
+/* Runs a shell command line; what it printed on stdout (caller frees), NULL when it exited
+ * non-zero. */
+char *harness_shell_read(const char *cmd);
 /* Loads <state>/<file> (KEY=VALUE lines, as dev-services writes them) into the environment;
  * harness_setup loads "env". */
 void harness_load_env(const char *file);

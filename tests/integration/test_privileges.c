@@ -65,6 +65,7 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
         {"select topicflow.outbox_retry(1)", 0},
         {"delete from topicflow.outbox_rejected", 0},
         {"select * from topicflow.documents", 0},
+        {"select * from topicflow.term_forms", 0},
         {"insert into topicflow.processed_events values (1)", 0},
         {"insert into public.internships (title) values ('x')", 0},
     };
@@ -80,6 +81,16 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
         {"delete from topicflow.model where version < 0", 1},
         {"select * from topicflow.model_epochs", 1},
         {"select pg_try_advisory_xact_lock(7340155, 1)", 1},
+        {"insert into topicflow.term_form_deltas (term_ids, forms) values ('{1}', '{x}')", 1},
+        {"select topicflow.fold_term_forms()", 1},
+        {"insert into topicflow.term_forms (term_id, form, docs) values (1, 'x', 1)"
+         " on conflict (term_id, form) do update set docs = topicflow.term_forms.docs + 1", 1},
+        {"select display from topicflow.topics", 1},
+        {"delete from topicflow.term_forms", 0},
+        {"truncate topicflow.term_form_deltas", 0},
+        {"insert into topicflow.topic_labels (topic, label) values (0, 'x')", 0},
+        {"select * from topicflow.topic_labels", 0},
+        {"select topicflow.document_title('public.internships', '1')", 0},
         {"delete from topicflow.processed_events", 0},
         {"update topicflow.processed_events set event_id = event_id", 0},
         {"truncate topicflow.processed_events", 0},
@@ -94,6 +105,8 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
         {"select topicflow.outbox_set_aside(1, 'x')", 0},
         {"select topicflow.outbox_delete_published(0, 1000)", 0},
         {"select topicflow.key_exists('public.internships', 'id', '1')", 0},
+        {"select topicflow.fold_term_forms()", 0},
+        {"insert into topicflow.term_form_deltas (term_ids, forms) values ('{1}', '{x}')", 0},
     };
 
     harness_setup_pg(&h, "privileges");

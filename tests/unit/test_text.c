@@ -378,6 +378,42 @@ static void test_utf8_floor_never_splits_a_sequence(void **state)
     assert_int_equal(tf_utf8_floor(s, len, 100), len);
 }
 
+/* The surface forms of s's tokens joined by single spaces. */
+static const char *forms(tf_text *t, const char *s)
+{
+    static char buf[4096];
+    tf_tokens k;
+    tf_err err = {{0}};
+    size_t o = 0;
+
+    assert_int_equal(tf_text_tokenize(t, s, strlen(s), &k, &err), 0);
+    buf[0] = '\0';
+    for (size_t i = 0; i < k.n && o + k.tok[i].form_len + 2 < sizeof(buf); i++) {
+        assert_int_equal(strlen(k.bytes + k.tok[i].form_off), k.tok[i].form_len);
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s", i ? " " : "",
+                              k.bytes + k.tok[i].form_off);
+    }
+    return buf;
+}
+
+static void test_surface_forms_are_the_words_before_stemming(void **state)
+{
+    tf_text *t = *state;
+
+    check(t, "Financial Warehouses, C++ and node.js", "financi warehous c++ node.js");
+    assert_string_equal(forms(t, "Financial Warehouses, C++ and node.js"),
+                        "financial warehouses c++ node.js");
+    /* Arabic: the letters as written (hamza forms, taa marbuta), without tashkeel and
+     * tatweel; the conjunction the tokenizer strips off وال is gone from the form too */
+    check(t, "\u0625\u0646\u0634\u0627\u0626\u064A\u0629", "\u0627\u0646\u0634\u0627\u0621");
+    assert_string_equal(forms(t, "\u0625\u0646\u0634\u0627\u0626\u0650\u064A\u0640\u0629"),
+                        "\u0625\u0646\u0634\u0627\u0626\u064A\u0629");
+    assert_string_equal(forms(t, "\u0648\u0627\u0644\u0645\u0647\u0646\u062F\u0633"),
+                        "\u0627\u0644\u0645\u0647\u0646\u062F\u0633");
+    /* the word cache gives the same forms on a second pass */
+    assert_string_equal(forms(t, "warehouses warehouse"), "warehouses warehouse");
+}
+
 #define WITH_TEXT(test) cmocka_unit_test_setup_teardown(test, setup_text, teardown_text)
 
 int main(void)
@@ -388,6 +424,7 @@ int main(void)
         WITH_TEXT(test_english_stop_words_removed),
         WITH_TEXT(test_hyphens_and_punctuation_split_words),
         WITH_TEXT(test_numbers_and_short_tokens_dropped),
+        WITH_TEXT(test_surface_forms_are_the_words_before_stemming),
         cmocka_unit_test(test_min_token_length_is_an_option),
         WITH_TEXT(test_nfkc_folds_fullwidth_and_ligatures),
         WITH_TEXT(test_combining_accent_composes),

@@ -203,6 +203,27 @@ static void test_count_sorts_ids_and_counts_repeats(void **state)
     tf_vocab_free(v);
 }
 
+static void test_count_first_gives_each_terms_first_token(void **state)
+{
+    tf_vocab *v = tf_vocab_new(NULL);
+    fake_tokens f;
+    tf_bag bag;
+
+    tf_bag_init(&bag);
+    tf_vocab_add(v, "z", 1, NULL);
+    tf_vocab_add(v, "y", 1, NULL);
+    /* w is unknown (no GROW): it has no bag entry, and the others keep theirs */
+    assert_int_equal(tf_vocab_count(v, tokens_of(&f, "w y z y z"), TF_VOCAB_FIRST, &bag, NULL), 0);
+    assert_int_equal(bag.n, 2);
+    assert_int_equal(bag.ids[0], 0); /* z, first at token 2 */
+    assert_int_equal(bag.first[0], 2);
+    assert_int_equal(bag.ids[1], 1); /* y, first at token 1 */
+    assert_int_equal(bag.first[1], 1);
+    assert_int_equal(bag.n_unknown, 1);
+    tf_bag_free(&bag);
+    tf_vocab_free(v);
+}
+
 static void test_count_without_grow_reports_unknown_tokens(void **state)
 {
     tf_vocab *v = tf_vocab_new(NULL);
@@ -411,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_export_and_reload_rows),
         cmocka_unit_test(test_reload_with_gaps_and_conflicts),
         cmocka_unit_test(test_count_sorts_ids_and_counts_repeats),
+        cmocka_unit_test(test_count_first_gives_each_terms_first_token),
         cmocka_unit_test(test_count_without_grow_reports_unknown_tokens),
         cmocka_unit_test(test_count_many_distinct_terms_in_order),
         cmocka_unit_test(test_tfidf_row_matches_hand_computation),
