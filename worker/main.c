@@ -105,9 +105,10 @@ static const tf_option worker_options[] = {
     {"data-dir", "TOPICFLOW_DATA_DIR", TF_OPT_STRING, NULL,
      "stop-word lists and the lexicon (default: the source tree's data/)",
      offsetof(worker_config, data_dir), 0, 0},
-    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
-     "Arabic terms counted as their English concept: auto (the data directory's "
-     TF_LEXICON_DEFAULT " when present), off, or a file; every worker of a database must agree",
+    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "off",
+     "Arabic terms counted as their English concept: off, auto (the data directory's "
+     TF_LEXICON_DEFAULT " when present) or a file; every worker of a database must agree"
+     " (off by default: it does not yet join the languages' topics, data/lexicon/README.md)",
      offsetof(worker_config, lexicon), 0, 0},
 };
 #define N_OPTIONS (sizeof(worker_options) / sizeof(worker_options[0]))
