@@ -32,6 +32,7 @@ struct maintenance {
     double next_refresh;
     double next_policy;      /* when auto_refit looks at the corpus again */
     double last_measure;     /* tf_now() of the last quality measure (0: none) */
+    double next_quality;     /* when the quality gauges are read again */
     int64_t measured;        /* the version it measured */
     char settings[256];      /* the policy's settings, for topicflow.model_policy */
     char next[320];          /* what the policy will do next, as last published */
@@ -389,6 +390,26 @@ static int measure(maintenance *m, tf_err *err)
     return 0;
 }
 
+/* The quality gauges: the newest measured version, whichever worker measured it. */
+#define QUALITY_EVERY_S 5.0
+
+static int sample_quality(maintenance *m, tf_err *err)
+{
+    tf_model_quality q;
+    int rc;
+
+    if (tf_now() < m->next_quality)
+        return 0;
+    m->next_quality = tf_now() + QUALITY_EVERY_S;
+    rc = tf_model_quality_newest(m->pg, &q, err);
+    if (rc == 0) {
+        tf_gauge_set(m->opts.metrics->measured_version, (double)q.version);
+        tf_gauge_set(m->opts.metrics->relative_error, q.relative_error);
+        tf_gauge_set(m->opts.metrics->coherence, q.coherence);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static void pass(maintenance *m)
 {
     tf_err err;
@@ -404,7 +425,8 @@ static void pass(maintenance *m)
     }
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
-        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0)
+        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0 ||
+        sample_quality(m, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 

@@ -52,14 +52,6 @@ static int split_addr(const char *addr, char *host, size_t host_size, long *port
     return 0;
 }
 
-int tf_metrics_addr_check(const char *addr, tf_err *err)
-{
-    char host[256];
-    long port;
-
-    return split_addr(addr, host, sizeof(host), &port, err);
-}
-
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
                              char *body, enum MHD_ResponseMemoryMode mode)
 {

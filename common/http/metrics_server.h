@@ -9,8 +9,17 @@
 #ifndef TF_METRICS_SERVER_H
 #define TF_METRICS_SERVER_H
 
+#include <stddef.h>
+
+#include "base/config.h"
 #include "base/error.h"
 #include "base/metrics.h"
+
+/* The daemons' option; `type` has a member metrics_addr (char *, NULL: no endpoint). */
+#define TF_OPTIONS_METRICS(type)                                                                 \
+    {"metrics-addr", "TOPICFLOW_METRICS_ADDR", TF_OPT_STRING, NULL,                              \
+     "serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT (default: off)",  \
+     offsetof(type, metrics_addr), 0, 0}
 
 typedef struct tf_metrics_server tf_metrics_server;
 
@@ -20,8 +29,5 @@ tf_metrics_server *tf_metrics_server_start(const char *addr, tf_metrics *m, tf_e
 
 /* Stop serving (waits for the requests in progress) and free the server; NULL is a no-op. */
 void tf_metrics_server_stop(tf_metrics_server *s);
-
-/* Check addr's syntax only (for the option parsers): 0 ok, -1 with err set. */
-int tf_metrics_addr_check(const char *addr, tf_err *err);
 
 #endif
