@@ -12,7 +12,7 @@
 #include "pg/pg.h"
 
 typedef struct migrate_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
 } migrate_config;
 

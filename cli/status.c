@@ -19,7 +19,7 @@
 #include "wire/json.h"
 
 typedef struct status_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *management_url;
     int json;

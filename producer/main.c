@@ -32,7 +32,7 @@
 #define MAX_SLOTS 4
 
 typedef struct producer_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *metrics_addr;
     long batch;

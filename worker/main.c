@@ -32,7 +32,7 @@
 #include "pg/retry.h"
 
 typedef struct worker_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *metrics_addr;
     long batch;
@@ -221,7 +221,7 @@ static int ensure_connected(worker *w, tf_err *err)
     if (!w->consumer && connect_broker(w, err) < 0)
         goto done;
     if (was_down) {
-        log_info("connected", "worker=%s batch=%ld model_version=%lld", w->name, w->cfg.batch,
+        log_info("connected", "worker=%s batch=%ld model_version=%lld", tf_log_q(w->name), w->cfg.batch,
                  (long long)applier_model(w->app)->version);
         if (w->connected_once)
             tf_counter_add(w->metrics.reconnects, 1);
@@ -352,7 +352,7 @@ static int dead_letter_env(worker *w, const amqp_envelope_t *env, dead_letter_re
         snprintf(mid, sizeof(mid), "%.*s",
                  (int)(env->message.properties.message_id.len > 60 ? 60 : env->message.properties.message_id.len),
                  (const char *)env->message.properties.message_id.bytes);
-    log_warn("dead-lettering message", "message_id=%s reason=%s", *mid ? mid : "-",
+    log_warn("dead-lettering message", "message_id=%s reason=%s", tf_log_q(*mid ? mid : "-"),
              tf_log_q(reason));
     w->dead++;
     tf_counter_add(w->metrics.dead_letters[kind], 1);
@@ -566,10 +566,11 @@ int main(int argc, char **argv)
         applier_set_model_source(w.app, maintenance_take_model, w.upkeep);
     }
     log_info("starting", "version=%s worker=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION,
-             w.name, w.cfg.batch, w.cfg.metrics_addr ? tf_log_q(w.cfg.metrics_addr) : "off");
+             tf_log_q(w.name), w.cfg.batch, w.cfg.metrics_addr ? tf_log_q(w.cfg.metrics_addr) : "off");
     run(&w);
     maintenance_stop(w.upkeep);
-    log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", w.name, w.events, w.dead);
+    log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", tf_log_q(w.name), w.events,
+             w.dead);
     drop_broker(&w);
     if (w.pg)
         PQfinish(w.pg);

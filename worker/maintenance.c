@@ -118,7 +118,7 @@ static void log_refit(const char *what, const tf_update_opts *u, const tf_refit_
 {
     log_info(what, "reason=%s version=%lld docs=%lld terms=%d model_terms=%d k=%d k_asked=%d"
              " relative_error=%.4f coherence=%.3f seconds=%.1f",
-             u->reason, (long long)res->version, (long long)res->n_docs, res->n_terms,
+             tf_log_q(u->reason), (long long)res->version, (long long)res->n_docs, res->n_terms,
              res->kept_terms, res->k, u->k,
              res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0, res->coherence,
              res->fit.seconds_init + res->fit.seconds_iter);
