@@ -111,6 +111,8 @@ static int sync_model(maintenance *m, tf_err *err)
     }
     tf_vocab_free(m->vocab);
     m->vocab = tf_vocab_load(m->pg, err);
+    /* prepared for the consuming thread, which swaps it in before its next batch */
+    tf_gauge_set(m->opts.metrics->model_version, (double)m->model.version);
     return m->vocab ? 0 : -1;
 }
 

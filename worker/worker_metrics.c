@@ -43,7 +43,7 @@ int worker_metrics_init(worker_metrics *wm, tf_err *err)
         ok &= wm->dead_letters[r] != NULL;
     }
     wm->model_version = tf_metrics_gauge(m, "topicflow_model_version",
-                                         "Model version this worker folds documents in with (0: none yet).",
+                                         "Model version this worker folds its next documents in with (0: none yet).",
                                          NULL, NULL, err);
     wm->measured_version = tf_metrics_gauge(
         m, "topicflow_model_measured_version",

@@ -1,8 +1,8 @@
 /*
  * worker_metrics.h - what topicflow-worker counts for --metrics-addr (docs/OPERATIONS.md,
  * "Metrics"): one registry and its handles, registered together. The consuming thread
- * updates the documents, batches, dead letters, model version in use and reconnects; the
- * maintenance thread the measured quality. Every handle is safe to update from any thread.
+ * updates the documents, batches, dead letters and reconnects; the maintenance thread the
+ * measured quality; both the model version (each when it loads one). Every handle is safe to update from any thread.
  */
 #ifndef TF_WORKER_METRICS_H
 #define TF_WORKER_METRICS_H
@@ -27,7 +27,7 @@ typedef struct worker_metrics {
     tf_histogram *batch_seconds;  /* a batch from its first classification to its ack */
     tf_counter *dead_letters[DL_N_REASONS];
     tf_counter *reconnects;
-    tf_gauge *model_version;      /* the version this worker folds documents in with */
+    tf_gauge *model_version;      /* the version this worker folds its next documents in with */
     tf_gauge *measured_version, *relative_error, *coherence; /* topicflow.model_quality's newest */
 } worker_metrics;
 
