@@ -21,10 +21,12 @@ Run through bench/quality, which starts the throwaway servers and builds the pro
 """
 import argparse
 import base64
+import ctypes
 import collections
 import json
 import math
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -116,8 +118,15 @@ def corpus():
 
 def kept_model():
     """W (terms x k) of the current model and H (docs x k) as the documents store it."""
-    blob = base64.b64decode("".join(r[0] for r in psql(
-        "select encode(blob, 'base64') from topicflow.model order by version desc limit 1")))
+    blob = b""
+    for _ in range(30):
+        blob = base64.b64decode("".join(r[0] for r in psql(
+            "select encode(blob, 'base64') from topicflow.model order by version desc limit 1")))
+        if len(blob) >= 32:
+            break
+        time.sleep(1)  # no model yet (the first fit is still running)
+    if len(blob) < 32:
+        sys.exit("quality: no model after 30 s")
     k, n_terms = struct.unpack_from("<II", blob, 16)
     W = np.frombuffer(blob, dtype="<f8", count=n_terms * k, offset=32).reshape(n_terms, k)
     rows = psql("select array_to_string(topics, ',') from topicflow.documents where not deleted"
@@ -174,7 +183,20 @@ def language_shares(H, langs):
 
 
 def spawn(prog, *args, log):
-    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log)
+    """Starts a daemon as its own role, as bench/run describes it in TOPICFLOW_BENCH_<ROLE>_PG_URL
+    and TOPICFLOW_BENCH_<ROLE>_PG_PASSWORD_FILE."""
+    role = prog.split("-")[-1].upper()
+    env = dict(os.environ,
+               TOPICFLOW_PG_URL=os.environ["TOPICFLOW_BENCH_%s_PG_URL" % role],
+               TOPICFLOW_PG_PASSWORD_FILE=os.environ["TOPICFLOW_BENCH_%s_PG_PASSWORD_FILE" % role])
+    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log, env=env,
+                            preexec_fn=die_with_parent)
+
+
+def die_with_parent():
+    """In the child: SIGTERM when the harness dies, however it dies (PR_SET_PDEATHSIG), so that
+    no daemon of a failed run lives on to consume the next run's events."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def main():
@@ -291,6 +313,10 @@ def main():
         print("languages per topic of the kept model (documents, share en, share ar):")
         print("  " + "; ".join("%d: %d %.0f%%/%.0f%%" % (j, c, 100 * e, 100 * a)
                                for j, (c, e, a) in kept_shares.items()))
+        both = [min(e, a) for (c, e, a) in kept_shares.values()]
+        print("bilingual: %d of %d topics hold both languages with the minority >= 25 %%;"
+              " lowest minority share %.0f %%"
+              % (sum(1 for m in both if m >= 0.25), len(both), 100 * min(both) if both else 0))
     print()
     print("topicflow status, settled:")
     print("\n".join("  " + l for l in status.splitlines() if l.startswith(("model", "last_"))))

@@ -18,5 +18,6 @@ int cli_doc(int argc, char **argv);
 int cli_refit(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_outbox(int argc, char **argv);
+int cli_lexicon(int argc, char **argv);
 
 #endif

@@ -30,17 +30,16 @@ struct applier {
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
 };
 
-applier *applier_new(const char *name, const char *data_dir, size_t max_text, tf_err *err)
+applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
 {
     applier *a = calloc(1, sizeof(*a));
-    tf_text_opts opts = {data_dir, max_text, 0};
 
     if (!a) {
         tf_err_set(err, "out of memory");
         return NULL;
     }
     snprintf(a->name, sizeof(a->name), "%s", name);
-    a->text = tf_text_new(&opts, err);
+    a->text = tf_text_new(text, err);
     if (!a->text) {
         applier_free(a);
         return NULL;
@@ -92,6 +91,14 @@ static int take_prepared(applier *a, int64_t version)
     tf_vocab_free(a->vocab);
     a->vocab = v;
     return 1;
+}
+
+void applier_forget(applier *a)
+{
+    tf_model_clear(&a->model);
+    tf_vocab_free(a->vocab);
+    a->vocab = NULL;
+    a->behind_since = 0;
 }
 
 int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
@@ -214,6 +221,18 @@ int applier_prepare_item(applier *a, work_item *item, tf_err *err)
         tf_err_set(err, "no text left after sanitation (%zu payload fields, %zu bytes)",
                    item->ev.n_fields, item->text_len);
     return rc;
+}
+
+int applier_recount(applier *a, work_item *items, size_t n, tf_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].text)
+            continue; /* a deletion counts nothing */
+        items[i].bag.n = 0;
+        if (count_terms(a, &items[i], err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, tf_err *err)

@@ -28,14 +28,19 @@ typedef struct apply_stats {
     int64_t model_version;
 } apply_stats;
 
-/* name identifies the worker in model_deltas and worker_activity. */
-applier *applier_new(const char *name, const char *data_dir, size_t max_text, tf_err *err);
+/* name identifies the worker in model_deltas and worker_activity; text configures its
+ * text pipeline (its lexicon must outlive the applier). */
+applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err);
 void applier_free(applier *a);
 
 /* Build item from a decoded event: payload text tokenized and counted against the
  * vocabulary. Returns 0, or 1 with a one-line reason in err when the event can never be
  * processed (no text left after sanitation), -1 on an internal failure. */
 int applier_prepare_item(applier *a, work_item *item, tf_err *err);
+
+/* Count the items' terms again against the vocabulary held now (after applier_forget and
+ * a reload: ids cached from another database must not reach this one). */
+int applier_recount(applier *a, work_item *items, size_t n, tf_err *err);
 
 /* Give ids to the terms the batch's documents brought (own short transaction) and
  * recount those documents. */
@@ -52,6 +57,11 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
  * else 0. */
 typedef int (*model_source_fn)(void *ctx, int64_t version, tf_model *model, tf_vocab **vocab);
 void applier_set_model_source(applier *a, model_source_fn fn, void *ctx);
+
+/* Drop the model and vocabulary held, so that the next applier_sync_model reads them
+ * again: after a new connection the database may not be the one they came from (a restore,
+ * a re-created database), and term ids cached from another are wrong there. */
+void applier_forget(applier *a);
 
 /* Load (or reload after a change) the model and the vocabulary: from the model source
  * when it has the current version, else from the database (after up to 5 s of folding

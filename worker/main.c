@@ -27,6 +27,7 @@
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "engine/lexicon.h"
 #include "http/metrics_server.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
@@ -54,7 +55,7 @@ typedef struct worker_config {
     tf_topology topology;
     const char *name;
     double reconnect_max_s;
-    const char *data_dir;
+    const char *data_dir, *lexicon;
 } worker_config;
 
 static const tf_option worker_options[] = {
@@ -105,8 +106,13 @@ static const tf_option worker_options[] = {
      offsetof(worker_config, name), 0, 0},
     {"reconnect-max", "TOPICFLOW_RECONNECT_MAX", TF_OPT_DURATION, "30s", "cap of the retry backoff",
      offsetof(worker_config, reconnect_max_s), 0.1, 3600},
-    {"data-dir", "TOPICFLOW_DATA_DIR", TF_OPT_STRING, NULL, "stop-word lists (default: the source tree's data/)",
+    {"data-dir", "TOPICFLOW_DATA_DIR", TF_OPT_STRING, NULL,
+     "stop-word lists and the lexicon (default: the source tree's data/)",
      offsetof(worker_config, data_dir), 0, 0},
+    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
+     "Arabic terms counted as their English concept: auto (the data directory's "
+     TF_LEXICON_DEFAULT " when present), off, or a file; every worker of a database must agree",
+     offsetof(worker_config, lexicon), 0, 0},
 };
 #define N_OPTIONS (sizeof(worker_options) / sizeof(worker_options[0]))
 
@@ -198,6 +204,7 @@ static int connect_pg(worker *w, tf_err *err)
     w->pg = tf_pg_connect(w->cfg.pg_url, "topicflow-worker", err);
     if (!w->pg)
         return -1;
+    applier_forget(w->app);
     if (applier_sync_model(w->app, w->pg, err) < 0) {
         PQfinish(w->pg);
         w->pg = NULL;
@@ -376,7 +383,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             if (w->pg)
                 PQfinish(w->pg);
             w->pg = NULL;
-            if (connect_pg(w, err) < 0)
+            if (connect_pg(w, err) < 0 || applier_recount(w->app, items, n, err) < 0)
                 goto wait;
         }
         if (applier_resolve_terms(w->app, w->pg, items, n, err) == 0 &&
@@ -513,6 +520,7 @@ int main(int argc, char **argv)
     tf_err err;
     char host[64] = "worker";
     tf_metrics_server *server = NULL;
+    tf_lexicon *lexicon = NULL;
     int rc;
 
     memset(&w, 0, sizeof(w));
@@ -538,8 +546,18 @@ int main(int argc, char **argv)
     else
         snprintf(w.name, sizeof(w.name), "%s:%d", host, (int)getpid());
     tf_backoff_init(&w.backoff, 0.1, w.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
-    w.app = applier_new(w.name, w.cfg.data_dir ? w.cfg.data_dir : tf_data_dir(),
-                        (size_t)w.cfg.max_message, &err);
+    {
+        tf_text_opts text = {.data_dir = w.cfg.data_dir ? w.cfg.data_dir : tf_data_dir(),
+                             .max_input = (size_t)w.cfg.max_message};
+        if (tf_lexicon_open(w.cfg.lexicon, text.data_dir, &lexicon, &err) < 0) {
+            fprintf(stderr, "topicflow-worker: %s\n", err.msg);
+            return 1;
+        }
+        text.lexicon = lexicon;
+        if (lexicon)
+            log_info("lexicon loaded", "arabic_terms=%zu", tf_lexicon_size(lexicon));
+        w.app = applier_new(w.name, &text, &err);
+    }
     w.dl = dead_letter_new();
     w.items = calloc((size_t)w.cfg.batch, sizeof(*w.items));
     if (!w.app || !w.dl || !w.items) {
@@ -575,6 +593,7 @@ int main(int argc, char **argv)
     if (w.pg)
         PQfinish(w.pg);
     applier_free(w.app);
+    tf_lexicon_free(lexicon);
     dead_letter_free(w.dl);
     free(w.items);
     free(w.in.env);

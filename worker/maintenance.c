@@ -424,6 +424,16 @@ static void pass(maintenance *m)
         m->pg = tf_pg_connect(m->opts.pg_url, "topicflow-worker-maintenance", &err);
         if (!m->pg)
             return; /* the consuming thread reports the outage */
+        /* A new connection may reach another database (a restore): read everything again. */
+        tf_model_clear(&m->model);
+        tf_vocab_free(m->vocab);
+        m->vocab = NULL;
+        m->measured = 0;
+        pthread_mutex_lock(&m->lock);
+        tf_model_clear(&m->prepared);
+        tf_vocab_free(m->prepared_vocab);
+        m->prepared_vocab = NULL;
+        pthread_mutex_unlock(&m->lock);
     }
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "engine/lexicon.h"
 #include "base/hash.h"
 #include "base/strmap.h"
 #include "base/utf8.h"
@@ -57,6 +58,7 @@ struct tf_text {
     size_t max_input;
     int min_len;
     struct sb_stemmer *en, *ar;
+    const tf_lexicon *lexicon; /* Arabic term -> English concept, or NULL */
     tf_strmap lex;   /* normalized word -> K_STOP or K_KEEP */
     tf_strmap cache; /* word as normalized -> final term or "dropped"; cleared when full */
 
@@ -453,6 +455,14 @@ static int32_t resolve_word(tf_text *t, const char *w, size_t len, size_t n, int
     if (count_cp((const char *)stem, len) < (size_t)t->min_len)
         return -1;
     *term = (const char *)stem;
+    if (script == C_ARABIC && t->lexicon) {
+        size_t clen;
+        const char *concept = tf_lexicon_concept(t->lexicon, *term, len, &clen);
+        if (concept) {
+            *term = concept;
+            len = clen;
+        }
+    }
     return (int32_t)len;
 }
 
@@ -679,6 +689,7 @@ tf_text *tf_text_new(const tf_text_opts *opts, tf_err *err)
     if (t->max_input > TF_TEXT_MAX_INPUT_LIMIT)
         t->max_input = TF_TEXT_MAX_INPUT_LIMIT; /* token offsets are 32-bit */
     t->min_len = opts->min_token_len > 0 ? opts->min_token_len : TF_TEXT_DEFAULT_MIN_TOKEN;
+    t->lexicon = opts->lexicon;
     if (tf_strmap_init(&t->lex, 1024, 16384) < 0 ||
         tf_strmap_init(&t->cache, CACHE_SLOTS, CACHE_ARENA) < 0) {
         tf_err_set(err, "out of memory");

@@ -31,6 +31,9 @@ typedef struct tf_text_opts {
     /* Shorter tokens (in code points, counted after stemming) are dropped, except the
      * protected technical tokens such as "c" and "r". 0: TF_TEXT_DEFAULT_MIN_TOKEN. */
     int min_token_len;
+    /* Arabic terms mapped to their English concept after stemming (engine/lexicon.h);
+     * borrowed, it must outlive the tf_text. NULL: no mapping. */
+    const struct tf_lexicon *lexicon;
 } tf_text_opts;
 
 typedef struct tf_token {
@@ -74,7 +77,8 @@ void tf_text_free(tf_text *t);
  *  - Latin words go through the english stemmer, Arabic ones through the arabic stemmer
  *    (which also strips the article and other prefixes), words of other scripts and
  *    Latin words with digits are kept as they are;
- *  - a term shorter than min_token_len code points after all this is dropped.
+ *  - a term shorter than min_token_len code points after all this is dropped;
+ *  - with a lexicon, an Arabic term it knows becomes its English concept.
  * Tokenize s[0..len) (any bytes; s may be NULL when len is 0) into *out. Returns 0, or
  * -1 only when memory runs out (err says so; *out is then empty). */
 int tf_text_tokenize(tf_text *t, const char *s, size_t len, tf_tokens *out, tf_err *err);

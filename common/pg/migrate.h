@@ -29,4 +29,13 @@ int tf_migrate_apply(PGconn *conn, int *applied, tf_migrate_cb cb, void *ctx, tf
 /* The highest applied version (0 for an empty database). */
 int tf_migrate_current(PGconn *conn, int *version, tf_err *err);
 
+/*
+ * Set the password of role (one the migrations create: topicflow_producer,
+ * topicflow_worker). The password is hashed here, with the server's password_encryption
+ * (PQencryptPasswordConn), so the plaintext never travels nor reaches a server log. Roles
+ * are cluster-wide: when another database's run sets the same role's password at the same
+ * instant ("tuple concurrently updated"), it is set again, up to five times.
+ */
+int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err);
+
 #endif

@@ -251,6 +251,39 @@ static void test_retention_runs_under_sustained_writes(void **state)
     harness_teardown(&h);
 }
 
+/* The database restored under a running worker (here: its derived tables emptied, term ids
+ * starting over) and the worker's sessions cut: once reconnected it reads the vocabulary
+ * and the model again, instead of writing term ids it cached from the database it knew. */
+static void test_restored_database_is_read_again_after_a_reconnect(void **state)
+{
+    harness h;
+    pid_t producer, w;
+
+    harness_setup(&h, "fault_restore");
+    producer = harness_spawn(&h, "topicflow-producer", NULL);
+    w = pipeline_spawn_worker(&h, NULL);
+    harness_insert_internships(&h, 100);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 100, 60), 100);
+    assert_true(harness_wait_scalar(&h, "select (count(*) > 0)::int from topicflow.model", 1, 60) == 1);
+    harness_sql(&h, "truncate topicflow.documents, topicflow.document_versions, topicflow.terms,"
+                    " topicflow.model_deltas, topicflow.model, topicflow.model_epochs,"
+                    " topicflow.model_quality, topicflow.processed_events restart identity cascade");
+    /* new terms first, so that the ids restart on other words than before */
+    harness_sql(&h, "insert into topicflow.terms (term) select 'restored' || g from generate_series(1, 40) g");
+    harness_sql(&h, "select pg_terminate_backend(pid) from pg_stat_activity"
+                    " where application_name like 'topicflow-worker%'");
+    harness_insert_internships(&h, 60);
+    assert_int_equal(harness_wait_scalar(&h, PROCESSED, 60, 60), 60);
+    /* every id a document holds is a term of this database, and the word it was counted as */
+    assert_int_equal(harness_scalar(&h,
+        "select count(*) from topicflow.documents d cross join unnest(d.term_ids) x"
+        " where not exists (select 1 from topicflow.terms t where t.id = x)"
+        "    or exists (select 1 from topicflow.terms t where t.id = x and t.term like 'restored%')"), 0);
+    assert_int_equal(harness_stop(w, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_key_swap_in_one_statement_keeps_both_documents),
         cmocka_unit_test(test_track_refuses_an_id_column_that_is_not_unique),
         cmocka_unit_test(test_retention_runs_under_sustained_writes),
+        cmocka_unit_test(test_restored_database_is_read_again_after_a_reconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,324 @@
+/*
+ * lexicon.c - `topicflow lexicon build | lookup`: makes the bilingual lexicon the workers
+ * load (engine/lexicon.h) from FreeDict's English-Arabic and Arabic-English dictionaries as
+ * Debian ships them (dictd format: an index of "headword TAB offset TAB length", offsets in
+ * base64, and a dictzip data file, which zlib reads as gzip), through the project's own text
+ * pipeline; and shows what the text pipeline makes of words, with and without it.
+ */
+#include "commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "options.h"
+#include "base/datadir.h"
+#include "engine/lexicon.h"
+#include "engine/text.h"
+
+typedef struct lexicon_config {
+    const char *dictd, *out, *lexicon;
+} lexicon_config;
+
+static const tf_option lexicon_options[] = {
+    {"dictd", NULL, TF_OPT_STRING, "/usr/share/dictd",
+     "build: where freedict-eng-ara and freedict-ara-eng (.index, .dict.dz) are",
+     offsetof(lexicon_config, dictd), 0, 0},
+    {"out", NULL, TF_OPT_STRING, NULL, "build: write the table here (default: standard output)",
+     offsetof(lexicon_config, out), 0, 0},
+    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
+     "lookup: the table (auto: the data directory's " TF_LEXICON_DEFAULT ", off: none)",
+     offsetof(lexicon_config, lexicon), 0, 0},
+};
+#define N_OPTIONS (sizeof(lexicon_options) / sizeof(lexicon_options[0]))
+
+/* dictd's base64 number: digits A-Z a-z 0-9 + /, most significant first. -1 if malformed. */
+static long long b64_number(const char *s, size_t n)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    long long v = 0;
+
+    if (n == 0 || n > 10)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *d = s[i] ? strchr(digits, s[i]) : NULL;
+        if (!d)
+            return -1;
+        v = v * 64 + (d - digits);
+    }
+    return v;
+}
+
+/* The whole decompressed data file. */
+static char *read_gz(const char *path, size_t *len, tf_err *err)
+{
+    gzFile g = gzopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0;
+    int n;
+
+    *len = 0;
+    if (!g) {
+        tf_err_set(err, "cannot read %s: %s", path, strerror(errno ? errno : ENOENT));
+        return NULL;
+    }
+    do {
+        if (*len + 65536 > cap) {
+            char *b = realloc(buf, cap = cap * 2 + 65536);
+            if (!b) {
+                free(buf);
+                gzclose(g);
+                tf_err_set(err, "out of memory");
+                return NULL;
+            }
+            buf = b;
+        }
+        n = gzread(g, buf + *len, 65536);
+        if (n > 0)
+            *len += (size_t)n;
+    } while (n > 0);
+    if (n < 0) {
+        int code;
+        tf_err_set(err, "cannot decompress %s: %s", path, gzerror(g, &code));
+        free(buf);
+        buf = NULL;
+    }
+    gzclose(g);
+    return buf;
+}
+
+/* The single term the text pipeline makes of s[0..len), with its script checked: Arabic
+ * letters (UTF-8 lead bytes 0xD8-0xDB) or ASCII letters. NULL when it makes none or several. */
+static const char *one_term(tf_text *t, const char *s, size_t len, int arabic, size_t *tlen)
+{
+    tf_tokens toks;
+    tf_err err;
+    const char *w;
+
+    if (tf_text_tokenize(t, s, len, &toks, &err) < 0 || toks.n != 1)
+        return NULL;
+    w = toks.bytes + toks.tok[0].off;
+    *tlen = toks.tok[0].len;
+    for (size_t i = 0; i < *tlen; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (arabic ? (c < 0x80 || (c >= 0xC0 && (c < 0xD8 || c > 0xDB)))
+                   : !((c >= 'a' && c <= 'z')))
+            return NULL;
+    }
+    return w;
+}
+
+/* Each translation of an entry: its lines after the headword line, a "N. " numbering
+ * dropped, split at , and ;. */
+static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const char *head,
+                      size_t head_len, int head_arabic, const char *body, size_t body_len,
+                      tf_err *err)
+{
+    const char *end = body + body_len, *p = memchr(body, '\n', body_len);
+    size_t hlen, key_len;
+    const char *hterm = one_term(head_arabic ? ta : te, head, head_len, head_arabic, &hlen);
+    char key[256];
+
+    if (!hterm || !p || hlen >= sizeof(key))
+        return 0;
+    memcpy(key, hterm, hlen); /* the tf_text's buffer is reused by the next call */
+    key_len = hlen;
+    for (p++; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *q;
+        if (!eol)
+            eol = end;
+        q = p;
+        while (q < eol && ((*q >= '0' && *q <= '9') || *q == '.' || *q == ' '))
+            q++;
+        while (q < eol) {
+            const char *sep = q, *w;
+            size_t wlen;
+            while (sep < eol && *sep != ',' && *sep != ';')
+                sep++;
+            w = one_term(head_arabic ? te : ta, q, (size_t)(sep - q), !head_arabic, &wlen);
+            if (w && (head_arabic ? tf_lexicon_builder_vote(b, key, key_len, w, wlen, err)
+                                  : tf_lexicon_builder_vote(b, w, wlen, key, key_len, err)) < 0)
+                return -1;
+            q = sep < eol ? sep + 1 : eol;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+/* Every entry of DIR/NAME.index and DIR/NAME.dict.dz. head_arabic: the headwords are Arabic. */
+static int read_dictionary(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const char *dir,
+                           const char *name, int head_arabic, long *entries, tf_err *err)
+{
+    char path[4096], *line = NULL, *data;
+    size_t cap = 0, data_len;
+    ssize_t n;
+    FILE *f;
+    int rc = -1;
+
+    snprintf(path, sizeof(path), "%s/%s.dict.dz", dir, name);
+    data = read_gz(path, &data_len, err);
+    if (!data)
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s.index", dir, name);
+    f = fopen(path, "r");
+    if (!f) {
+        tf_err_set(err, "cannot read %s: %s", path, strerror(errno));
+        free(data);
+        return -1;
+    }
+    while ((n = getline(&line, &cap, f)) > 0) {
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        long long off, len;
+        if (!t2) {
+            tf_err_set(err, "%s: a line without two tabs", path);
+            goto done;
+        }
+        line[n - 1] = line[n - 1] == '\n' ? '\0' : line[n - 1];
+        off = b64_number(t1 + 1, (size_t)(t2 - t1 - 1));
+        len = b64_number(t2 + 1, strlen(t2 + 1));
+        if (off < 0 || len < 0 || (unsigned long long)(off + len) > data_len) {
+            tf_err_set(err, "%s: an entry outside the data file", path);
+            goto done;
+        }
+        if (strncmp(line, "00database", 10) == 0)
+            continue; /* the dictionary's own description */
+        if (vote_entry(b, ta, te, line, (size_t)(t1 - line), head_arabic, data + off, (size_t)len,
+                       err) < 0)
+            goto done;
+        (*entries)++;
+    }
+    rc = 0;
+done:
+    free(line);
+    free(data);
+    fclose(f);
+    return rc;
+}
+
+static int build(const lexicon_config *cfg)
+{
+    tf_text_opts o = {.data_dir = tf_data_dir()};
+    tf_text *ta = NULL, *te = NULL;
+    tf_lexicon_builder *b = NULL;
+    FILE *out = stdout;
+    long eng_ara = 0, ara_eng = 0;
+    size_t written = 0;
+    char header[512];
+    tf_err err;
+    int rc = CLI_FAIL;
+
+    /* Two pipelines: the headword's term lives in one while the other makes the translations'. */
+    ta = tf_text_new(&o, &err);
+    te = ta ? tf_text_new(&o, &err) : NULL;
+    b = te ? tf_lexicon_builder_new(&err) : NULL;
+    if (!b)
+        goto done;
+    if (read_dictionary(b, ta, te, cfg->dictd, "freedict-eng-ara", 0, &eng_ara, &err) < 0 ||
+        read_dictionary(b, ta, te, cfg->dictd, "freedict-ara-eng", 1, &ara_eng, &err) < 0)
+        goto done;
+    if (cfg->out && !(out = fopen(cfg->out, "w"))) {
+        tf_err_set(&err, "cannot write %s: %s", cfg->out, strerror(errno));
+        goto done;
+    }
+    snprintf(header, sizeof(header),
+             "# topicflow bilingual lexicon: Arabic term TAB English term (both as the text\n"
+             "# pipeline makes them). Made by `topicflow lexicon build` from FreeDict's\n"
+             "# eng-ara (%ld entries) and ara-eng (%ld entries) dictionaries (GPL-2+);\n"
+             "# see data/lexicon/README.md.\n",
+             eng_ara, ara_eng);
+    if (tf_lexicon_builder_write(b, out, header, &written, &err) < 0)
+        goto done;
+    if (out != stdout && fclose(out) != 0) {
+        out = stdout;
+        tf_err_set(&err, "cannot write %s: %s", cfg->out, strerror(errno));
+        goto done;
+    }
+    out = stdout;
+    fprintf(stderr, "topicflow lexicon: %zu Arabic terms from %ld + %ld dictionary entries%s%s\n",
+            written, eng_ara, ara_eng, cfg->out ? " -> " : "", cfg->out ? cfg->out : "");
+    rc = CLI_OK;
+done:
+    if (out != stdout)
+        fclose(out);
+    if (rc != CLI_OK)
+        cli_error("lexicon", CLI_FAIL, "%s", err.msg);
+    tf_lexicon_builder_free(b);
+    tf_text_free(ta);
+    tf_text_free(te);
+    return rc;
+}
+
+/* Each word: its term without the lexicon, then with it. */
+static int lookup(const lexicon_config *cfg, int argc, char **argv, int first)
+{
+    tf_text_opts plain = {.data_dir = tf_data_dir()}, mapped = plain;
+    tf_lexicon *lx = NULL;
+    tf_text *tp = NULL, *tm = NULL;
+    tf_err err;
+    int rc = CLI_FAIL;
+
+    if (tf_lexicon_open(cfg->lexicon, tf_data_dir(), &lx, &err) < 0)
+        return cli_error("lexicon", CLI_FAIL, "%s", err.msg);
+    mapped.lexicon = lx;
+    tp = tf_text_new(&plain, &err);
+    tm = tp ? tf_text_new(&mapped, &err) : NULL;
+    if (!tm) {
+        cli_error("lexicon", CLI_FAIL, "%s", err.msg);
+        goto done;
+    }
+    for (int i = first; i < argc; i++) {
+        tf_tokens a, b;
+        if (tf_text_tokenize(tp, argv[i], strlen(argv[i]), &a, &err) < 0 ||
+            tf_text_tokenize(tm, argv[i], strlen(argv[i]), &b, &err) < 0) {
+            cli_error("lexicon", CLI_FAIL, "%s", err.msg);
+            goto done;
+        }
+        printf("%s\t", argv[i]);
+        for (size_t j = 0; j < a.n; j++)
+            printf("%s%s", j ? " " : "", a.bytes + a.tok[j].off);
+        printf("\t");
+        for (size_t j = 0; j < b.n; j++)
+            printf("%s%s", j ? " " : "", b.bytes + b.tok[j].off);
+        printf("\n");
+    }
+    rc = CLI_OK;
+done:
+    tf_text_free(tp);
+    tf_text_free(tm);
+    tf_lexicon_free(lx);
+    return rc;
+}
+
+int cli_lexicon(int argc, char **argv)
+{
+    lexicon_config cfg;
+    const char *verb;
+    int first, status;
+
+    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] | lookup WORD...",
+                       "build: the bilingual lexicon (Arabic term TAB English term) from FreeDict's\n"
+                       "English-Arabic and Arabic-English dictionaries (Debian: dict-freedict-eng-ara,\n"
+                       "dict-freedict-ara-eng), through the workers' own normalisation and stemming;\n"
+                       "data/lexicon/ar-en.tsv is its output. lookup: each word, a tab, its terms\n"
+                       "without the lexicon, a tab, its terms with it.",
+                       lexicon_options, N_OPTIONS, &cfg, argc, argv, &first);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (first >= argc)
+        return cli_error("lexicon", CLI_USAGE, "missing action: build or lookup");
+    verb = argv[first++];
+    if (strcmp(verb, "build") == 0) {
+        if (first < argc)
+            return cli_error("lexicon", CLI_USAGE, "unexpected argument '%s'", argv[first]);
+        return build(&cfg);
+    }
+    if (strcmp(verb, "lookup") == 0) {
+        if (first >= argc)
+            return cli_error("lexicon", CLI_USAGE, "lookup needs at least one word");
+        return lookup(&cfg, argc, argv, first);
+    }
+    return cli_error("lexicon", CLI_USAGE, "unknown action '%s' (build or lookup)", verb);
+}

@@ -1,0 +1,58 @@
+/*
+ * lexicon.h - the bilingual lexicon: Arabic terms mapped to the English term of the same
+ * concept, so that a posting in either language counts toward one model term ("تصميم" and
+ * "design" both become "design"). Terms on both sides are as the text pipeline makes them
+ * (normalised and stemmed: engine/text.h), so the mapping is a lookup after stemming.
+ *
+ * The table is a file of "arabic-term TAB english-term" lines ('#' starts a comment), made
+ * from FreeDict's English-Arabic and Arabic-English dictionaries by `topicflow lexicon
+ * build` (data/lexicon/README.md) through the builder below: every single-word translation
+ * pair, in either dictionary, votes for (arabic stem, english stem); each Arabic term takes
+ * the English term with the most votes (ties: the smaller in byte order).
+ */
+#ifndef TF_LEXICON_H
+#define TF_LEXICON_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/error.h"
+
+typedef struct tf_lexicon tf_lexicon;
+
+/* Read a table file. NULL with err set (unreadable file, a line without exactly one TAB
+ * between two non-empty terms: "FILE:LINE: ..."). Free with tf_lexicon_free. */
+tf_lexicon *tf_lexicon_load(const char *path, tf_err *err);
+void tf_lexicon_free(tf_lexicon *lx);
+
+/* The concept of term[0..len) (*out_len bytes, NUL-terminated), or NULL when the term has
+ * no entry. Read-only: one table may serve any number of threads. */
+const char *tf_lexicon_concept(const tf_lexicon *lx, const char *term, size_t len,
+                               size_t *out_len);
+
+/* Entries in the table. */
+size_t tf_lexicon_size(const tf_lexicon *lx);
+
+/* The table a program's --lexicon setting names: "off" none; NULL, "" or "auto" the one
+ * shipped in data_dir (TF_LEXICON_DEFAULT), none when that file is absent; anything else a
+ * file that must load. *out gets the table or NULL. 0, or -1 with err set. */
+#define TF_LEXICON_DEFAULT "lexicon/ar-en.tsv"
+int tf_lexicon_open(const char *setting, const char *data_dir, tf_lexicon **out, tf_err *err);
+
+/* ---- building a table ------------------------------------------------------------------ */
+
+typedef struct tf_lexicon_builder tf_lexicon_builder;
+
+tf_lexicon_builder *tf_lexicon_builder_new(tf_err *err);
+void tf_lexicon_builder_free(tf_lexicon_builder *b);
+
+/* One vote for arabic[0..alen) meaning english[0..elen). 0, or -1 out of memory. */
+int tf_lexicon_builder_vote(tf_lexicon_builder *b, const char *arabic, size_t alen,
+                            const char *english, size_t elen, tf_err *err);
+
+/* Write the table (sorted by Arabic term, byte order) to f after the comment lines of
+ * header (may be NULL). *entries gets the line count. 0, or -1 with err set. */
+int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
+                             size_t *entries, tf_err *err);
+
+#endif

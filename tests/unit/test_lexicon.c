@@ -1,0 +1,178 @@
+/*
+ * test_lexicon.c - the bilingual lexicon: the builder's vote (most votes wins, ties to the
+ * smaller English term, one line per Arabic term, sorted), the table's loading (comments,
+ * malformed lines named by file and line) and the text pipeline mapping Arabic terms to
+ * their English concept while English and unknown Arabic terms stay as they are.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/lexicon.h"
+#include "engine/text.h"
+
+static char *write_temp(const char *text)
+{
+    static char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/tf-lexicon-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void vote(tf_lexicon_builder *b, const char *ar, const char *en)
+{
+    tf_err err;
+    assert_int_equal(tf_lexicon_builder_vote(b, ar, strlen(ar), en, strlen(en), &err), 0);
+}
+
+static void test_builder_keeps_the_most_voted_meaning(void **state)
+{
+    tf_lexicon_builder *b;
+    char *out = NULL;
+    size_t len = 0, entries = 0;
+    FILE *f = open_memstream(&out, &len);
+    tf_err err;
+
+    (void)state;
+    b = tf_lexicon_builder_new(&err);
+    assert_non_null(b);
+    vote(b, "مخز", "dishonor");
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "warehous");
+    vote(b, "تصميم", "design");
+    vote(b, "قان", "law");      /* a tie: the smaller English term */
+    vote(b, "قان", "canon");
+    assert_int_equal(tf_lexicon_builder_write(b, f, "# head\n", &entries, &err), 0);
+    fclose(f);
+    assert_int_equal(entries, 3);
+    assert_string_equal(out, "# head\n"
+                             "تصميم\tdesign\n"
+                             "قان\tcanon\n"
+                             "مخز\twarehous\n");
+    free(out);
+    tf_lexicon_builder_free(b);
+}
+
+static void test_load_and_look_up(void **state)
+{
+    const char *path = write_temp("# comment\n\nتصميم\tdesign\nمخز\twarehous\n");
+    tf_lexicon *lx;
+    tf_err err;
+    size_t n = 0;
+    const char *c;
+
+    (void)state;
+    lx = tf_lexicon_load(path, &err);
+    assert_non_null(lx);
+    assert_int_equal(tf_lexicon_size(lx), 2);
+    c = tf_lexicon_concept(lx, "تصميم", strlen("تصميم"), &n);
+    assert_non_null(c);
+    assert_int_equal(n, 6);
+    assert_string_equal(c, "design");
+    assert_null(tf_lexicon_concept(lx, "design", 6, &n));
+    tf_lexicon_free(lx);
+    unlink(path);
+}
+
+static void test_malformed_lines_are_named(void **state)
+{
+    const char *path = write_temp("تصميم\tdesign\nno tab here\n");
+    tf_lexicon *lx;
+    tf_err err;
+    char want[128];
+
+    (void)state;
+    lx = tf_lexicon_load(path, &err);
+    assert_null(lx);
+    snprintf(want, sizeof(want), "%s:2:", path);
+    assert_non_null(strstr(err.msg, want));
+    unlink(path);
+    path = write_temp("a\tb\tc\n");
+    assert_null(tf_lexicon_load(path, &err));
+    unlink(path);
+    assert_null(tf_lexicon_load("/nonexistent/lexicon.tsv", &err));
+    assert_non_null(strstr(err.msg, "cannot read the lexicon"));
+}
+
+static void test_open_settings(void **state)
+{
+    tf_lexicon *lx = (tf_lexicon *)1;
+    tf_err err;
+
+    (void)state;
+    assert_int_equal(tf_lexicon_open("off", "/nonexistent", &lx, &err), 0);
+    assert_null(lx);
+    /* auto without the shipped file: no mapping, no error */
+    assert_int_equal(tf_lexicon_open("auto", "/nonexistent", &lx, &err), 0);
+    assert_null(lx);
+    /* a named file must load */
+    assert_int_equal(tf_lexicon_open("/nonexistent/x.tsv", NULL, &lx, &err), -1);
+}
+
+/* The terms of s through t, space-separated. */
+static void terms_of(tf_text *t, const char *s, char *out, size_t size)
+{
+    tf_tokens toks;
+    tf_err err;
+    size_t o = 0;
+
+    assert_int_equal(tf_text_tokenize(t, s, strlen(s), &toks, &err), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < toks.n; i++)
+        o += (size_t)snprintf(out + o, size - o, "%s%s", i ? " " : "", toks.bytes + toks.tok[i].off);
+}
+
+static void test_text_maps_arabic_terms_to_their_concept(void **state)
+{
+    /* as the stemmer makes them: التصميم -> تصميم, المحاسبة -> محاسبه */
+    const char *path = write_temp("تصميم\tdesign\nمحاسبه\taccount\n");
+    tf_lexicon *lx;
+    tf_text_opts plain = {0}, mapped = {0};
+    tf_text *tp, *tm;
+    tf_err err;
+    char a[256], b[256];
+
+    (void)state;
+    lx = tf_lexicon_load(path, &err);
+    assert_non_null(lx);
+    mapped.lexicon = lx;
+    tp = tf_text_new(&plain, &err);
+    tm = tf_text_new(&mapped, &err);
+    assert_non_null(tp);
+    assert_non_null(tm);
+    terms_of(tp, "التصميم والمحاسبة design accounting النخبة", a, sizeof(a));
+    terms_of(tm, "التصميم والمحاسبة design accounting النخبة", b, sizeof(b));
+    assert_string_equal(a, "تصميم محاسبه design account نخبه");
+    assert_string_equal(b, "design account design account نخبه");
+    /* twice: the word cache keeps the mapped term */
+    terms_of(tm, "التصميم", b, sizeof(b));
+    assert_string_equal(b, "design");
+    tf_text_free(tp);
+    tf_text_free(tm);
+    tf_lexicon_free(lx);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builder_keeps_the_most_voted_meaning),
+        cmocka_unit_test(test_load_and_look_up),
+        cmocka_unit_test(test_malformed_lines_are_named),
+        cmocka_unit_test(test_open_settings),
+        cmocka_unit_test(test_text_maps_arabic_terms_to_their_concept),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
