@@ -26,7 +26,7 @@
 #include "pg/pg.h"
 
 typedef struct bench_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long events, batch, in_flight, writer_txns, writers;
     const char *producer_bin, *producer_pg_url;

@@ -29,7 +29,7 @@
 #include "sample/generator.h"
 
 typedef struct bench_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long docs, warmup, k, rate;
     double seconds;

@@ -34,7 +34,7 @@
 #define CONFIRM_TIMEOUT_S 30.0
 
 typedef struct dlq_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long limit;
     int json, all, dry_run, yes;

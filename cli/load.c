@@ -28,7 +28,7 @@
 #define MAX_IGNORED 16
 
 typedef struct load_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *table, *format;
     int strict;

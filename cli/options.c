@@ -73,6 +73,8 @@ int cli_parse(const char *cmd, const char *synopsis, const char *description,
         printf("topicflow %s\n", TOPICFLOW_VERSION);
         return CLI_OK;
     case TF_CONFIG_OK:
+        if (tf_config_log_format(opts, n_opts, cfg, &err) < 0)
+            return cli_error(cmd, CLI_USAGE, "%s", err.msg);
         return CLI_CONTINUE;
     default:
         return cli_error(cmd, CLI_USAGE, "%s", err.msg);

@@ -15,7 +15,7 @@
 #include "wire/json.h"
 
 typedef struct outbox_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     int json, all, yes;
 } outbox_config;

@@ -20,7 +20,7 @@
 #include "pg/pg.h"
 
 typedef struct refit_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long k, max_iter, threads, chunk;
     double tol;

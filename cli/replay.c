@@ -14,7 +14,7 @@
 #include "pg/pg.h"
 
 typedef struct replay_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long from_id, to_id;
     const char *since, *until;

@@ -3,7 +3,8 @@
  * backlog, documents, model, workers), AMQP passive declares (ready messages, consumers, dead
  * letters) and the management API (unacknowledged messages). Exit 1 with the server's name
  * when PostgreSQL or RabbitMQ does not answer; a missing management API only leaves
- * queue_unacked null (reason on stderr).
+ * queue_unacked null (reason on stderr). `--check` is the same reading judged for cron:
+ * silent and 0 when healthy, one line per failed check and 1 otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,13 @@
 #include "wire/json.h"
 
 typedef struct status_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *management_url;
     int json;
+    int check;
+    double max_outbox_age_s;
+    long max_dead_letters;
 } status_config;
 
 static const tf_option status_options[] = {
@@ -33,6 +37,15 @@ static const tf_option status_options[] = {
      offsetof(status_config, management_url), 0, 0},
     {"json", NULL, TF_OPT_BOOL, "off", "print one JSON object instead of a table",
      offsetof(status_config, json), 0, 0},
+    {"check", NULL, TF_OPT_BOOL, "off",
+     "print only the failed checks, one line each, and exit 1 when any failed (for cron)",
+     offsetof(status_config, check), 0, 0},
+    {"max-outbox-age", NULL, TF_OPT_DURATION, "5m",
+     "--check: fail when the oldest unpublished event is older", offsetof(status_config, max_outbox_age_s),
+     0, 0},
+    {"max-dead-letters", NULL, TF_OPT_INT, "0",
+     "--check: fail when topicflow.dead holds more messages", offsetof(status_config, max_dead_letters),
+     0, 1e12},
 };
 #define N_STATUS_OPTIONS (sizeof(status_options) / sizeof(status_options[0]))
 
@@ -190,6 +203,8 @@ static int read_queue(tf_broker *b, const char *queue, maybe *ready, maybe *cons
     return 0;
 }
 
+/* The management API only adds queue_unacked, which no check uses: --check skips it (and
+ * its warning on stderr, which cron would mail). */
 static int read_broker(const status_config *cfg, status *s, tf_err *err)
 {
     tf_broker *b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 0, err);
@@ -202,7 +217,7 @@ static int read_broker(const status_config *cfg, status *s, tf_err *err)
         read_queue(b, TF_QUEUE_DEAD, &s->dead_letters, NULL, err) < 0)
         goto done;
     rc = 0;
-    if (!s->queue_ready.known)
+    if (!s->queue_ready.known || cfg->check)
         goto done;
     if (mgmt_queue_unacked(cfg->management_url, cfg->amqp_url, &cfg->amqp_tls, TF_QUEUE_NMF,
                            &s->queue_unacked.v, &why) == 0)
@@ -345,6 +360,30 @@ static void print_table(const status *s)
                PQgetvalue(s->workers, i, 2));
 }
 
+/* --check: prints one line per failed check; returns how many failed. A queue that does not
+ * exist has no consumer; a missing dead-letter queue holds no dead letters. */
+static int print_failed_checks(const status_config *cfg, const status *s)
+{
+    int failed = 0;
+
+    if (s->age_known && s->outbox_oldest_age_s > cfg->max_outbox_age_s) {
+        printf("check failed: outbox_oldest_age_s %.1f is over --max-outbox-age %.0fs\n",
+               s->outbox_oldest_age_s, cfg->max_outbox_age_s);
+        failed++;
+    }
+    if (s->dead_letters.known && s->dead_letters.v > cfg->max_dead_letters) {
+        printf("check failed: dead_letters %lld is over --max-dead-letters %ld\n",
+               s->dead_letters.v, cfg->max_dead_letters);
+        failed++;
+    }
+    if (!s->queue_consumers.known || s->queue_consumers.v == 0) {
+        printf("check failed: no consumer on %s%s\n", TF_QUEUE_NMF,
+               s->queue_consumers.known ? "" : " (the queue does not exist)");
+        failed++;
+    }
+    return failed;
+}
+
 int cli_status(int argc, char **argv)
 {
     status_config cfg;
@@ -352,7 +391,7 @@ int cli_status(int argc, char **argv)
     tf_err err;
     int first, rc;
 
-    rc = cli_parse("status", "topicflow status [--json] [options]",
+    rc = cli_parse("status", "topicflow status [--json | --check] [options]",
                    "Shows the outbox backlog and the age of its oldest unpublished event, the rows\n"
                    "set aside as unpublishable (topicflow outbox list), the\n"
                    "ready, unacknowledged and consumer counts of topicflow.nmf, the dead letters,\n"
@@ -362,7 +401,11 @@ int cli_status(int argc, char **argv)
                    "error, coherence, reason), the automatic policy and what it will do next,\n"
                    "and each worker's last batch. Unknown values print as - (null in JSON). Exit status 1\n"
                    "with the reason when PostgreSQL or RabbitMQ does not answer; an unreachable\n"
-                   "management API only leaves queue_unacked unknown.",
+                   "management API only leaves queue_unacked unknown.\n\n"
+                   "--check prints nothing and exits 0 when the pipeline is healthy, else one line\n"
+                   "per failed check and exit status 1: the oldest unpublished event is older than\n"
+                   "--max-outbox-age, topicflow.dead holds more than --max-dead-letters messages,\n"
+                   "or topicflow.nmf has no consumer.",
                    status_options, N_STATUS_OPTIONS, &cfg, argc, argv, &first);
     if (rc != CLI_CONTINUE)
         return rc;
@@ -375,10 +418,12 @@ int cli_status(int argc, char **argv)
         PQclear(s.workers);
         return cli_error("status", CLI_FAIL, "RabbitMQ: %s", err.msg);
     }
-    if (cfg.json)
+    if (cfg.check)
+        rc = print_failed_checks(&cfg, &s) ? CLI_FAIL : CLI_OK;
+    else if (cfg.json)
         print_json(&s);
     else
         print_table(&s);
     PQclear(s.workers);
-    return CLI_OK;
+    return cfg.check ? rc : CLI_OK;
 }

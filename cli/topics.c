@@ -17,7 +17,7 @@
 #include "wire/json.h"
 
 typedef struct topics_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long top, docs;
     int json;

@@ -15,7 +15,7 @@
 #include "pg/pg.h"
 
 typedef struct track_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *id, *text, *aggregate;
 } track_config;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "producer_metrics.h"
 #include "publisher.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
@@ -24,14 +25,16 @@
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "http/metrics_server.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
 #define MAX_SLOTS 4
 
 typedef struct producer_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
+    const char *metrics_addr;
     long batch;
     double poll_s;
     int notify;
@@ -46,6 +49,7 @@ typedef struct producer_config {
 
 static const tf_option producer_options[] = {
     TF_OPTIONS_CONNECTION(producer_config),
+    TF_OPTIONS_METRICS(producer_config),
     {"batch", "TOPICFLOW_PRODUCER_BATCH", TF_OPT_INT, "500",
      "events per batch (also the publisher-confirm window)", offsetof(producer_config, batch), 1, 100000},
     {"poll", "TOPICFLOW_PRODUCER_POLL", TF_OPT_DURATION, "1s",
@@ -76,6 +80,7 @@ typedef struct slot {
     outbox_batch batch;
     int open;      /* a transaction is open on pg */
     int in_flight; /* its batch was submitted and awaits confirms */
+    double submitted_at; /* tf_now() when it was */
 } slot;
 
 typedef struct producer {
@@ -88,10 +93,14 @@ typedef struct producer {
     publisher *pub;
     tf_backoff backoff;
     double next_retention;
-    PGconn *retention_pg;   /* retention's own session, connected when first needed */
+    /* retention's and the backlog gauges' own session, connected when first needed */
+    PGconn *side_pg;
+    double next_backlog;    /* when the backlog gauges are sampled again */
     tf_progress progress;
     unsigned long long published, set_aside;
     size_t nacked;          /* events nacked since the last check in run() */
+    producer_metrics metrics;
+    int connected_once;     /* a later connect is a reconnect */
 } producer;
 
 
@@ -130,21 +139,41 @@ static int connect_broker(producer *p, tf_err *err)
     return 0;
 }
 
+/* /readyz: every slot's session and the broker connection are up. */
+static void update_readiness(producer *p)
+{
+    const char *why = NULL;
+
+    for (int i = 0; i < p->n_slots && !why; i++)
+        if (!p->slots[i].pg || PQstatus(p->slots[i].pg) != CONNECTION_OK)
+            why = "not connected to PostgreSQL";
+    if (!why && (!p->broker || !tf_broker_ok(p->broker)))
+        why = "not connected to RabbitMQ";
+    tf_metrics_set_unready(p->metrics.registry, why);
+}
+
 static int ensure_connected(producer *p, tf_err *err)
 {
-    int was_down = !p->broker;
+    int was_down = !p->broker, rc = -1;
 
     for (int i = 0; i < p->n_slots; i++) {
         was_down |= !p->slots[i].pg;
         if (!p->slots[i].pg && connect_slot(p, i, err) < 0)
-            return -1;
+            goto done;
     }
     if (!p->broker && connect_broker(p, err) < 0)
-        return -1;
-    if (was_down)
+        goto done;
+    if (was_down) {
         log_info("connected", "batch=%ld in_flight=%d notify=%s poll_s=%.3f", p->cfg.batch,
                  p->n_slots, p->cfg.notify ? "on" : "off", p->cfg.poll_s);
-    return 0;
+        if (p->connected_once)
+            tf_counter_add(p->metrics.reconnects, 1);
+        p->connected_once = 1;
+    }
+    rc = 0;
+done:
+    update_readiness(p);
+    return rc;
 }
 
 /* After a failure: roll back every open batch (its rows will be published again), forget
@@ -169,6 +198,7 @@ static void abandon_all(producer *p)
         p->broker = NULL;
     }
     p->cur = 0;
+    update_readiness(p);
 }
 
 /* Waits for the confirms of slot s's batch, marks the acked rows and commits.
@@ -182,6 +212,7 @@ static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
     if (publisher_settle_oldest(p->pub, p->broker, p->cfg.confirm_timeout_s, &acked, &n_acked,
                                 err) < 0)
         return -1;
+    tf_histogram_observe(p->metrics.confirm_seconds, tf_now() - s->submitted_at);
     if (n_acked > 0 && outbox_mark_published(s->pg, acked, n_acked, err) < 0)
         return -1;
     /* Rows no message can be made of are set aside in the same transaction, so they never
@@ -195,9 +226,13 @@ static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
     if (tf_pg_command(s->pg, "commit", err) < 0)
         return -1;
     p->set_aside += s->batch.n_rejected;
+    tf_counter_add(p->metrics.set_aside, s->batch.n_rejected);
     s->open = s->in_flight = 0;
     outbox_batch_reset(&s->batch);
     p->published += n_acked;
+    tf_counter_add(p->metrics.published, n_acked);
+    if (n_acked)
+        tf_counter_add(p->metrics.batches, 1);
     p->nacked += publisher_last_nacked(p->pub);
     if (n_acked < n) {
         *refused += (int)(n - n_acked);
@@ -268,6 +303,7 @@ static int drain_step(producer *p, int *refused, tf_err *err)
     if (publisher_submit(p->pub, p->broker, &s->batch, (size_t)p->cfg.max_message, err) < 0)
         return -1;
     s->in_flight = 1;
+    s->submitted_at = tf_now();
     p->cur = (p->cur + 1) % p->n_slots;
     return n;
 }
@@ -282,6 +318,34 @@ static int drain_step(producer *p, int *refused, tf_err *err)
 #define RETENTION_BATCH 5000
 #define RETENTION_BUDGET_S 1.0
 
+/* The session of retention and the backlog gauges, their own: under load every slot's
+ * session is inside a batch transaction. NULL (reason logged as `what` failed) when it
+ * cannot connect. */
+static PGconn *side_session(producer *p, const char *what)
+{
+    tf_err err;
+
+    if (!p->side_pg) {
+        p->side_pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer-side", &err);
+        if (!p->side_pg || outbox_prepare(p->side_pg, &err) < 0) {
+            log_warn(what, "reason=%s", tf_log_q(err.msg));
+            PQfinish(p->side_pg);
+            p->side_pg = NULL;
+        }
+    }
+    return p->side_pg;
+}
+
+/* After a failed statement on the side session: drop it when the connection broke. */
+static void side_session_failed(producer *p, const char *what, const tf_err *err)
+{
+    log_warn(what, "reason=%s", tf_log_q(err->msg));
+    if (!tf_pg_connection_ok(p->side_pg)) {
+        PQfinish(p->side_pg);
+        p->side_pg = NULL;
+    }
+}
+
 static void run_retention(producer *p)
 {
     long deleted = 0, total = 0;
@@ -291,24 +355,12 @@ static void run_retention(producer *p)
     if (p->cfg.retention_s <= 0 || start < p->next_retention)
         return;
     p->next_retention = start + RETENTION_EVERY_S;
-    /* Its own session: under load every slot's session is inside a batch transaction. */
-    if (!p->retention_pg) {
-        p->retention_pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer-retention", &err);
-        if (!p->retention_pg || outbox_prepare(p->retention_pg, &err) < 0) {
-            log_warn("retention failed", "reason=%s", tf_log_q(err.msg));
-            PQfinish(p->retention_pg);
-            p->retention_pg = NULL;
-            return;
-        }
-    }
+    if (!side_session(p, "retention failed"))
+        return;
     do {
-        if (outbox_delete_published(p->retention_pg, p->cfg.retention_s, RETENTION_BATCH, &deleted,
+        if (outbox_delete_published(p->side_pg, p->cfg.retention_s, RETENTION_BATCH, &deleted,
                                     &err) < 0) {
-            log_warn("retention failed", "reason=%s", tf_log_q(err.msg));
-            if (!tf_pg_connection_ok(p->retention_pg)) {
-                PQfinish(p->retention_pg);
-                p->retention_pg = NULL;
-            }
+            side_session_failed(p, "retention failed", &err);
             return;
         }
         total += deleted;
@@ -316,6 +368,28 @@ static void run_retention(producer *p)
     if (total > 0)
         log_info("retention deleted published events", "deleted=%ld ms=%.0f", total,
                  (tf_now() - start) * 1000);
+}
+
+/* The outbox gauges, sampled every BACKLOG_EVERY_S when metrics are served. */
+#define BACKLOG_EVERY_S 5.0
+
+static void sample_backlog(producer *p)
+{
+    long long pending;
+    double age;
+    tf_err err;
+
+    if (!p->cfg.metrics_addr || tf_now() < p->next_backlog)
+        return;
+    p->next_backlog = tf_now() + BACKLOG_EVERY_S;
+    if (!side_session(p, "outbox backlog not sampled"))
+        return;
+    if (outbox_backlog(p->side_pg, &pending, &age, &err) < 0) {
+        side_session_failed(p, "outbox backlog not sampled", &err);
+        return;
+    }
+    tf_gauge_set(p->metrics.outbox_pending, (double)pending);
+    tf_gauge_set(p->metrics.outbox_oldest_age_s, age);
 }
 
 static void log_stats(producer *p)
@@ -445,6 +519,7 @@ static int run(producer *p)
         tf_backoff_reset(&p->backoff);
         log_stats(p);
         run_retention(p);
+        sample_backlog(p);
         if (n > 0)
             continue; /* more may be waiting */
         if (wait_for_work(p, &err) < 0) {
@@ -468,6 +543,8 @@ int main(int argc, char **argv)
 {
     producer p;
     tf_log_level level;
+    tf_metrics_server *server = NULL;
+    tf_err err;
     int rc;
 
     memset(&p, 0, sizeof(p));
@@ -479,6 +556,13 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     tf_log_init("producer", level);
+    if (producer_metrics_init(&p.metrics, &err) < 0 ||
+        (p.cfg.metrics_addr &&
+         !(server = tf_metrics_server_start(p.cfg.metrics_addr, p.metrics.registry, &err)))) {
+        fprintf(stderr, "topicflow-producer: %s\n", err.msg);
+        producer_metrics_free(&p.metrics);
+        return 2;
+    }
     tf_signals_install();
     tf_backoff_init(&p.backoff, 0.1, p.cfg.reconnect_max_s, (uint64_t)getpid() * 2654435761u);
     p.pub = publisher_new();
@@ -488,7 +572,8 @@ int main(int argc, char **argv)
     }
     tf_progress_init(&p.progress, 10, tf_now());
     p.n_slots = (int)p.cfg.in_flight;
-    log_info("starting", "version=%s batch=%ld", TOPICFLOW_VERSION, p.cfg.batch);
+    log_info("starting", "version=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION, p.cfg.batch,
+             p.cfg.metrics_addr ? tf_log_q(p.cfg.metrics_addr) : "off");
     run(&p);
     log_info("stopped", "published_total=%llu set_aside_total=%llu", p.published, p.set_aside);
     for (int i = 0; i < p.n_slots; i++) {
@@ -496,8 +581,10 @@ int main(int argc, char **argv)
         if (p.slots[i].pg)
             PQfinish(p.slots[i].pg);
     }
-    PQfinish(p.retention_pg);
+    PQfinish(p.side_pg);
     publisher_free(p.pub);
     tf_broker_close(p.broker);
+    tf_metrics_server_stop(server);
+    producer_metrics_free(&p.metrics);
     return 0;
 }

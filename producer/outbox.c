@@ -32,6 +32,12 @@ static const char set_aside_sql[] = "select topicflow.outbox_set_aside($1, $2)";
 
 static const char retention_sql[] = "select topicflow.outbox_delete_published($1, $2)";
 
+/* Both through the partial index on unpublished ids. */
+static const char backlog_sql[] =
+    "select (select count(*) from topicflow.outbox where published_at is null),"
+    "       (select extract(epoch from clock_timestamp() - created_at)::float8"
+    "          from topicflow.outbox where published_at is null order by id limit 1)";
+
 int outbox_prepare(PGconn *conn, tf_err *err)
 {
     static const struct { const char *name, *sql; int nparams; } stmts[] = {
@@ -39,6 +45,7 @@ int outbox_prepare(PGconn *conn, tf_err *err)
         {"outbox_mark", mark_sql, 1},
         {"outbox_retention", retention_sql, 2},
         {"outbox_set_aside", set_aside_sql, 2},
+        {"outbox_backlog", backlog_sql, 0},
     };
 
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
@@ -277,6 +284,18 @@ int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
         return -1;
     *deleted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int outbox_backlog(PGconn *conn, long long *pending, double *oldest_age_s, tf_err *err)
+{
+    PGresult *res = PQexecPrepared(conn, "outbox_backlog", 0, NULL, NULL, NULL, 0);
+
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    *pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *oldest_age_s = PQgetisnull(res, 0, 1) ? 0 : strtod(PQgetvalue(res, 0, 1), NULL);
     PQclear(res);
     return 0;
 }

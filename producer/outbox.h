@@ -54,6 +54,9 @@ int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *er
 /* Delete up to limit published rows older than age_s seconds; *deleted gets the count. */
 int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted, tf_err *err);
 
+/* Unpublished rows and the age of the oldest (0 when none), for the metrics. */
+int outbox_backlog(PGconn *conn, long long *pending, double *oldest_age_s, tf_err *err);
+
 void outbox_batch_reset(outbox_batch *batch);
 void outbox_batch_free(outbox_batch *batch);
 

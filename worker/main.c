@@ -18,6 +18,7 @@
 #include "apply.h"
 #include "dead_letter.h"
 #include "maintenance.h"
+#include "worker_metrics.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
 #include "base/backoff.h"
@@ -27,12 +28,14 @@
 #include "base/log.h"
 #include "base/progress.h"
 #include "engine/lexicon.h"
+#include "http/metrics_server.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
 typedef struct worker_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
+    const char *metrics_addr;
     long batch;
     double batch_wait_s;
     long prefetch;
@@ -57,6 +60,7 @@ typedef struct worker_config {
 
 static const tf_option worker_options[] = {
     TF_OPTIONS_CONNECTION(worker_config),
+    TF_OPTIONS_METRICS(worker_config),
     {"batch", "TOPICFLOW_WORKER_BATCH", TF_OPT_INT, "256", "events per mini-batch (one transaction)",
      offsetof(worker_config, batch), 1, 10000},
     {"batch-wait", "TOPICFLOW_WORKER_BATCH_WAIT", TF_OPT_DURATION, "20ms",
@@ -132,12 +136,29 @@ typedef struct worker {
     maintenance *upkeep;
     tf_progress progress;
     unsigned long long events, dead;
+    worker_metrics metrics;
+    int connected_once;     /* a later connect is a reconnect */
+    int stopping;           /* consumption cancelled: finishing what was received */
 } worker;
 
 
 
 
 /* ---- connections ------------------------------------------------------------------- */
+
+/* /readyz: PostgreSQL and both broker connections up, and consuming. */
+static void update_readiness(worker *w)
+{
+    const char *why = NULL;
+
+    if (!tf_pg_connection_ok(w->pg))
+        why = "not connected to PostgreSQL";
+    else if (!w->consumer || !tf_broker_ok(w->consumer) || !tf_broker_ok(w->publisher))
+        why = "not connected to RabbitMQ";
+    else if (w->stopping)
+        why = "not consuming: stopping";
+    tf_metrics_set_unready(w->metrics.registry, why);
+}
 
 static void inbox_drop(inbox *in)
 {
@@ -153,6 +174,7 @@ static void drop_broker(worker *w)
     tf_broker_close(w->consumer);
     tf_broker_close(w->publisher);
     w->consumer = w->publisher = NULL;
+    update_readiness(w);
 }
 
 static int connect_broker(worker *w, tf_err *err)
@@ -194,7 +216,7 @@ static int connect_pg(worker *w, tf_err *err)
 
 static int ensure_connected(worker *w, tf_err *err)
 {
-    int was_down = !w->pg || !w->consumer;
+    int was_down = !w->pg || !w->consumer, rc = -1;
 
     if (w->pg && PQstatus(w->pg) != CONNECTION_OK) {
         PQfinish(w->pg);
@@ -203,13 +225,21 @@ static int ensure_connected(worker *w, tf_err *err)
     if (w->consumer && (!tf_broker_ok(w->consumer) || !tf_broker_ok(w->publisher)))
         drop_broker(w);
     if (!w->pg && connect_pg(w, err) < 0)
-        return -1;
+        goto done;
     if (!w->consumer && connect_broker(w, err) < 0)
-        return -1;
-    if (was_down)
-        log_info("connected", "worker=%s batch=%ld model_version=%lld", w->name, w->cfg.batch,
+        goto done;
+    if (was_down) {
+        log_info("connected", "worker=%s batch=%ld model_version=%lld", tf_log_q(w->name), w->cfg.batch,
                  (long long)applier_model(w->app)->version);
-    return 0;
+        if (w->connected_once)
+            tf_counter_add(w->metrics.reconnects, 1);
+        w->connected_once = 1;
+        tf_gauge_set(w->metrics.model_version, (double)applier_model(w->app)->version);
+    }
+    rc = 0;
+done:
+    update_readiness(w);
+    return rc;
 }
 
 /* ---- receiving ---------------------------------------------------------------------- */
@@ -269,8 +299,10 @@ static int gather(worker *w, double idle_s, tf_err *err)
 
 /* ---- classification ----------------------------------------------------------------- */
 
-/* 0: item ready; 1: permanent failure, reason in err; -1: internal failure. */
-static int classify(worker *w, const amqp_envelope_t *env, work_item *item, tf_err *err)
+/* 0: item ready; 1: permanent failure, reason in err and its kind in *kind; -1: internal
+ * failure. */
+static int classify(worker *w, const amqp_envelope_t *env, work_item *item,
+                    dead_letter_reason *kind, tf_err *err)
 {
     const amqp_basic_properties_t *p = &env->message.properties;
     const amqp_field_value_t *schema = tf_amqp_header(p, TF_HEADER_SCHEMA);
@@ -278,20 +310,26 @@ static int classify(worker *w, const amqp_envelope_t *env, work_item *item, tf_e
     int rc;
 
     memset(item, 0, sizeof(*item));
+    *kind = DL_CONTENT_TYPE;
     if ((p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) &&
         (p->content_type.len != strlen(TF_CONTENT_TYPE) ||
          memcmp(p->content_type.bytes, TF_CONTENT_TYPE, p->content_type.len) != 0))
         return tf_err_set(err, "content type '%.*s' is not " TF_CONTENT_TYPE,
                           (int)(p->content_type.len > 60 ? 60 : p->content_type.len),
                           (const char *)p->content_type.bytes), 1;
+    *kind = DL_SCHEMA;
     if (!schema)
         return tf_err_set(err, "no " TF_HEADER_SCHEMA " header"), 1;
     if (tf_amqp_field_int(schema, &version) < 0 || version != TF_EVENT_SCHEMA)
         return tf_err_set(err, "unknown schema version (" TF_HEADER_SCHEMA " is not %d)",
                           TF_EVENT_SCHEMA), 1;
-    if (tf_event_decode(env->message.body.bytes, env->message.body.len, (size_t)w->cfg.max_message,
-                        &item->ev, err) != TF_CODEC_OK)
+    rc = tf_event_decode(env->message.body.bytes, env->message.body.len,
+                         (size_t)w->cfg.max_message, &item->ev, err);
+    if (rc != TF_CODEC_OK) {
+        *kind = rc == TF_CODEC_TOO_LARGE ? DL_TOO_LARGE : DL_UNDECODABLE;
         return 1;
+    }
+    *kind = DL_INVALID_EVENT;
     rc = applier_prepare_item(w->app, item, err);
     if (rc != 0)
         work_item_clear(item);
@@ -313,7 +351,8 @@ static void ack_front(worker *w, size_t n, tf_err *err)
     w->in.n -= n;
 }
 
-static int dead_letter_env(worker *w, const amqp_envelope_t *env, const char *reason, tf_err *err)
+static int dead_letter_env(worker *w, const amqp_envelope_t *env, dead_letter_reason kind,
+                           const char *reason, tf_err *err)
 {
     char mid[64] = "";
 
@@ -321,9 +360,10 @@ static int dead_letter_env(worker *w, const amqp_envelope_t *env, const char *re
         snprintf(mid, sizeof(mid), "%.*s",
                  (int)(env->message.properties.message_id.len > 60 ? 60 : env->message.properties.message_id.len),
                  (const char *)env->message.properties.message_id.bytes);
-    log_warn("dead-lettering message", "message_id=%s reason=%s", *mid ? mid : "-",
+    log_warn("dead-lettering message", "message_id=%s reason=%s", tf_log_q(*mid ? mid : "-"),
              tf_log_q(reason));
     w->dead++;
+    tf_counter_add(w->metrics.dead_letters[kind], 1);
     return dead_letter_add(w->dl, w->publisher, env, reason, err);
 }
 
@@ -351,6 +391,8 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             applier_apply(w->app, w->pg, items, n, &st, err) == 0) {
             tf_backoff_reset(&w->backoff);
             w->events += (unsigned long long)n;
+            tf_counter_add(w->metrics.documents, n);
+            tf_gauge_set(w->metrics.model_version, (double)applier_model(w->app)->version);
             log_debug("batch committed", "events=%zu applied=%d duplicates=%d stale=%d model_version=%lld",
                       n, st.applied, st.duplicates, st.stale, (long long)st.model_version);
             return 0;
@@ -360,7 +402,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             char reason[600];
             if (n == 1) {
                 snprintf(reason, sizeof(reason), "database rejected the event: %s", err->msg);
-                return dead_letter_env(w, envs[0], reason, err);
+                return dead_letter_env(w, envs[0], DL_DATABASE, reason, err);
             }
             log_warn("batch failed, retrying its events one by one", "events=%zu reason=%s",
                      n, tf_log_q(err->msg));
@@ -370,6 +412,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
             return 0;
         }
     wait:
+        update_readiness(w);
         if (tf_stop_requested())
             return tf_err_set(err, "stopping while the database is unavailable");
         {
@@ -387,19 +430,21 @@ static int process_batch(worker *w, tf_err *err)
 {
     size_t n = w->in.n < (size_t)w->cfg.batch ? w->in.n : (size_t)w->cfg.batch, m = 0;
     amqp_envelope_t **envs = malloc((n + 1) * sizeof(*envs));
+    double start = tf_now();
     int rc = -1;
 
     if (!envs)
         return tf_err_set(err, "out of memory");
     for (size_t i = 0; i < n; i++) {
         tf_err why;
-        int c = classify(w, &w->in.env[i], &w->items[m], &why);
+        dead_letter_reason kind;
+        int c = classify(w, &w->in.env[i], &w->items[m], &kind, &why);
         if (c < 0) {
             *err = why;
             goto done;
         }
         if (c == 1) {
-            if (dead_letter_env(w, &w->in.env[i], why.msg, err) < 0)
+            if (dead_letter_env(w, &w->in.env[i], kind, why.msg, err) < 0)
                 goto done;
             continue;
         }
@@ -414,6 +459,7 @@ static int process_batch(worker *w, tf_err *err)
         goto done;
     ack_front(w, n, err);
     maintenance_note_batch(w->upkeep);
+    tf_histogram_observe(w->metrics.batch_seconds, tf_now() - start);
     rc = 0;
 done:
     for (size_t i = 0; i < m; i++)
@@ -458,6 +504,8 @@ static void run(worker *w)
         log_stats(w);
     }
     /* Stopping: no new deliveries; finish what was already sent to us. */
+    w->stopping = 1;
+    update_readiness(w);
     if (w->consumer && w->pg && tf_broker_cancel(w->consumer, &err) == 0) {
         while (inbox_fill(w, (size_t)w->cfg.batch, 0.1, &err) == 0 && w->in.n > 0)
             if (process_batch(w, &err) < 0)
@@ -472,6 +520,7 @@ int main(int argc, char **argv)
     tf_log_level level = TF_LOG_INFO;
     tf_err err;
     char host[64] = "worker";
+    tf_metrics_server *server = NULL;
     tf_lexicon *lexicon = NULL;
     int rc;
 
@@ -484,6 +533,13 @@ int main(int argc, char **argv)
     if (rc)
         return rc == 1 ? 0 : rc;
     tf_log_init("worker", level);
+    if (worker_metrics_init(&w.metrics, &err) < 0 ||
+        (w.cfg.metrics_addr &&
+         !(server = tf_metrics_server_start(w.cfg.metrics_addr, w.metrics.registry, &err)))) {
+        fprintf(stderr, "topicflow-worker: %s\n", err.msg);
+        worker_metrics_free(&w.metrics);
+        return 2;
+    }
     tf_signals_install();
     gethostname(host, sizeof(host) - 1);
     if (w.cfg.name)
@@ -514,7 +570,7 @@ int main(int argc, char **argv)
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
                                w.cfg.refresh_interval_s, w.cfg.refold_chunk, w.cfg.refit_auto,
                                w.cfg.refit_growth, w.cfg.refit_quiet_s, w.cfg.refit_min_interval_s,
-                               w.cfg.measure_interval_s, tf_update_defaults()};
+                               w.cfg.measure_interval_s, &w.metrics, tf_update_defaults()};
         mo.update.k = (int)w.cfg.k;
         mo.update.max_iter = (int)w.cfg.fit_iters;
         mo.update.tol = w.cfg.fit_tol;
@@ -528,10 +584,12 @@ int main(int argc, char **argv)
         }
         applier_set_model_source(w.app, maintenance_take_model, w.upkeep);
     }
-    log_info("starting", "version=%s worker=%s batch=%ld", TOPICFLOW_VERSION, w.name, w.cfg.batch);
+    log_info("starting", "version=%s worker=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION,
+             tf_log_q(w.name), w.cfg.batch, w.cfg.metrics_addr ? tf_log_q(w.cfg.metrics_addr) : "off");
     run(&w);
     maintenance_stop(w.upkeep);
-    log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", w.name, w.events, w.dead);
+    log_info("stopped", "worker=%s events_total=%llu dead_lettered=%llu", tf_log_q(w.name), w.events,
+             w.dead);
     drop_broker(&w);
     if (w.pg)
         PQfinish(w.pg);
@@ -540,5 +598,7 @@ int main(int argc, char **argv)
     dead_letter_free(w.dl);
     free(w.items);
     free(w.in.env);
+    tf_metrics_server_stop(server);
+    worker_metrics_free(&w.metrics);
     return 0;
 }

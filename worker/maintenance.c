@@ -32,6 +32,7 @@ struct maintenance {
     double next_refresh;
     double next_policy;      /* when auto_refit looks at the corpus again */
     double last_measure;     /* tf_now() of the last quality measure (0: none) */
+    double next_quality;     /* when the quality gauges are read again */
     int64_t measured;        /* the version it measured */
     char settings[256];      /* the policy's settings, for topicflow.model_policy */
     char next[320];          /* what the policy will do next, as last published */
@@ -110,6 +111,8 @@ static int sync_model(maintenance *m, tf_err *err)
     }
     tf_vocab_free(m->vocab);
     m->vocab = tf_vocab_load(m->pg, err);
+    /* prepared for the consuming thread, which swaps it in before its next batch */
+    tf_gauge_set(m->opts.metrics->model_version, (double)m->model.version);
     return m->vocab ? 0 : -1;
 }
 
@@ -117,7 +120,7 @@ static void log_refit(const char *what, const tf_update_opts *u, const tf_refit_
 {
     log_info(what, "reason=%s version=%lld docs=%lld terms=%d model_terms=%d k=%d k_asked=%d"
              " relative_error=%.4f coherence=%.3f seconds=%.1f",
-             u->reason, (long long)res->version, (long long)res->n_docs, res->n_terms,
+             tf_log_q(u->reason), (long long)res->version, (long long)res->n_docs, res->n_terms,
              res->kept_terms, res->k, u->k,
              res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0, res->coherence,
              res->fit.seconds_init + res->fit.seconds_iter);
@@ -403,6 +406,26 @@ static int measure(maintenance *m, tf_err *err)
     return 0;
 }
 
+/* The quality gauges: the newest measured version, whichever worker measured it. */
+#define QUALITY_EVERY_S 5.0
+
+static int sample_quality(maintenance *m, tf_err *err)
+{
+    tf_model_quality q;
+    int rc;
+
+    if (tf_now() < m->next_quality)
+        return 0;
+    m->next_quality = tf_now() + QUALITY_EVERY_S;
+    rc = tf_model_quality_newest(m->pg, &q, err);
+    if (rc == 0) {
+        tf_gauge_set(m->opts.metrics->measured_version, (double)q.version);
+        tf_gauge_set(m->opts.metrics->relative_error, q.relative_error);
+        tf_gauge_set(m->opts.metrics->coherence, q.coherence);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static void pass(maintenance *m)
 {
     tf_err err;
@@ -429,7 +452,8 @@ static void pass(maintenance *m)
     if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
         sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
         refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0 ||
-        fold_forms(m, &err) < 0)
+        fold_forms(m, &err) < 0 ||
+        sample_quality(m, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
+
 void tf_buf_init(tf_buf *b)
 {
     memset(b, 0, sizeof(*b));
@@ -70,6 +72,48 @@ void tf_buf_printf(tf_buf *b, const char *fmt, ...)
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+void tf_buf_json_string(tf_buf *b, const char *s, size_t len)
+{
+    char *tmp = NULL, esc[8];
+    const char *end, *run;
+
+    if (tf_utf8_check(s, len) < len) {
+        size_t bad = 0;
+        tmp = malloc(3 * len + 1);
+        if (!tmp) {
+            b->failed = 1;
+            return;
+        }
+        len = tf_utf8_repair(s, len, tmp, &bad);
+        s = tmp;
+    }
+    end = s + len;
+    tf_buf_append(b, "\"", 1);
+    while (s < end) {
+        for (run = s; s < end && (unsigned char)*s >= 0x20 && *s != '"' && *s != '\\'; s++)
+            ;
+        tf_buf_append(b, run, (size_t)(s - run));
+        if (s >= end)
+            break;
+        switch (*s) {
+        case '"': tf_buf_append(b, "\\\"", 2); break;
+        case '\\': tf_buf_append(b, "\\\\", 2); break;
+        case '\n': tf_buf_append(b, "\\n", 2); break;
+        case '\r': tf_buf_append(b, "\\r", 2); break;
+        case '\t': tf_buf_append(b, "\\t", 2); break;
+        case '\b': tf_buf_append(b, "\\b", 2); break;
+        case '\f': tf_buf_append(b, "\\f", 2); break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*s);
+            tf_buf_append(b, esc, 6);
+            break;
+        }
+        s++;
+    }
+    tf_buf_append(b, "\"", 1);
+    free(tmp);
 }
 
 int tf_buf_ok(const tf_buf *b)

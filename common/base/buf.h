@@ -19,6 +19,10 @@ void tf_buf_free(tf_buf *b);
 void tf_buf_reset(tf_buf *b);
 void tf_buf_append(tf_buf *b, const char *s, size_t len);
 void tf_buf_printf(tf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s[0..len) as a JSON string literal: the escapes JSON requires, \u00XX for other
+ * control characters, and every ill-formed UTF-8 subpart replaced by U+FFFD, so the result
+ * is valid JSON whatever the bytes (the one JSON escaper: wire/json.h and the log use it). */
+void tf_buf_json_string(tf_buf *b, const char *s, size_t len);
 /* 1 when every append succeeded, 0 after an allocation failure. */
 int tf_buf_ok(const tf_buf *b);
 

@@ -514,6 +514,19 @@ static int has_option(const tf_option *opts, size_t n, const char *name)
     return 0;
 }
 
+int tf_config_log_format(const tf_option *opts, size_t n_opts, const void *cfg, tf_err *err)
+{
+    const char *name = string_setting(opts, n_opts, cfg, "log-format");
+    tf_log_format format;
+
+    if (!name)
+        return 0;
+    if (tf_log_parse_format(name, &format) < 0)
+        return tf_err_set(err, "invalid log format '%s' (logfmt or json)", name);
+    tf_log_set_format(format);
+    return 0;
+}
+
 int tf_config_daemon(const char *program, const char *description, const tf_option *opts,
                      size_t n_opts, void *cfg, int argc, char **argv, tf_log_level *level)
 {
@@ -537,6 +550,8 @@ int tf_config_daemon(const char *program, const char *description, const tf_opti
         rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
     if (rc == TF_CONFIG_OK && log_level && tf_log_parse_level(log_level, level) < 0)
         rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)", log_level);
+    if (rc == TF_CONFIG_OK && tf_config_log_format(opts, n_opts, cfg, &err) < 0)
+        rc = TF_CONFIG_ERROR;
     if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "pg") && !string_setting(opts, n_opts, cfg, "pg"))
         rc = tf_err_set(&err, "no PostgreSQL URL: set --pg, TOPICFLOW_PG_URL or TOPICFLOW_PG_URL_FILE");
     if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "amqp") && !string_setting(opts, n_opts, cfg, "amqp"))

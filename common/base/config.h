@@ -54,7 +54,7 @@ typedef struct tf_amqp_tls {
 
 /* The connection and logging settings every program shares (docs/ARCHITECTURE.md,
  * "Configuration contract"). `type` must have members pg_url, amqp_url (char *),
- * amqp_tls (tf_amqp_tls) and log_level (char *). PostgreSQL's TLS settings are libpq's own
+ * amqp_tls (tf_amqp_tls), log_level and log_format (char *). PostgreSQL's TLS settings are libpq's own
  * parameters of the --pg string (sslmode=verify-full, sslrootcert, sslcert, sslkey). */
 #define TF_OPTIONS_CONNECTION(type)                                                              \
     {"pg", "TOPICFLOW_PG_URL", TF_OPT_URL, NULL,                                                 \
@@ -76,7 +76,10 @@ typedef struct tf_amqp_tls {
      "amqps://: verify the broker's certificate chain and host name (off: for tests only)",     \
      offsetof(type, amqp_tls.verify), 0, 0},                                                     \
     {"log-level", "TOPICFLOW_LOG", TF_OPT_STRING, "info", "error, warn, info or debug",          \
-     offsetof(type, log_level), 0, 0}
+     offsetof(type, log_level), 0, 0},                                                           \
+    {"log-format", "TOPICFLOW_LOG_FORMAT", TF_OPT_STRING, "logfmt",                              \
+     "logfmt, or json: one JSON object per line with the same keys",                             \
+     offsetof(type, log_format), 0, 0}
 
 enum { TF_CONFIG_OK = 0, TF_CONFIG_HELP = 1, TF_CONFIG_VERSION = 2, TF_CONFIG_ERROR = -1 };
 
@@ -93,12 +96,16 @@ int tf_config_parse(const tf_option *opts, size_t n_opts, void *cfg, int argc, c
 /*
  * The start-up both daemons share: parse argv (no positional arguments allowed), print
  * --help ("<program> [options]", description, the table) or --version, check --log-level
- * and that --pg and --amqp are set (when the table has them). Returns 0 to run, with *level
- * set; 1 after printing help or the version (exit 0); 2 after printing "<program>: reason"
+ * and that --pg and --amqp are set (when the table has them), and apply --log-format
+ * (tf_config_log_format). Returns 0 to run, with *level set; 1 after printing help or the version (exit 0); 2 after printing "<program>: reason"
  * on stderr (exit 2).
  */
 int tf_config_daemon(const char *program, const char *description, const tf_option *opts,
                      size_t n_opts, void *cfg, int argc, char **argv, tf_log_level *level);
+
+/* Check the table's --log-format setting (when it has one) and make it the log's format
+ * (tf_log_set_format). 0 ok; -1 with a one-line reason for an unknown format. */
+int tf_config_log_format(const tf_option *opts, size_t n_opts, const void *cfg, tf_err *err);
 
 /* Print "usage: <synopsis>", the description, and one line per option with its
  * environment variable (and password file) and default, then how X_FILE works. */

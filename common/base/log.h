@@ -1,10 +1,13 @@
 /*
- * log.h - one logfmt line per event on stderr:
+ * log.h - one line per event on stderr, logfmt by default:
  *   ts=2026-11-25T08:40:00.123Z level=info prog=producer msg="batch published" n=500 ms=3.2
- * The level and program name are the only process-wide state (set once in main). Callers
- * pass the message and a printf format for the key=value pairs; a value that may hold
- * spaces, quotes or '=' (any error message) goes through tf_log_q() / tf_log_quote().
- * Passwords never reach a log line: URLs are logged through tf_log_redact_url().
+ * or, with --log-format json, one JSON object with the same keys in the same order:
+ *   {"ts":"2026-11-25T08:40:00.123Z","level":"info","prog":"producer","msg":"batch published","n":500,"ms":3.2}
+ * The level, format and program name are the only process-wide state (set once in main).
+ * Callers pass the message and a printf format for the key=value pairs; a value that may
+ * hold spaces, quotes, '=' or control characters (any error message, any name from outside)
+ * goes through tf_log_q() / tf_log_quote(). Passwords never reach a log line: URLs are
+ * logged through tf_log_redact_url().
  */
 #ifndef TF_LOG_H
 #define TF_LOG_H
@@ -12,16 +15,22 @@
 #include <stddef.h>
 
 typedef enum { TF_LOG_ERROR = 0, TF_LOG_WARN = 1, TF_LOG_INFO = 2, TF_LOG_DEBUG = 3 } tf_log_level;
+typedef enum { TF_LOG_LOGFMT = 0, TF_LOG_JSON = 1 } tf_log_format;
 
 void tf_log_init(const char *program, tf_log_level level);
 int tf_log_parse_level(const char *name, tf_log_level *out);
 int tf_log_enabled(tf_log_level level);
+/* "logfmt" or "json" (any case). 0 ok, -1 unknown. */
+int tf_log_parse_format(const char *name, tf_log_format *out);
+void tf_log_set_format(tf_log_format format);
 
 void tf_log_write(tf_log_level level, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copies s into buf as a logfmt value: quoted and escaped when it holds spaces, quotes or
- * '='; truncated to fit. Returns buf. */
+/* Copies s into buf as a logfmt value: quoted when it is empty or holds a space, quote, '=',
+ * backslash or control character, with \" \\ \n \r \t and \u00XX for the other control
+ * characters; truncated to fit, never inside an escape or a UTF-8 sequence, the quote
+ * always closed. Returns buf. */
 const char *tf_log_quote(const char *s, char *buf, size_t size);
 
 /* tf_log_quote into a buffer that lives until the end of the enclosing statement's block,

@@ -150,3 +150,31 @@ done:
         tf_err_prefix(err, "model measure");
     return rc;
 }
+
+int tf_model_quality_newest(PGconn *conn, tf_model_quality *q, tf_err *err)
+{
+    PGresult *res = PQexec(conn, "select version, epoch, docs, relative_error, coherence, seconds"
+                                 "  from topicflow.model_quality order by version desc limit 1");
+    long long version, epoch, docs;
+    int rc = 1;
+
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    memset(q, 0, sizeof(*q));
+    if (PQntuples(res) == 1) {
+        if (tf_pg_get_int64(res, 0, 0, &version) < 0 || tf_pg_get_int64(res, 0, 1, &epoch) < 0 ||
+            tf_pg_get_int64(res, 0, 2, &docs) < 0) {
+            rc = tf_err_set(err, "topicflow.model_quality: a malformed row");
+        } else {
+            q->version = version;
+            q->epoch = epoch;
+            q->docs = docs;
+            rc = 0;
+        }
+        q->relative_error = strtod(PQgetvalue(res, 0, 3), NULL);
+        q->coherence = strtod(PQgetvalue(res, 0, 4), NULL);
+        q->seconds = strtod(PQgetvalue(res, 0, 5), NULL);
+    }
+    PQclear(res);
+    return rc;
+}

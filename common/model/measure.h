@@ -27,4 +27,8 @@ typedef struct tf_model_quality {
  * epoch, or this version already measured), -1 on error. */
 int tf_model_measure(PGconn *conn, const char *worker, tf_model_quality *q, tf_err *err);
 
+/* The newest measured version's row of topicflow.model_quality (any worker's), into q.
+ * 0 found, 1 nothing measured yet, -1 on error. */
+int tf_model_quality_newest(PGconn *conn, tf_model_quality *q, tf_err *err);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/grow.h"
 #include "base/utf8.h"
 
@@ -537,40 +538,14 @@ const tf_json_value *tf_json_get(const tf_json_object *o, const char *key)
 
 int tf_json_write_string(FILE *f, const char *s, size_t len)
 {
-    char *tmp = NULL;
-    const char *end, *run;
+    tf_buf b;
+    int rc;
 
-    if (tf_utf8_check(s, len) < len) {
-        size_t bad = 0;
-        tmp = malloc(3 * len + 1);
-        if (!tmp)
-            return -1;
-        len = tf_utf8_repair(s, len, tmp, &bad);
-        s = tmp;
-    }
-    end = s + len;
-    putc('"', f);
-    while (s < end) {
-        for (run = s; s < end && (unsigned char)*s >= 0x20 && *s != '"' && *s != '\\'; s++)
-            ;
-        fwrite(run, 1, (size_t)(s - run), f);
-        if (s >= end)
-            break;
-        switch (*s) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\b': fputs("\\b", f); break;
-        case '\f': fputs("\\f", f); break;
-        default: fprintf(f, "\\u%04x", (unsigned char)*s); break;
-        }
-        s++;
-    }
-    putc('"', f);
-    free(tmp);
-    return ferror(f) ? -1 : 0;
+    tf_buf_init(&b);
+    tf_buf_json_string(&b, s, len);
+    rc = tf_buf_ok(&b) && fwrite(b.p, 1, b.len, f) == b.len ? 0 : -1;
+    tf_buf_free(&b);
+    return rc < 0 || ferror(f) ? -1 : 0;
 }
 
 int tf_json_write_cstring(FILE *f, const char *s)

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -743,4 +746,85 @@ void harness_assert_queue_has_every_event(harness *h)
     assert_true(harness_covers(got, n_got, want, n_want));
     free(want);
     free(got);
+}
+
+int harness_free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+char *harness_http_get(int port, const char *path, int *status)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {5, 0};
+    char req[512], *resp = NULL, *body;
+    size_t n = 0, cap = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    *status = 0;
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        goto fail;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        goto fail;
+    for (;;) {
+        ssize_t got;
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            resp = realloc(resp, cap);
+            assert_non_null(resp);
+        }
+        got = read(fd, resp + n, cap - n - 1);
+        if (got < 0)
+            goto fail;
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    resp[n] = '\0';
+    body = strstr(resp, "\r\n\r\n");
+    if (strncmp(resp, "HTTP/1.", 7) != 0 || !body)
+        goto fail;
+    *status = atoi(resp + 9);
+    memmove(resp, body + 4, strlen(body + 4) + 1);
+    close(fd);
+    return resp;
+fail:
+    close(fd);
+    free(resp);
+    *status = 0;
+    return NULL;
+}
+
+int harness_wait_http(int port, const char *path, int want, double timeout_s)
+{
+    double end = harness_now() + timeout_s;
+
+    for (;;) {
+        int status;
+        free(harness_http_get(port, path, &status));
+        if (status == want)
+            return 1;
+        if (harness_now() > end)
+            return 0;
+        usleep(100 * 1000);
+    }
 }

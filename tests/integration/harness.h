@@ -130,4 +130,13 @@ int harness_count_lines(const char *s);
  * overwritten by the next call). */
 const char *harness_write_file(harness *h, const char *suffix, const char *text, size_t len);
 
+/* A TCP port on 127.0.0.1 that nothing listens on now (bound to port 0 and released). */
+int harness_free_port(void);
+/* GET http://127.0.0.1:<port><path> (HTTP/1.0, 5 s timeout). Returns the body (caller frees)
+ * and the status in *status; NULL with *status 0 when nothing answered. */
+char *harness_http_get(int port, const char *path, int *status);
+/* Polls GET path every 100 ms until it answers with status want; 1 when it did within
+ * timeout_s, else 0. */
+int harness_wait_http(int port, const char *path, int want, double timeout_s);
+
 #endif

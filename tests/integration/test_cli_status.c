@@ -3,7 +3,8 @@
  * counts the test arranged (outbox backlog, ready / unacknowledged / consumers of
  * topicflow.nmf, dead letters, documents, model version, workers); the text form is an
  * aligned table; an unreachable PostgreSQL or RabbitMQ is exit 1 with one line naming it,
- * an unreachable management API only an unknown queue_unacked.
+ * an unreachable management API only an unknown queue_unacked; --check prints one line per
+ * failed threshold and exits 1, nothing and 0 when all pass.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,6 +197,60 @@ static void test_unreachable_management_api_leaves_unacked_unknown(void **state)
     harness_teardown(&h);
 }
 
+static int status_check(harness *h, const char *const *args, char **out)
+{
+    const char *argv[8] = {"status", "--check"};
+    int n = 2;
+
+    for (; args && *args && n < 7; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    return harness_run(h, "topicflow", argv, NULL, out, NULL);
+}
+
+static void test_check_fails_one_line_per_threshold_passed(void **state)
+{
+    harness h;
+    tf_broker *b, *consumer;
+    tf_err err;
+    char *out;
+
+    harness_setup(&h, "cli_status_check");
+    /* Nothing declared yet: the queue has no consumer, and that is the only failure. */
+    assert_int_equal(status_check(&h, NULL, &out), 1);
+    assert_int_equal(harness_count_lines(out), 1);
+    assert_non_null(strstr(out, "check failed: no consumer on topicflow.nmf"));
+    free(out);
+
+    /* An hour-old backlog, two dead letters, still no consumer: three lines. */
+    harness_insert_internships(&h, 3);
+    harness_sql(&h, "update topicflow.outbox set created_at = now() - interval '1 hour'");
+    b = harness_broker(&h);
+    harness_prepare_publisher(b);
+    harness_publish_events(b, TF_EXCHANGE_DLX, 100, 2, "schema 9 is unknown");
+    harness_wait_queue(b, TF_QUEUE_DEAD, 2, 30);
+    assert_int_equal(status_check(&h, (const char *[]){"--max-outbox-age", "10m", NULL}, &out), 1);
+    assert_int_equal(harness_count_lines(out), 3);
+    assert_non_null(strstr(out, "check failed: outbox_oldest_age_s 36"));
+    assert_non_null(strstr(out, "is over --max-outbox-age 600s\n"));
+    assert_non_null(strstr(out, "check failed: dead_letters 2 is over --max-dead-letters 0\n"));
+    free(out);
+
+    /* A consumer, and thresholds above what the pipeline shows: silent, exit 0. */
+    consumer = harness_broker(&h);
+    assert_int_equal(tf_broker_consume(consumer, TF_QUEUE_NMF, &err), 0);
+    assert_int_equal(status_check(&h, (const char *[]){"--max-outbox-age", "2h",
+                                                       "--max-dead-letters", "2", NULL}, &out), 0);
+    assert_string_equal(out, "");
+    free(out);
+    assert_int_equal(status_check(&h, (const char *[]){"--max-outbox-age", "2h", NULL}, &out), 1);
+    assert_string_equal(out, "check failed: dead_letters 2 is over --max-dead-letters 0\n");
+    free(out);
+    tf_broker_close(consumer);
+    tf_broker_close(b);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_empty_pipeline_reports_nulls_where_nothing_is_known),
         cmocka_unit_test(test_unreachable_server_is_exit_1_with_one_line_naming_it),
         cmocka_unit_test(test_unreachable_management_api_leaves_unacked_unknown),
+        cmocka_unit_test(test_check_fails_one_line_per_threshold_passed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,7 @@
 #include "base/log.h"
 
 typedef struct demo_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     long batch;
     double poll;
@@ -322,6 +322,29 @@ static void test_backoff_grows_to_the_cap_with_jitter(void **state)
     assert_true(tf_backoff_next(&b) <= 0.1);
 }
 
+static void test_log_format_is_shared_checked_and_applied(void **state)
+{
+    char *json[] = {"prog", "--log-format", "json"}, *yaml[] = {"prog", "--log-format", "yaml"};
+    char *none[] = {"prog"};
+    demo_config cfg;
+    tf_err err;
+
+    unsetenv("TOPICFLOW_LOG_FORMAT");
+    assert_int_equal(parse(&cfg, 1, none, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.log_format, "logfmt");
+    assert_int_equal(tf_config_log_format(demo_options, N, &cfg, &err), 0);
+    setenv("TOPICFLOW_LOG_FORMAT", "json", 1);
+    assert_int_equal(parse(&cfg, 1, none, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.log_format, "json");
+    unsetenv("TOPICFLOW_LOG_FORMAT");
+    assert_int_equal(parse(&cfg, 3, json, &err), TF_CONFIG_OK);
+    assert_int_equal(tf_config_log_format(demo_options, N, &cfg, &err), 0);
+    assert_int_equal(parse(&cfg, 3, yaml, &err), TF_CONFIG_OK);
+    assert_int_equal(tf_config_log_format(demo_options, N, &cfg, &err), -1);
+    assert_string_equal(err.msg, "invalid log format 'yaml' (logfmt or json)");
+    tf_log_set_format(TF_LOG_LOGFMT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_password_file_fills_in_the_urls_password),
         cmocka_unit_test(test_password_file_beside_a_password_or_without_a_user_is_an_error),
         cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
+        cmocka_unit_test(test_log_format_is_shared_checked_and_applied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
