@@ -13,7 +13,7 @@
 #include "topic_read.h"
 
 typedef struct label_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     int clear;
 } label_config;

@@ -18,7 +18,7 @@
 #include "topic_read.h"
 
 typedef struct report_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
     const char *html;
     long top, buckets;
