@@ -21,6 +21,7 @@
 #include "options.h"
 #include "base/lifecycle.h"
 #include "base/utf8.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -1036,7 +1037,7 @@ int cli_load(int argc, char **argv)
     L.progress = isatty(STDERR_FILENO);
     if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
         L.total_bytes = (long long)st.st_size;
-    L.conn = tf_pg_connect(cfg.pg_url, "topicflow-load", &err);
+    L.conn = tf_migrate_connect(cfg.pg_url, "topicflow-load", &err);
     if (!L.conn || load_columns(&L, cfg.table, &err) < 0)
         goto fail;
     if ((csv ? load_csv(&L, in, &err) : load_jsonl(&L, in, &err)) < 0)

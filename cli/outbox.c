@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -146,7 +147,7 @@ int cli_outbox(int argc, char **argv)
         return cli_error("outbox", CLI_USAGE, "unknown action '%s' (list, retry or discard)", verb);
     if (strcmp(verb, "list") == 0 && first < argc)
         return cli_error("outbox", CLI_USAGE, "unexpected argument '%s'", argv[first]);
-    c = tf_pg_connect(cfg.pg_url, "topicflow-outbox", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-outbox", &err);
     if (!c)
         return cli_error("outbox", CLI_FAIL, "%s", err.msg);
     status = strcmp(verb, "list") == 0 ? list(c, cfg.json) : act(c, verb, &cfg, argc, argv, first);

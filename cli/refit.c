@@ -17,6 +17,7 @@
 #include "base/lifecycle.h"
 #include "model/update.h"
 #include "model/vocab_store.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct refit_config {
@@ -69,15 +70,58 @@ static int on_progress(void *ctx, int iter, int max_iter, double error)
     return 0;
 }
 
-static int current_k(PGconn *c, long *k)
+static int current_k(PGconn *c, long *k, tf_err *err)
 {
     PGresult *res = PQexec(c, "select k from topicflow.model order by version desc limit 1");
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
 
-    if (rc == 0)
-        *k = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 20;
+    if (tf_pg_check(c, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    *k = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 20;
     PQclear(res);
-    return rc;
+    return 0;
+}
+
+/* Live documents, and the rows of every tracked table (format(%I) over the catalog). */
+static const char counts_sql[] =
+    "select (select count(*) from topicflow.documents where not deleted),"
+    "       coalesce((select sum((xpath('/row/n/text()', query_to_xml(format("
+    "                   'select count(*) as n from %I.%I', n.nspname, c.relname),"
+    "                   false, true, '')))[1]::text::bigint)"
+    "          from topicflow.tracked_tables t"
+    "          join pg_class c on c.oid = to_regclass(t.source)"
+    "          join pg_namespace n on n.oid = c.relnamespace), 0)";
+
+/* A fit of k topics over fewer than this many documents a topic mostly fits noise, and
+ * takes long: --k beyond docs / REFIT_DOCS_PER_TOPIC is refused before any work. */
+#define REFIT_DOCS_PER_TOPIC 10
+
+/* CLI_CONTINUE when there is something to fit with k topics, else the exit status after
+ * saying why: no live document yet (and how many rows wait for a worker), or k too large. */
+static int check_fit_size(PGconn *c, long k, int k_given)
+{
+    PGresult *res = PQexec(c, counts_sql);
+    long long docs, rows, max_k;
+    tf_err err;
+
+    if (tf_pg_check(c, res, PGRES_TUPLES_OK, &err) < 0)
+        return cli_error("refit", CLI_FAIL, "%s", err.msg);
+    docs = atoll(PQgetvalue(res, 0, 0));
+    rows = atoll(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (docs == 0 && rows == 0)
+        return cli_error("refit", CLI_FAIL, "no live documents to fit: the tracked tables hold no rows");
+    if (docs == 0)
+        return cli_error("refit", CLI_FAIL,
+                         "no live documents to fit: the tracked tables hold %lld %s that no worker "
+                         "has processed yet (is topicflow-worker running?)",
+                         rows, rows == 1 ? "row" : "rows");
+    max_k = docs / REFIT_DOCS_PER_TOPIC > 0 ? docs / REFIT_DOCS_PER_TOPIC : 1;
+    if (k_given && k > max_k)
+        return cli_error("refit", CLI_USAGE,
+                         "--k %ld is more topics than %lld live %s support (at most %lld: %d "
+                         "documents a topic)",
+                         k, docs, docs == 1 ? "document" : "documents", max_k, REFIT_DOCS_PER_TOPIC);
+    return CLI_CONTINUE;
 }
 
 static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
@@ -134,7 +178,7 @@ int cli_refit(int argc, char **argv)
     progress prog = {isatty(STDERR_FILENO), 0, -1};
     PGconn *c;
     tf_err err;
-    int first, status;
+    int first, status, k_given;
 
     status = cli_parse("refit", "topicflow refit [--k K] [--max-iter N] [--tol T] [--seed S]",
                        "Batch NMF over every live document, installed as a new model version with "
@@ -147,13 +191,18 @@ int cli_refit(int argc, char **argv)
     status = CLI_OK;
     if (first < argc)
         return cli_error("refit", CLI_USAGE, "unexpected argument '%s'", argv[first]);
-    c = tf_pg_connect(cfg.pg_url, "topicflow-refit", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-refit", &err);
     if (!c)
         return cli_error("refit", CLI_FAIL, "%s", err.msg);
-    if (!cfg.k && current_k(c, &cfg.k) < 0) {
-        status = cli_error("refit", CLI_FAIL, "%s", PQerrorMessage(c));
+    k_given = cfg.k != 0;
+    if (!cfg.k && current_k(c, &cfg.k, &err) < 0) {
+        status = cli_error("refit", CLI_FAIL, "%s", err.msg);
         goto done;
     }
+    status = check_fit_size(c, cfg.k, k_given);
+    if (status != CLI_CONTINUE)
+        goto done;
+    status = CLI_OK;
     if (!cfg.threads)
         cfg.threads = sysconf(_SC_NPROCESSORS_ONLN);
     openblas_set_num_threads((int)cfg.threads);

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct replay_config {
@@ -66,7 +67,7 @@ int cli_replay(int argc, char **argv)
         return cli_error("replay", CLI_USAGE, "--to-id %ld is below --from-id %ld", cfg.to_id, cfg.from_id);
     if (cfg.until && !cfg.since)
         return cli_error("replay", CLI_USAGE, "--until needs --since");
-    c = tf_pg_connect(cfg.pg_url, "topicflow-replay", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-replay", &err);
     if (!c)
         return cli_error("replay", CLI_FAIL, "%s", err.msg);
     snprintf(from, sizeof(from), "%ld", cfg.from_id);

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -124,7 +125,7 @@ static void pg_text(const PGresult *res, int col, char *buf, size_t size)
 
 static int read_database(const status_config *cfg, status *s, tf_err *err)
 {
-    PGconn *conn = tf_pg_connect(cfg->pg_url, "topicflow-status", err);
+    PGconn *conn = tf_migrate_connect(cfg->pg_url, "topicflow-status", err);
     PGresult *res;
     int rc = -1;
 

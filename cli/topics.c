@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -41,7 +42,7 @@ static const tf_option doc_options[] = {
 static PGconn *connect_or_fail(const char *cmd, const char *url, int *status)
 {
     tf_err err;
-    PGconn *c = tf_pg_connect(url, "topicflow-cli", &err);
+    PGconn *c = tf_migrate_connect(url, "topicflow-cli", &err);
 
     if (!c)
         *status = cli_error(cmd, CLI_FAIL, "%s", err.msg);

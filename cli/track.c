@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct track_config {
@@ -143,7 +144,7 @@ int cli_track(int argc, char **argv)
         return cli_error("track", CLI_USAGE, "--text '%s' has an empty column name", cfg.text);
 
     rc = CLI_FAIL;
-    conn = tf_pg_connect(cfg.pg_url, "topicflow-track", &err);
+    conn = tf_migrate_connect(cfg.pg_url, "topicflow-track", &err);
     if (!conn)
         goto fail;
     /* track() drops triggers "if exists": its notices are noise to an operator. */

@@ -24,6 +24,7 @@
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
@@ -99,7 +100,7 @@ static int connect_slot(producer *p, int i, tf_err *err)
 {
     slot *s = &p->slots[i];
 
-    s->pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer", err);
+    s->pg = tf_migrate_connect(p->cfg.pg_url, "topicflow-producer", err);
     if (!s->pg)
         return -1;
     if (outbox_prepare(s->pg, err) < 0)

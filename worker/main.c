@@ -26,6 +26,7 @@
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
@@ -173,7 +174,7 @@ fail:
 
 static int connect_pg(worker *w, tf_err *err)
 {
-    w->pg = tf_pg_connect(w->cfg.pg_url, "topicflow-worker", err);
+    w->pg = tf_migrate_connect(w->cfg.pg_url, "topicflow-worker", err);
     if (!w->pg)
         return -1;
     if (applier_sync_model(w->app, w->pg, err) < 0) {
