@@ -34,7 +34,7 @@
 #define CONFIRM_TIMEOUT_S 30.0
 
 typedef struct dlq_config {
-    const char *pg_url, *amqp_url, *log_level;
+    const char *amqp_url, *log_level;
     tf_amqp_tls amqp_tls;
     long limit;
     int json, all, dry_run, yes;
@@ -42,7 +42,7 @@ typedef struct dlq_config {
 } dlq_config;
 
 static const tf_option list_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"limit", NULL, TF_OPT_INT, "100", "show at most N dead letters, oldest first (0: all)",
      offsetof(dlq_config, limit), 0, 100000000},
     {"json", NULL, TF_OPT_BOOL, "off", "print a JSON array instead of a table",
@@ -50,7 +50,7 @@ static const tf_option list_options[] = {
 };
 
 static const tf_option requeue_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"all", NULL, TF_OPT_BOOL, "off", "requeue every dead letter", offsetof(dlq_config, all), 0, 0},
     {"id", NULL, TF_OPT_STRING, NULL,
      "requeue the dead letters with these message ids (comma-separated; more ids may follow "
@@ -61,7 +61,7 @@ static const tf_option requeue_options[] = {
 };
 
 static const tf_option purge_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"yes", NULL, TF_OPT_BOOL, "off", "really delete every dead letter",
      offsetof(dlq_config, yes), 0, 0},
 };
@@ -547,7 +547,8 @@ static int dlq_list(int argc, char **argv)
     } else {
         print_table(l.letters, l.n);
         if ((long)l.n < w.kept)
-            printf("%zu of %ld dead letters shown (--limit %ld)\n", l.n, w.kept, cfg.limit);
+            printf("%zu of %ld dead letter%s shown (--limit %ld)\n", l.n, w.kept, w.kept == 1 ? "" : "s",
+                   cfg.limit);
         else
             printf("%zu dead letter%s\n", l.n, l.n == 1 ? "" : "s");
     }

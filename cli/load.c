@@ -29,15 +29,14 @@
 #define MAX_IGNORED 16
 
 typedef struct load_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     const char *table, *format;
     int strict;
     long batch;
 } load_config;
 
 static const tf_option load_options[] = {
-    TF_OPTIONS_CONNECTION(load_config),
+    TF_OPTIONS_PG(load_config), TF_OPTIONS_LOG(load_config),
     {"table", NULL, TF_OPT_STRING, "public.internships",
      "target table; its columns come from information_schema", offsetof(load_config, table), 0, 0},
     {"format", NULL, TF_OPT_STRING, NULL,
@@ -1044,13 +1043,14 @@ int cli_load(int argc, char **argv)
         goto fail;
     draw_progress(&L, 1);
     clear_progress(&L);
-    printf("loaded %ld rows, skipped %ld\n", L.loaded, L.skipped);
+    printf("loaded %ld row%s, skipped %ld\n", L.loaded, L.loaded == 1 ? "" : "s", L.skipped);
     rc = CLI_OK;
     goto done;
 fail:
     clear_progress(&L);
     if (L.loaded > 0)
-        cli_error("load", CLI_FAIL, "%s; %ld rows of earlier batches stay loaded", err.msg, L.loaded);
+        cli_error("load", CLI_FAIL, "%s; %ld row%s of earlier batches stay%s loaded", err.msg, L.loaded,
+                  L.loaded == 1 ? "" : "s", L.loaded == 1 ? "s" : "");
     else
         cli_error("load", CLI_FAIL, "%s", err.msg);
 done:

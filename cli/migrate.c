@@ -12,11 +12,10 @@
 #include "pg/pg.h"
 
 typedef struct migrate_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
 } migrate_config;
 
-static const tf_option migrate_options[] = {TF_OPTIONS_CONNECTION(migrate_config)};
+static const tf_option migrate_options[] = {TF_OPTIONS_PG(migrate_config), TF_OPTIONS_LOG(migrate_config)};
 #define N_OPTIONS (sizeof(migrate_options) / sizeof(migrate_options[0]))
 
 static void on_applied(void *ctx, const tf_migration *m)

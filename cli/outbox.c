@@ -16,13 +16,12 @@
 #include "wire/json.h"
 
 typedef struct outbox_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     int json, all, yes;
 } outbox_config;
 
 static const tf_option outbox_options[] = {
-    TF_OPTIONS_CONNECTION(outbox_config),
+    TF_OPTIONS_PG(outbox_config), TF_OPTIONS_LOG(outbox_config),
     {"json", NULL, TF_OPT_BOOL, "off", "list as a JSON array", offsetof(outbox_config, json), 0, 0},
     {"all", NULL, TF_OPT_BOOL, "off", "retry or discard every row set aside", offsetof(outbox_config, all), 0, 0},
     {"yes", NULL, TF_OPT_BOOL, "off", "confirm a discard", offsetof(outbox_config, yes), 0, 0},

@@ -21,8 +21,7 @@
 #include "pg/pg.h"
 
 typedef struct refit_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     long k, max_iter, threads, chunk;
     double tol;
     long seed;
@@ -30,7 +29,7 @@ typedef struct refit_config {
 } refit_config;
 
 static const tf_option refit_options[] = {
-    TF_OPTIONS_CONNECTION(refit_config),
+    TF_OPTIONS_PG(refit_config), TF_OPTIONS_LOG(refit_config),
     {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "0", "topics (0: as many as the current model, else 20)",
      offsetof(refit_config, k), 0, 1000},
     {"max-iter", NULL, TF_OPT_INT, "200", "iteration cap", offsetof(refit_config, max_iter), 1, 100000},
@@ -153,7 +152,8 @@ static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
             done += n;
             stale -= n;
             if (tty)
-                fprintf(stderr, "\rre-folded %lld documents, %lld to go   ", done, stale > 0 ? stale : 0);
+                fprintf(stderr, "\rre-folded %lld document%s, %lld to go   ", done, done == 1 ? "" : "s",
+                        stale > 0 ? stale : 0);
         }
         if (stale <= 0)
             break;
@@ -162,7 +162,8 @@ static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
     }
     if (tty)
         fprintf(stderr, "\n");
-    printf("re-folded %lld documents into version %lld\n", done, (long long)m.version);
+    printf("re-folded %lld document%s into version %lld\n", done, done == 1 ? "" : "s",
+           (long long)m.version);
     rc = 0;
 out:
     tf_model_clear(&m);
@@ -224,10 +225,11 @@ int cli_refit(int argc, char **argv)
     }
     if (prog.tty)
         fprintf(stderr, "\n");
-    printf("model version %lld: k=%d, %lld documents, %d terms (%d in the model's vocabulary),"
-           " %d iterations in %.1fs, relative error %.4f",
-           (long long)res.version, res.k, (long long)res.n_docs, res.n_terms, res.kept_terms,
-           res.fit.iterations, res.fit.seconds_init + res.fit.seconds_iter,
+    printf("model version %lld: k=%d, %lld document%s, %d term%s (%d in the model's vocabulary),"
+           " %d iteration%s in %.1fs, relative error %.4f",
+           (long long)res.version, res.k, (long long)res.n_docs, res.n_docs == 1 ? "" : "s",
+           res.n_terms, res.n_terms == 1 ? "" : "s", res.kept_terms, res.fit.iterations,
+           res.fit.iterations == 1 ? "" : "s", res.fit.seconds_init + res.fit.seconds_iter,
            res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
     if (res.k < cfg.k)
         printf(" (asked for k=%ld: the data allows only %d topics now)", cfg.k, res.k);

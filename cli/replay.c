@@ -15,15 +15,14 @@
 #include "pg/pg.h"
 
 typedef struct replay_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     long from_id, to_id;
     const char *since, *until;
     int all, dry_run;
 } replay_config;
 
 static const tf_option replay_options[] = {
-    TF_OPTIONS_CONNECTION(replay_config),
+    TF_OPTIONS_PG(replay_config), TF_OPTIONS_LOG(replay_config),
     {"from-id", NULL, TF_OPT_INT, "0", "first outbox id to replay", offsetof(replay_config, from_id), 0, 9.2e18},
     {"to-id", NULL, TF_OPT_INT, "0", "last outbox id to replay (0: no upper bound)", offsetof(replay_config, to_id), 0, 9.2e18},
     {"since", NULL, TF_OPT_STRING, NULL, "replay events created at or after this time (e.g. '2026-11-01 00:00Z')",
@@ -97,11 +96,12 @@ int cli_replay(int argc, char **argv)
     } else if (atoll(PQgetvalue(res, 0, 0)) == 0) {
         printf("nothing to replay: no event in that range\n");
     } else if (cfg.dry_run) {
-        printf("would replay %s events (ids %s..%s)\n", PQgetvalue(res, 0, 0),
-               PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+        printf("would replay %s event%s (ids %s..%s)\n", PQgetvalue(res, 0, 0),
+               atoll(PQgetvalue(res, 0, 0)) == 1 ? "" : "s", PQgetvalue(res, 0, 1),
+               PQgetvalue(res, 0, 2));
     } else {
-        printf("replayed %s events (ids %s..%s) as new events %s..%s\n", PQgetvalue(res, 0, 0),
-               PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+        printf("replayed %s event%s (ids %s..%s) as new events %s..%s\n", PQgetvalue(res, 0, 0),
+               atoll(PQgetvalue(res, 0, 0)) == 1 ? "" : "s", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
                PQgetvalue(res, 0, 4));
     }
     PQclear(res);

@@ -341,9 +341,9 @@ static void print_table(const status *s)
     snprintf(buf, sizeof(buf), "%d", n);
     row("workers", buf);
     for (int i = 0; i < n; i++)
-        printf("  %-19s last batch %s, %s events\n", PQgetvalue(s->workers, i, 0),
+        printf("  %-19s last batch %s, %s event%s\n", PQgetvalue(s->workers, i, 0),
                PQgetisnull(s->workers, i, 1) ? "never" : PQgetvalue(s->workers, i, 1),
-               PQgetvalue(s->workers, i, 2));
+               PQgetvalue(s->workers, i, 2), strcmp(PQgetvalue(s->workers, i, 2), "1") == 0 ? "" : "s");
 }
 
 int cli_status(int argc, char **argv)

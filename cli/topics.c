@@ -15,22 +15,21 @@
 #include "wire/json.h"
 
 typedef struct topics_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     long top;
     int json;
     const char *source;
 } topics_config;
 
 static const tf_option topics_options[] = {
-    TF_OPTIONS_CONNECTION(topics_config),
+    TF_OPTIONS_PG(topics_config), TF_OPTIONS_LOG(topics_config),
     {"top", NULL, TF_OPT_INT, "10", "terms per topic", offsetof(topics_config, top), 1, 1000},
     {"json", NULL, TF_OPT_BOOL, "off", "print JSON: [{\"topic\": 0, \"terms\": [{\"term\": …, \"weight\": …}]}]",
      offsetof(topics_config, json), 0, 0},
 };
 
 static const tf_option doc_options[] = {
-    TF_OPTIONS_CONNECTION(topics_config),
+    TF_OPTIONS_PG(topics_config), TF_OPTIONS_LOG(topics_config),
     {"source", NULL, TF_OPT_STRING, "public.internships", "the tracked table the document is from",
      offsetof(topics_config, source), 0, 0},
     {"top", NULL, TF_OPT_INT, "5", "terms shown for each of the document's topics",

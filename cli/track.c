@@ -16,13 +16,12 @@
 #include "pg/pg.h"
 
 typedef struct track_config {
-    const char *pg_url, *amqp_url, *log_level;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level;
     const char *id, *text, *aggregate;
 } track_config;
 
 static const tf_option track_options[] = {
-    TF_OPTIONS_CONNECTION(track_config),
+    TF_OPTIONS_PG(track_config), TF_OPTIONS_LOG(track_config),
     {"id", NULL, TF_OPT_STRING, NULL, "the column that identifies a row (required)",
      offsetof(track_config, id), 0, 0},
     {"text", NULL, TF_OPT_STRING, NULL,

@@ -208,7 +208,7 @@ static void test_other_table_is_loaded_by_its_own_columns(void **state)
     assert_int_equal(harness_run(&h, "topicflow",
                                  (const char *[]){"load", "--table", "app.items", file, NULL}, NULL,
                                  &out, &err), 0);
-    assert_string_equal(out, "loaded 1 rows, skipped 1\n");
+    assert_string_equal(out, "loaded 1 row, skipped 1\n");
     assert_non_null(strstr(err, "line 2: invalid input syntax for type integer"));
     assert_int_equal(harness_scalar(&h, "select count(*) from app.items where ref = 'r1' and n = 3"
                                         " and meta = '{\"a\": [1, 2]}' and tags = '{x}' and done"), 1);
@@ -227,7 +227,7 @@ static void test_clean_load_writes_nothing_on_stderr_when_it_is_no_terminal(void
     harness_setup_pg(&h, "cli_load_quiet");
     file = harness_write_file(&h, "quiet.jsonl", jsonl, strlen(jsonl));
     assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"load", file, NULL}, NULL, &out, &err), 0);
-    assert_string_equal(out, "loaded 1 rows, skipped 0\n");
+    assert_string_equal(out, "loaded 1 row, skipped 0\n");
     assert_string_equal(err, "");
     free(out);
     free(err);
