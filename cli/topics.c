@@ -153,16 +153,29 @@ int cli_doc(int argc, char **argv)
     params[0] = cfg.source;
     params[1] = argv[first];
     params[2] = top;
-    doc = PQexecParams(c, "select version, deleted, model_version from topicflow.documents"
-                          " where source = $1 and doc_id = $2",
+    /* Always one row: the document (or nulls), and the tracked tables to tell a wrong
+     * --source from a missing id. */
+    doc = PQexecParams(c, "select d.version, d.deleted, d.model_version,"
+                          "       (select string_agg(source, ', ' order by source)"
+                          "          from topicflow.tracked_tables),"
+                          "       exists (select 1 from topicflow.tracked_tables where source = $1)"
+                          "  from (select 1) one left join topicflow.documents d"
+                          "    on d.source = $1 and d.doc_id = $2",
                        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(doc) != PGRES_TUPLES_OK) {
         tf_pg_result_error(c, doc, &err);
         status = cli_error("doc", CLI_FAIL, "%s", err.msg);
         goto done;
     }
-    if (PQntuples(doc) == 0 || PQgetvalue(doc, 0, 1)[0] == 't') {
-        status = cli_error("doc", CLI_FAIL, "no live document %s in %s", argv[first], cfg.source);
+    if (PQgetvalue(doc, 0, 4)[0] != 't') {
+        status = cli_error("doc", CLI_FAIL, "%s is not a tracked table (tracked: %s)", cfg.source,
+                           PQgetisnull(doc, 0, 3) ? "none" : PQgetvalue(doc, 0, 3));
+        goto done;
+    }
+    if (PQgetisnull(doc, 0, 0) || PQgetvalue(doc, 0, 1)[0] == 't') {
+        status = cli_error("doc", CLI_FAIL, "no document %s in %s (%s)", argv[first], cfg.source,
+                           PQgetisnull(doc, 0, 0) ? "no such id, or no worker has processed it yet"
+                                                  : "deleted");
         goto done;
     }
     mix = PQexecParams(c,

@@ -2,7 +2,8 @@
  * test_cli_first_run.c - what a new user meets first: before `topicflow migrate`, every
  * command and both daemons say "schema not migrated: run topicflow migrate" (not a raw
  * "relation does not exist"); refit's refusals are one line each and say what to do (rows
- * waiting for a worker, a --k the documents cannot support).
+ * waiting for a worker, a --k the documents cannot support); `doc` tells a table that is
+ * not tracked from an id that is not there.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -131,6 +132,23 @@ static void test_refit_k_beyond_the_documents_is_refused_before_fitting(void **s
     harness_teardown(&h);
 }
 
+static void test_doc_tells_an_untracked_source_from_a_missing_id(void **state)
+{
+    harness h;
+
+    harness_setup_pg(&h, "first_run_doc");
+    harness_sql(&h, "insert into topicflow.documents (source, doc_id, version, deleted, event_id)"
+                    " values ('public.internships', '7', 2, true, 2)");
+    expect_one_line(&h, (const char *[]){"doc", "42", NULL}, 1,
+                    "topicflow doc: no document 42 in public.internships (no such id, or no worker "
+                    "has processed it yet)\n");
+    expect_one_line(&h, (const char *[]){"doc", "7", NULL}, 1,
+                    "topicflow doc: no document 7 in public.internships (deleted)\n");
+    expect_one_line(&h, (const char *[]){"doc", "42", "--source", "public.postings", NULL}, 1,
+                    "topicflow doc: public.postings is not a tracked table (tracked: public.internships)\n");
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_daemons_before_migrate_say_run_migrate),
         cmocka_unit_test(test_refit_before_any_worker_counts_the_rows_waiting),
         cmocka_unit_test(test_refit_k_beyond_the_documents_is_refused_before_fitting),
+        cmocka_unit_test(test_doc_tells_an_untracked_source_from_a_missing_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
