@@ -470,7 +470,7 @@ static tf_broker *open_dead(const char *cmd, const dlq_config *cfg, uint32_t *re
 
     b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b) {
-        cli_error(cmd, CLI_FAIL, "RabbitMQ: %s", err.msg);
+        cli_error(cmd, CLI_FAIL, "%s", err.msg); /* it names RabbitMQ and the URL */
         return NULL;
     }
     if (tf_broker_queue_probe(b, TF_QUEUE_DEAD, &exists, ready, &consumers, &err) < 0) {

@@ -3,7 +3,8 @@
  * command and both daemons say "schema not migrated: run topicflow migrate" (not a raw
  * "relation does not exist"); refit's refusals are one line each and say what to do (rows
  * waiting for a worker, a --k the documents cannot support); `doc` tells a table that is
- * not tracked from an id that is not there.
+ * not tracked from an id that is not there; an AMQP URL ending in '/' is explained as the
+ * empty vhost it names.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -149,6 +150,26 @@ static void test_doc_tells_an_untracked_source_from_a_missing_id(void **state)
     harness_teardown(&h);
 }
 
+/* amqp://guest:guest@host:port/ names the vhost "" (RabbitMQ's URI spec), not "/". */
+static void test_url_ending_in_a_slash_is_explained_as_the_empty_vhost(void **state)
+{
+    harness h;
+    char url[600], *out, *err;
+
+    harness_setup(&h, "first_run_empty_vhost");
+    snprintf(url, sizeof(url), "%.*s/", (int)(strrchr(h.amqp_url, '/') - h.amqp_url), h.amqp_url);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"dlq", "list", "--amqp", url, NULL},
+                                 NULL, &out, &err), 1);
+    assert_non_null(strstr(err, "vhost  not found (a URL ending in '/' names the empty vhost, per "
+                                "RabbitMQ's URI spec; the default vhost / is written %2f, or leave "
+                                "out the '/')\n"));
+    assert_null(strstr(err, "RabbitMQ: RabbitMQ"));
+    assert_int_equal(harness_count_lines(err), 1);
+    free(out);
+    free(err);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_refit_before_any_worker_counts_the_rows_waiting),
         cmocka_unit_test(test_refit_k_beyond_the_documents_is_refused_before_fitting),
         cmocka_unit_test(test_doc_tells_an_untracked_source_from_a_missing_id),
+        cmocka_unit_test(test_url_ending_in_a_slash_is_explained_as_the_empty_vhost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
