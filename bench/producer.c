@@ -29,7 +29,7 @@ typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level;
     tf_amqp_tls amqp_tls;
     long events, batch, in_flight, writer_txns, writers;
-    const char *producer_bin;
+    const char *producer_bin, *producer_pg_url;
 } bench_config;
 
 static const tf_option bench_options[] = {
@@ -40,6 +40,7 @@ static const tf_option bench_options[] = {
     {"writer-txns", NULL, TF_OPT_INT, "4000", "insert transactions per writer-rate run", offsetof(bench_config, writer_txns), 1, 1e7},
     {"writers", NULL, TF_OPT_INT, "4", "concurrent writer connections", offsetof(bench_config, writers), 1, 64},
     {"producer", NULL, TF_OPT_STRING, NULL, "path of topicflow-producer (default: beside this program)", offsetof(bench_config, producer_bin), 0, 0},
+    {"producer-pg", "TOPICFLOW_BENCH_PRODUCER_PG_URL", TF_OPT_URL, NULL, "URL topicflow-producer connects with: its role's (default --pg)", offsetof(bench_config, producer_pg_url), 0, 0},
 };
 #define N_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
 
@@ -197,7 +198,7 @@ static double run_drain(const bench_config *cfg, PGconn *c, char batch_arg[16],
     t0 = now_s();
     pid = fork();
     if (pid == 0) {
-        setenv("TOPICFLOW_PG_URL", cfg->pg_url, 1);
+        setenv("TOPICFLOW_PG_URL", cfg->producer_pg_url ? cfg->producer_pg_url : cfg->pg_url, 1);
         setenv("TOPICFLOW_AMQP_URL", cfg->amqp_url, 1);
         setenv("TOPICFLOW_LOG", "warn", 1);
         execl(bin, bin, "--batch", batch_arg, "--in-flight", in_flight_arg, (char *)NULL);

@@ -116,8 +116,15 @@ def corpus():
 
 def kept_model():
     """W (terms x k) of the current model and H (docs x k) as the documents store it."""
-    blob = base64.b64decode("".join(r[0] for r in psql(
-        "select encode(blob, 'base64') from topicflow.model order by version desc limit 1")))
+    blob = b""
+    for _ in range(30):
+        blob = base64.b64decode("".join(r[0] for r in psql(
+            "select encode(blob, 'base64') from topicflow.model order by version desc limit 1")))
+        if len(blob) >= 32:
+            break
+        time.sleep(1)  # no model yet (the first fit is still running)
+    if len(blob) < 32:
+        sys.exit("quality: no model after 30 s")
     k, n_terms = struct.unpack_from("<II", blob, 16)
     W = np.frombuffer(blob, dtype="<f8", count=n_terms * k, offset=32).reshape(n_terms, k)
     rows = psql("select array_to_string(topics, ',') from topicflow.documents where not deleted"
@@ -174,7 +181,13 @@ def language_shares(H, langs):
 
 
 def spawn(prog, *args, log):
-    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log)
+    """Starts a daemon as its own role, as bench/run describes it in TOPICFLOW_BENCH_<ROLE>_PG_URL
+    and TOPICFLOW_BENCH_<ROLE>_PG_PASSWORD_FILE."""
+    role = prog.split("-")[-1].upper()
+    env = dict(os.environ,
+               TOPICFLOW_PG_URL=os.environ["TOPICFLOW_BENCH_%s_PG_URL" % role],
+               TOPICFLOW_PG_PASSWORD_FILE=os.environ["TOPICFLOW_BENCH_%s_PG_PASSWORD_FILE" % role])
+    return subprocess.Popen([BIN + "/" + prog] + list(args), stdout=log, stderr=log, env=env)
 
 
 def main():

@@ -34,6 +34,7 @@ typedef struct bench_config {
     long docs, warmup, k, rate;
     double seconds;
     const char *bin_dir;
+    const char *producer_pg_url, *worker_pg_url;
 } bench_config;
 
 static const tf_option bench_options[] = {
@@ -44,6 +45,8 @@ static const tf_option bench_options[] = {
     {"rate", NULL, TF_OPT_INT, "500", "events per second of the latency run", offsetof(bench_config, rate), 1, 100000},
     {"seconds", NULL, TF_OPT_DURATION, "20s", "duration of the latency run", offsetof(bench_config, seconds), 1, 3600},
     {"bin-dir", NULL, TF_OPT_STRING, NULL, "where the topicflow programs are (default: beside this one)", offsetof(bench_config, bin_dir), 0, 0},
+    {"producer-pg", "TOPICFLOW_BENCH_PRODUCER_PG_URL", TF_OPT_URL, NULL, "URL topicflow-producer connects with: its role's (default --pg)", offsetof(bench_config, producer_pg_url), 0, 0},
+    {"worker-pg", "TOPICFLOW_BENCH_WORKER_PG_URL", TF_OPT_URL, NULL, "URL topicflow-worker connects with: its role's (default --pg)", offsetof(bench_config, worker_pg_url), 0, 0},
 };
 #define N_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
 
@@ -127,8 +130,13 @@ static void insert_postings(PGconn *c, tf_sample *gen, uint64_t *rng, long n)
     }
 }
 
+/* Starts program from the bin dir, connected as its own role (--producer-pg, --worker-pg)
+ * as it runs in production. */
 static pid_t spawn(const bench_config *cfg, const char *program, const char *const *args)
 {
+    const char *url = strcmp(program, "topicflow-producer") == 0 ? cfg->producer_pg_url
+                      : strcmp(program, "topicflow-worker") == 0 ? cfg->worker_pg_url
+                                                                 : NULL;
     char path[1024];
     const char *argv[16];
     int n = 0;
@@ -141,6 +149,7 @@ static pid_t spawn(const bench_config *cfg, const char *program, const char *con
     argv[n] = NULL;
     pid = fork();
     if (pid == 0) {
+        setenv("TOPICFLOW_PG_URL", url ? url : cfg->pg_url, 1);
         setenv("TOPICFLOW_LOG", "warn", 1);
         execv(path, (char *const *)argv);
         _exit(127);

@@ -34,7 +34,9 @@ static void usage(FILE *out)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n`topicflow COMMAND --help` describes a command. Connection settings come from\n"
-                 "TOPICFLOW_PG_URL and TOPICFLOW_AMQP_URL or --pg and --amqp.\n");
+                 "TOPICFLOW_PG_URL and TOPICFLOW_AMQP_URL or --pg and --amqp; every variable X also\n"
+                 "as X_FILE, and the URLs' passwords alone from TOPICFLOW_PG_PASSWORD_FILE and\n"
+                 "TOPICFLOW_AMQP_PASSWORD_FILE.\n");
 }
 
 int main(int argc, char **argv)

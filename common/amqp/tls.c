@@ -141,11 +141,15 @@ const char *tf_tls_error(int status, const tf_tls_check *check, const char *host
         break;
     case AMQP_STATUS_SSL_CONNECTION_FAILED:
     case AMQP_STATUS_SSL_ERROR:
-        snprintf(buf, size, "TLS handshake failed (%s)",
-                 openssl_reason(check->has_cert
-                                    ? "not a TLS port, or the client certificate was refused"
-                                    : "not a TLS port, or a client certificate is required: "
-                                      "--amqp-cert"));
+        /* Whether OpenSSL has read the server's alert yet depends on timing (TLS 1.3 sends
+         * it after the client's Finished): name the likely cause either way. */
+        if (check->has_cert)
+            snprintf(buf, size, "TLS handshake failed (%s)",
+                     openssl_reason("not a TLS port, or the client certificate was refused"));
+        else
+            snprintf(buf, size, "TLS handshake failed (%s; none given with --amqp-cert, and a"
+                     " client certificate is required if the broker asks for one)",
+                     openssl_reason("not a TLS port"));
         break;
     default:
         snprintf(buf, size, "%s", amqp_error_string2(status));

@@ -4,6 +4,14 @@
  * Each setting has a flag (--name), an optional environment variable, a type, a default
  * and a help line. Precedence: flag > environment > default. Values are parsed strictly:
  * "--batch 12x" is an error naming the flag, never a silent 12.
+ *
+ * Secrets for containers: every variable X may be given as X_FILE instead, the path of a
+ * file holding the value (a trailing line break dropped); both set, or an unreadable or
+ * empty file, is an error naming the variable. A TF_OPT_URL setting whose variable is
+ * <P>_URL also takes its password alone from the file named by <P>_PASSWORD_FILE
+ * (TOPICFLOW_PG_PASSWORD_FILE, TOPICFLOW_AMQP_PASSWORD_FILE), filled into every URL of the
+ * value. Strings read from files, and URLs with a password filled in, are kept for the life
+ * of the process, like the argv and environment strings other settings point into.
  */
 #ifndef TF_CONFIG_H
 #define TF_CONFIG_H
@@ -20,7 +28,9 @@ typedef enum {
     TF_OPT_DOUBLE,   /* double            */
     TF_OPT_BOOL,     /* int, 0/1: on/off, true/false, yes/no, 1/0; a bare flag means on */
     TF_OPT_DURATION, /* double seconds: "250ms", "1s", "5m", "2h", "7d", or a plain number of seconds */
-    TF_OPT_SIZE      /* long bytes: "512", "64k", "1M", "1MiB", "2G" */
+    TF_OPT_SIZE,     /* long bytes: "512", "64k", "1M", "1MiB", "2G" */
+    TF_OPT_URL       /* char *, as TF_OPT_STRING: a URL, a comma-separated list of URLs or a
+                      * libpq key=value string, whose password may come from <P>_PASSWORD_FILE */
 } tf_opt_type;
 
 typedef struct tf_option {
@@ -48,12 +58,12 @@ typedef struct tf_amqp_tls {
  * TF_OPTIONS_LOG log_level (char *). PostgreSQL's TLS settings are libpq's own
  * parameters of the --pg string (sslmode=verify-full, sslrootcert, sslcert, sslkey). */
 #define TF_OPTIONS_PG(type)                                                                      \
-    {"pg", "TOPICFLOW_PG_URL", TF_OPT_STRING, NULL,                                              \
+    {"pg", "TOPICFLOW_PG_URL", TF_OPT_URL, NULL,                                                 \
      "PostgreSQL connection string or URI (TLS: sslmode=verify-full&sslrootcert=FILE)",          \
      offsetof(type, pg_url), 0, 0}
 
 #define TF_OPTIONS_AMQP(type)                                                                    \
-    {"amqp", "TOPICFLOW_AMQP_URL", TF_OPT_STRING, NULL,                                          \
+    {"amqp", "TOPICFLOW_AMQP_URL", TF_OPT_URL, NULL,                                             \
      "amqp[s]://user:pass@host:port/vhost; a comma-separated list fails over in order",          \
      offsetof(type, amqp_url), 0, 0},                                                            \
     {"amqp-cacert", "TOPICFLOW_AMQP_CACERT", TF_OPT_STRING, NULL,                                \
@@ -104,7 +114,7 @@ int tf_config_log_level(const tf_option *opts, size_t n_opts, const void *cfg,
                         tf_log_level *level, tf_err *err);
 
 /* Print "usage: <synopsis>", the description, and one line per option with its
- * environment variable and default. */
+ * environment variable (and password file) and default, then how X_FILE works. */
 void tf_config_usage(FILE *out, const char *synopsis, const char *description,
                      const tf_option *opts, size_t n_opts);
 

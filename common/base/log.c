@@ -4,6 +4,7 @@
  */
 #include "base/log.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,52 +68,121 @@ const char *tf_log_quote(const char *s, char *buf, size_t size)
     return buf;
 }
 
+/* The output of tf_log_redact_url: appends while there is room, always NUL-terminated. */
+typedef struct redact_out {
+    char *buf;
+    size_t size, len;
+} redact_out;
+
+static void redact_put(redact_out *o, const char *s, size_t n)
+{
+    while (n-- > 0 && o->len + 1 < o->size)
+        o->buf[o->len++] = *s++;
+    o->buf[o->len] = '\0';
+}
+
+static int key_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/* A URL list's next element starts at a comma followed by "scheme://"; a comma anywhere else
+ * (a libpq multi-host URI "h1:5432,h2:5432", a password) belongs to the current URL. */
+static int url_starts(const char *s)
+{
+    const char *p = s;
+
+    if (!isalpha((unsigned char)*p))
+        return 0;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return strncmp(p, "://", 3) == 0;
+}
+
+/* Where the URL whose authority starts at s ends: white space, the end, or the next URL of
+ * a comma-separated list. */
+static const char *url_end(const char *s)
+{
+    for (; *s && !isspace((unsigned char)*s); s++)
+        if (*s == ',' && url_starts(s + 1))
+            break;
+    return s;
+}
+
+/* When s (at a word boundary) is a key ending in "password" (password, sslpassword, any case)
+ * followed by '=', with spaces around it as libpq allows: the offset of its value, else 0. */
+static size_t secret_key(const char *s)
+{
+    size_t k = 0, i;
+
+    while (key_char(s[k]))
+        k++;
+    if (k < 8 || strncasecmp(s + k - 8, "password", 8) != 0)
+        return 0;
+    for (i = k; s[i] == ' ' || s[i] == '\t'; i++)
+        ;
+    if (s[i] != '=')
+        return 0;
+    for (i++; s[i] == ' ' || s[i] == '\t'; i++)
+        ;
+    return i;
+}
+
+/* The end of the value at s: a quoted value ('...' with \ escapes, as libpq reads it) ends
+ * after its closing quote; a bare one at white space, or in a URL's query at '&' or '#'. */
+static const char *secret_value_end(const char *s, const char *in_url)
+{
+    if (*s == '\'' || *s == '"') {
+        char quote = *s++;
+        for (; *s && *s != quote; s++)
+            if (*s == '\\' && s[1])
+                s++;
+        return *s ? s + 1 : s;
+    }
+    for (; *s && !isspace((unsigned char)*s); s++)
+        if (in_url && (s >= in_url || *s == '&' || *s == '#'))
+            break;
+    return s;
+}
+
 const char *tf_log_redact_url(const char *url, char *buf, size_t size)
 {
-    size_t o = 0;
-    const char *p = url;
+    redact_out o = {buf, size, 0};
+    const char *p = url, *in_url = NULL; /* the end of the URL p is in, if any */
 
-    /* scheme://user:password@host -> scheme://user:***@host, per comma-separated element;
-     * also key=value strings: password=... -> password=*** */
-    while (*p && o + 1 < size) {
-        const char *scheme = strstr(p, "://");
-        const char *end = strchr(p, ',');
-        const char *stop = end ? end : p + strlen(p);
-        const char *at = NULL, *colon = NULL;
+    if (size == 0)
+        return buf;
+    buf[0] = '\0';
+    while (*p) {
+        size_t value;
 
-        if (scheme && scheme < stop) {
-            const char *auth = scheme + 3;
-            for (const char *q = auth; q < stop && *q != '/'; q++)
+        if (in_url && p >= in_url)
+            in_url = NULL;
+        if (!in_url && strncmp(p, "://", 3) == 0) {
+            /* user:password@ — the last '@' of the URL, so that an unescaped '@' in the
+             * password is hidden too; the password runs from the first ':' before it */
+            const char *auth = p + 3, *at = NULL, *colon;
+            in_url = url_end(auth);
+            for (const char *q = auth; q < in_url; q++)
                 if (*q == '@')
                     at = q;
-            if (at)
-                colon = memchr(auth, ':', (size_t)(at - auth));
-        }
-        for (const char *q = p; q < stop && o + 1 < size; q++) {
-            if (colon && q == colon + 1) {
-                o += (size_t)snprintf(buf + o, size - o, "***");
-                if (o >= size)
-                    o = size - 1;
-                q = at - 1;
+            colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+            if (colon) {
+                redact_put(&o, p, (size_t)(colon + 1 - p));
+                redact_put(&o, "***", 3);
+                p = at;
                 continue;
             }
-            if (strncmp(q, "password=", 9) == 0) {
-                o += (size_t)snprintf(buf + o, size - o, "password=***");
-                if (o >= size)
-                    o = size - 1;
-                while (q + 1 < stop && q[1] != ' ')
-                    q++;
-                continue;
-            }
-            buf[o++] = *q;
         }
-        p = stop;
-        if (*p == ',' && o + 1 < size) {
-            buf[o++] = ',';
-            p++;
+        value = (p == url || !key_char(p[-1])) ? secret_key(p) : 0;
+        if (value) {
+            redact_put(&o, p, value);
+            redact_put(&o, "***", 3);
+            p = secret_value_end(p + value, in_url);
+            continue;
         }
+        redact_put(&o, p++, 1);
     }
-    buf[o] = '\0';
     return buf;
 }
 

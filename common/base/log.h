@@ -29,8 +29,13 @@ const char *tf_log_quote(const char *s, char *buf, size_t size);
 #define TF_LOG_Q_MAX 600
 #define tf_log_q(s) tf_log_quote((s), (char[TF_LOG_Q_MAX]){0}, TF_LOG_Q_MAX)
 
-/* Copies url into buf with any password replaced by "***" (for every element of a
- * comma-separated list). Returns buf. */
+/* Copies url into buf with every secret replaced by "***", in each form libpq and
+ * rabbitmq-c read: the password of scheme://user:password@host (every URL of a
+ * comma-separated list, an unescaped '@' or ',' in the password included), and the value
+ * of any key ending in "password" (password, sslpassword; any case) in a key=value
+ * connection string or a URL's query: "password=x", "password = x", "password='two words'",
+ * "password='it\'s'", "?password=x&...". Truncated to fit, never in the middle of a
+ * secret. Returns buf. */
 const char *tf_log_redact_url(const char *url, char *buf, size_t size);
 
 #define log_error(msg, ...) tf_log_write(TF_LOG_ERROR, msg, __VA_ARGS__)

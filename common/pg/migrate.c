@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pg/pg.h"
 
@@ -171,4 +172,45 @@ PGconn *tf_migrate_connect(const char *url, const char *application_name, tf_err
         conn = NULL;
     }
     return conn;
+}
+
+/* One ALTER ROLE ... PASSWORD with the hash of password (never the password itself). */
+static int alter_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
+{
+    char *verifier = PQencryptPasswordConn(conn, password, role, NULL);
+    const char *params[2] = {role, verifier};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (!verifier) {
+        tf_pg_result_error(conn, NULL, err);
+        tf_err_prefix(err, "hashing the password");
+        goto done;
+    }
+    res = PQexecParams(conn, "select format('alter role %I password %L', $1::text, $2::text)", 2,
+                       NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0) {
+        res = NULL;
+        goto done;
+    }
+    rc = tf_pg_command(conn, PQgetvalue(res, 0, 0), err);
+done:
+    PQclear(res);
+    PQfreemem(verifier);
+    return rc;
+}
+
+int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
+{
+    /* ALTER ROLE takes no lock that serializes it with another ALTER ROLE of the same role
+     * (from another database of the cluster): the loser fails with an internal error and
+     * succeeds when run again, after the winner committed. */
+    for (int attempt = 1;; attempt++) {
+        if (alter_role_password(conn, role, password, err) == 0)
+            return 0;
+        if (attempt == 5 || strcmp(err->code, "XX000") != 0 ||
+            !strstr(err->msg, "tuple concurrently updated"))
+            return tf_err_prefix(err, "setting the password of %s", role);
+        usleep(20000 * (useconds_t)attempt);
+    }
 }

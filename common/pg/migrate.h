@@ -43,4 +43,13 @@ int tf_migrate_require(PGconn *conn, tf_err *err);
  * NULL with the reason on failure; free with PQfinish. */
 PGconn *tf_migrate_connect(const char *url, const char *application_name, tf_err *err);
 
+/*
+ * Set the password of role (one the migrations create: topicflow_producer,
+ * topicflow_worker). The password is hashed here, with the server's password_encryption
+ * (PQencryptPasswordConn), so the plaintext never travels nor reaches a server log. Roles
+ * are cluster-wide: when another database's run sets the same role's password at the same
+ * instant ("tuple concurrently updated"), it is set again, up to five times.
+ */
+int tf_migrate_set_role_password(PGconn *conn, const char *role, const char *password, tf_err *err);
+
 #endif

@@ -31,7 +31,7 @@ PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err
     PGconn *conn;
 
     if (!url || !*url) {
-        tf_err_set(err, "no PostgreSQL URL: set TOPICFLOW_PG_URL or --pg");
+        tf_err_set(err, "no PostgreSQL URL: set --pg, TOPICFLOW_PG_URL or TOPICFLOW_PG_URL_FILE");
         return NULL;
     }
     /* expand_dbname=1: url may be a full connection string or URI; later keys override

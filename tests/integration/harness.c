@@ -130,6 +130,10 @@ static void create_database(harness *h)
              getenv("TOPICFLOW_PG_PORT"), dbname, ssl && *ssl ? "?" : "", ssl ? ssl : "");
 }
 
+/* Migrates the test database. The environment of dev-services names the roles' password
+ * files (TOPICFLOW_PRODUCER_PASSWORD_FILE, TOPICFLOW_WORKER_PASSWORD_FILE), so migrate also
+ * sets the passwords, as an operator's deploy would (parallel tests set the same passwords:
+ * migrate copes with that). */
 static void run_migrate(harness *h)
 {
     char cmd[2048];
@@ -288,32 +292,77 @@ int harness_log_contains(pid_t pid, const char *needle)
     return found;
 }
 
-/* The connection URL for a PostgreSQL role: the test's URL with its user replaced. */
-void harness_role_url(const harness *h, const char *role, char *buf, size_t size)
+const char *harness_role_password_file(const char *role)
+{
+    const char *var = strcmp(role, "topicflow_producer") == 0 ? "TOPICFLOW_PRODUCER_PASSWORD_FILE"
+                      : strcmp(role, "topicflow_worker") == 0 ? "TOPICFLOW_WORKER_PASSWORD_FILE"
+                                                              : NULL;
+    return var ? getenv(var) : NULL;
+}
+
+void harness_role_password(const char *role, char *buf, size_t size)
+{
+    const char *path = harness_role_password_file(role);
+    char *text;
+
+    if (!path)
+        fail_msg("no password file for role %s in the environment of dev-services", role);
+    text = slurp(path);
+    text[strcspn(text, "\r\n")] = '\0';
+    snprintf(buf, size, "%s", text);
+    free(text);
+}
+
+/* The test's URL with its user replaced by role, and password (URL-safe) when not NULL. */
+static void role_url(const harness *h, const char *role, const char *password, char *buf,
+                     size_t size)
 {
     const char *at = strchr(h->pg_url, '@'), *scheme = strstr(h->pg_url, "://");
 
     if (!at || !scheme)
         fail_msg("cannot derive a role URL from %s", h->pg_url);
-    snprintf(buf, size, "%.*s://%s%s", (int)(scheme - h->pg_url), h->pg_url, role, at);
+    snprintf(buf, size, "%.*s://%s%s%s%s", (int)(scheme - h->pg_url), h->pg_url, role,
+             password ? ":" : "", password ? password : "", at);
+}
+
+void harness_role_url(const harness *h, const char *role, char *buf, size_t size)
+{
+    char password[256];
+
+    if (harness_role_password_file(role)) {
+        harness_role_password(role, password, sizeof(password));
+        role_url(h, role, password, buf, size);
+    } else {
+        role_url(h, role, NULL, buf, size);
+    }
+}
+
+void harness_role_url_without_password(const harness *h, const char *role, char *buf, size_t size)
+{
+    role_url(h, role, NULL, buf, size);
 }
 
 pid_t harness_spawn(harness *h, const char *program, const char *const *args)
 {
     static int seq;
-    char path[1024], log[1024], role_url[600];
-    const char *argv[32];
+    char path[1024], log[1024], url[600];
+    const char *argv[32], *password_file = NULL;
     int n = 0, fd;
     pid_t pid;
 
     snprintf(path, sizeof(path), "%s/%s", TF_BIN_DIR, program);
     snprintf(log, sizeof(log), "%s/%s.%s.%d.%d.log", TF_TEST_LOG_DIR, h->name, program,
              (int)getpid(), seq++);
-    role_url[0] = '\0';
-    if (strcmp(program, "topicflow-producer") == 0)
-        harness_role_url(h, "topicflow_producer", role_url, sizeof(role_url));
-    else if (strcmp(program, "topicflow-worker") == 0)
-        harness_role_url(h, "topicflow_worker", role_url, sizeof(role_url));
+    /* The daemons run as the least-privileged roles of sql/006, as in production, and get
+     * their passwords the two ways an operator gives one: the producer inside its URL, the
+     * worker from TOPICFLOW_PG_PASSWORD_FILE. */
+    snprintf(url, sizeof(url), "%s", h->pg_url);
+    if (strcmp(program, "topicflow-producer") == 0) {
+        harness_role_url(h, "topicflow_producer", url, sizeof(url));
+    } else if (strcmp(program, "topicflow-worker") == 0) {
+        harness_role_url_without_password(h, "topicflow_worker", url, sizeof(url));
+        password_file = harness_role_password_file("topicflow_worker");
+    }
     argv[n++] = path;
     for (; args && *args && n < 30; args++)
         argv[n++] = *args;
@@ -330,8 +379,11 @@ pid_t harness_spawn(harness *h, const char *program, const char *const *args)
             dup2(fd, 1);
             close(fd);
         }
-        /* The daemons run as the least-privileged roles of sql/006, as in production. */
-        setenv("TOPICFLOW_PG_URL", role_url[0] ? role_url : h->pg_url, 1);
+        setenv("TOPICFLOW_PG_URL", url, 1);
+        if (password_file)
+            setenv("TOPICFLOW_PG_PASSWORD_FILE", password_file, 1);
+        else
+            unsetenv("TOPICFLOW_PG_PASSWORD_FILE");
         setenv("TOPICFLOW_AMQP_URL", h->amqp_url, 1);
         setenv("TOPICFLOW_LOG", "debug", 1);
         execv(path, (char *const *)argv);

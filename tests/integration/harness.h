@@ -37,12 +37,21 @@ void harness_sql(harness *h, const char *sql);
 /* Runs a query returning one bigint. */
 long long harness_scalar(harness *h, const char *sql);
 
-/* The test database's URL for another PostgreSQL role (trust authentication on loopback). */
+/* The test database's URL for another PostgreSQL role. topicflow_producer and
+ * topicflow_worker log in with a password (scram-sha-256 in dev-services' pg_hba.conf),
+ * which the URL holds; other roles have trust authentication on loopback. */
 void harness_role_url(const harness *h, const char *role, char *buf, size_t size);
+/* The same URL without the password. */
+void harness_role_url_without_password(const harness *h, const char *role, char *buf, size_t size);
+/* The file holding role's password (dev-services makes one for each program's role and
+ * every migration sets it), or NULL for another role; and the password it holds. */
+const char *harness_role_password_file(const char *role);
+void harness_role_password(const char *role, char *buf, size_t size);
 
 /* Starts build/bin/<program> with the test's URLs and extra args (NULL-terminated); the
- * producer connects as topicflow_producer, the worker as topicflow_worker;
- * stderr goes to build/tests/<name>.<program>.log. Returns the pid. */
+ * producer connects as topicflow_producer (password in its URL), the worker as
+ * topicflow_worker (password from TOPICFLOW_PG_PASSWORD_FILE);
+ * stderr goes to build/test-logs/<name>.<program>.<pid>.<n>.log. Returns the pid. */
 pid_t harness_spawn(harness *h, const char *program, const char *const *args);
 /* The log file a spawned program writes (NULL for an unknown pid), and whether it holds
  * needle so far. */

@@ -179,14 +179,16 @@ static void test_migrate_again_applies_nothing(void **state)
     char cmd[2048];
     FILE *p;
     char line[256] = "";
+    int none_applied = 0;
 
+    /* the summary line; the roles' passwords (dev-services' env names them) follow it */
     snprintf(cmd, sizeof(cmd), "%s/topicflow migrate --pg '%s'", TF_BIN_DIR, H.pg_url);
     p = popen(cmd, "r");
     assert_non_null(p);
     while (fgets(line, sizeof(line), p))
-        ;
+        none_applied |= strstr(line, "(0 applied now)") != NULL;
     assert_int_equal(WEXITSTATUS(pclose(p)), 0);
-    assert_non_null(strstr(line, "(0 applied now)"));
+    assert_true(none_applied);
 }
 
 int main(void)

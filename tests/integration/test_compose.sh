@@ -2,7 +2,8 @@
 # test_compose.sh: static checks of compose/ (no Docker engine needed, none is started). The compose
 # files must pass `docker-compose config`, alone and with the cluster override; topicflow's services
 # may set only the TOPICFLOW_* variables the programs read, the servers only POSTGRES_* / RABBITMQ_*;
-# URLs name services that exist; the worker stays scalable; bind-mounted files, the build context and
+# URLs name services that exist; the producer and the worker connect as their roles with passwords
+# from secrets; the worker stays scalable; bind-mounted files, the build context and
 # the Dockerfile's COPY sources exist; the Dockerfile builds Release without tests in a stage apart
 # and runs as non-root. It then breaks copies of the files to prove each check can fail.
 # Usage: test_compose.sh [REPO_DIR]   (default: the checkout this script is in)
@@ -83,12 +84,17 @@ has_services() {
 image_of() { service_block "$1" "$2" | awk '/^    image:/{print $2}'; }
 
 # Every service is a server (postgres:*, rabbitmq:*) setting only its own image's variables, or one
-# of topicflow's (built from compose/Dockerfile) setting only variables its programs read.
+# of topicflow's (built from compose/Dockerfile) setting only variables its programs read: each
+# variable X of theirs also as X_FILE, and a URL's <P>_URL also as <P>_PASSWORD_FILE (base/config.h).
 check_env_vars() {
     local cfg=$1 svc img var bad=0
     has_services "$cfg" || return 1
     local -A allowed=()
-    for var in $(program_vars) TOPICFLOW_PG_URL TOPICFLOW_AMQP_URL TOPICFLOW_LOG; do allowed[$var]=1; done
+    for var in $(program_vars) TOPICFLOW_PG_URL TOPICFLOW_AMQP_URL TOPICFLOW_LOG; do
+        allowed[$var]=1
+        allowed[${var}_FILE]=1
+        [[ $var == *_URL ]] && allowed[${var%_URL}_PASSWORD_FILE]=1
+    done
     for svc in $(services_of "$cfg"); do
         img=$(image_of "$cfg" "$svc")
         while IFS= read -r var; do
@@ -130,6 +136,44 @@ check_url_hosts() {
                 fi
             done
         done < <(env_of "$cfg" "$svc")
+    done
+    return "$bad"
+}
+
+# The secrets a service mounts, one per line.
+secrets_of() {
+    service_block "$1" "$2" | awk '/^    secrets:/{v=1; next} /^    [^ -]/{v=0} v && /^    - source: /{print $3}'
+}
+
+# The producer and the worker connect as their roles (sql/006), never as the owner, with no password
+# in their URL: it comes from a mounted secret (TOPICFLOW_PG_PASSWORD_FILE=/run/secrets/NAME), the
+# same secret migrate sets the role's password from; no topicflow URL holds a PostgreSQL password.
+check_roles() {
+    local cfg=$1 svc role url file secret var bad=0
+    has_services "$cfg" || return 1
+    for svc in producer worker; do
+        role=topicflow_$svc
+        url=$(env_of "$cfg" "$svc" | sed -n 's/^TOPICFLOW_PG_URL=//p')
+        [[ $url == postgresql://"$role"@* ]] ||
+            { echo "$svc's TOPICFLOW_PG_URL is '$url', not postgresql://$role@... (its role, no password)"; bad=1; }
+        file=$(env_of "$cfg" "$svc" | sed -n 's/^TOPICFLOW_PG_PASSWORD_FILE=//p')
+        secret=${file#/run/secrets/}
+        if [[ -z $file || $file == "$secret" ]]; then
+            echo "$svc's TOPICFLOW_PG_PASSWORD_FILE is '$file', not a secret in /run/secrets"; bad=1; continue
+        fi
+        secrets_of "$cfg" "$svc" | grep -qx "$secret" ||
+            { echo "$svc reads its password from secret $secret, which it does not mount"; bad=1; }
+        var=TOPICFLOW_${svc^^}_PASSWORD_FILE
+        env_of "$cfg" migrate | grep -qx "$var=$file" ||
+            { echo "migrate does not set $role's password from $file ($var)"; bad=1; }
+        secrets_of "$cfg" migrate | grep -qx "$secret" ||
+            { echo "migrate does not mount secret $secret"; bad=1; }
+    done
+    for svc in $(services_of "$cfg"); do
+        url=$(env_of "$cfg" "$svc" | sed -n 's/^TOPICFLOW_PG_URL=//p')
+        if [[ $url =~ ^[a-z]+://[^@/]*:[^@/]*@ ]]; then
+            echo "service $svc's TOPICFLOW_PG_URL holds a password: use TOPICFLOW_PG_PASSWORD_FILE"; bad=1
+        fi
     done
     return "$bad"
 }
@@ -324,6 +368,7 @@ for variant in base cluster; do
     check "$variant: services set only their documented variables" check_env_vars "$cfg"
     check "$variant: connection URLs name existing services" check_url_hosts "$cfg"
     check "$variant: worker has no container_name and no published port" check_worker_scalable "$cfg"
+    check "$variant: producer and worker connect as their roles, passwords from secrets" check_roles "$cfg"
     check "$variant: build context, Dockerfile and mounted files exist" check_paths "$cfg"
     check "$variant: services run the image's programs" check_commands "$cfg"
 done
@@ -376,6 +421,22 @@ d=$(broken urlhost)
 sed -i 's/@postgres:5432/@db:5432/' "$d/$BASE"
 config_of "$d"
 refute "a URL naming no service is caught" check_url_hosts "$d/config.yml"
+
+d=$(broken owner)
+# shellcheck disable=SC2016 # the compose file's own ${...}
+sed -i 's/postgresql:\/\/topicflow_producer@/postgresql:\/\/${POSTGRES_USER:-topicflow}@/' "$d/$BASE"
+config_of "$d"
+refute "a producer connecting as the owner is caught" check_roles "$d/config.yml"
+
+d=$(broken secret)
+sed -i 's|TOPICFLOW_PG_PASSWORD_FILE: /run/secrets/topicflow_worker_password|TOPICFLOW_PG_PASSWORD_FILE: /run/secrets/postgres_password|' "$d/$BASE"
+config_of "$d"
+refute "a worker reading a secret it does not mount is caught" check_roles "$d/config.yml"
+
+d=$(broken inline)
+sed -i 's/postgresql:\/\/topicflow_worker@/postgresql:\/\/topicflow_worker:pw@/' "$d/$BASE"
+config_of "$d"
+refute "a password inside a URL is caught" check_roles "$d/config.yml"
 
 d=$(broken cname)
 sed -i 's/^  worker:$/  worker:\n    container_name: topicflow-worker/' "$d/$BASE"

@@ -48,12 +48,15 @@ static void pg_url(const harness *h, const char *user, const char *host, const c
                    char *buf, size_t size)
 {
     const char *certs = getenv("TOPICFLOW_TLS_CERTS");
+    int n;
 
-    snprintf(buf, size,
+    n = snprintf(buf, size,
              "postgresql://%s@%s:%s/tf_%s?%ssslmode=verify-full&sslrootcert=%s"
              "&sslcert=%s/client.pem&sslkey=%s/client.key",
              user, host, getenv("TOPICFLOW_PG_PORT"), h->name,
              strcmp(host, "127.0.0.1") != 0 ? "hostaddr=127.0.0.1&" : "", rootcert, certs, certs);
+    if (n < 0 || (size_t)n >= size)
+        fail_msg("the PostgreSQL URL does not fit %zu bytes", size);
 }
 
 /* Runs `topicflow status` with extra args; asserts exit 1 with one stderr line holding want. */

@@ -1,13 +1,16 @@
 /*
  * test_config.c - the settings table: precedence (flag > environment > default), strict
- * value parsing with errors that name the setting, durations and sizes, URL redaction.
+ * value parsing with errors that name the setting, durations and sizes, values and passwords
+ * from the files X_FILE and <P>_PASSWORD_FILE name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "base/backoff.h"
@@ -172,18 +175,135 @@ static void test_durations_and_sizes(void **state)
     assert_int_equal(tf_parse_size("1.5M", &b), -1);
 }
 
-static void test_urls_are_logged_without_passwords(void **state)
+/* Writes text to a new temporary file and returns its path (static storage per slot). */
+static const char *temp_file(int slot, const char *text)
 {
-    char buf[256];
+    static char paths[4][64];
+    int fd;
 
-    assert_string_equal(tf_log_redact_url("amqp://guest:s3cret@h:5672/v", buf, sizeof(buf)),
-                        "amqp://guest:***@h:5672/v");
-    assert_string_equal(tf_log_redact_url("amqp://a:x@h1,amqps://b:y@h2/", buf, sizeof(buf)),
-                        "amqp://a:***@h1,amqps://b:***@h2/");
-    assert_string_equal(tf_log_redact_url("host=db password=hunter2 user=me", buf, sizeof(buf)),
-                        "host=db password=*** user=me");
-    assert_string_equal(tf_log_redact_url("postgresql://me@db/x", buf, sizeof(buf)),
-                        "postgresql://me@db/x");
+    snprintf(paths[slot], sizeof(paths[slot]), "/tmp/test_config.XXXXXX");
+    fd = mkstemp(paths[slot]);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return paths[slot];
+}
+
+static void clear_connection_environment(void)
+{
+    static const char *const vars[] = {
+        "TOPICFLOW_PG_URL", "TOPICFLOW_PG_URL_FILE", "TOPICFLOW_PG_PASSWORD_FILE",
+        "TOPICFLOW_AMQP_URL", "TOPICFLOW_AMQP_URL_FILE", "TOPICFLOW_AMQP_PASSWORD_FILE",
+        "DEMO_BATCH", "DEMO_BATCH_FILE",
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
+static void test_a_variable_may_come_from_the_file_x_file_names(void **state)
+{
+    char *argv[] = {"prog"}, *flag[] = {"prog", "--pg", "postgresql://flag@h/db"};
+    demo_config cfg;
+    tf_err err;
+
+    clear_connection_environment();
+    setenv("TOPICFLOW_PG_URL_FILE", temp_file(0, "postgresql://u:pw@h/db\n"), 1);
+    setenv("DEMO_BATCH_FILE", temp_file(1, "42\r\n\n"), 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.pg_url, "postgresql://u:pw@h/db");
+    assert_int_equal(cfg.batch, 42);
+    /* the flag still beats the environment */
+    assert_int_equal(parse(&cfg, 3, flag, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.pg_url, "postgresql://flag@h/db");
+    unlink(getenv("TOPICFLOW_PG_URL_FILE"));
+    unlink(getenv("DEMO_BATCH_FILE"));
+    clear_connection_environment();
+}
+
+static void test_x_and_x_file_both_set_is_an_error(void **state)
+{
+    char *argv[] = {"prog"};
+    demo_config cfg;
+    tf_err err;
+
+    clear_connection_environment();
+    setenv("TOPICFLOW_AMQP_URL", "amqp://u:p@h/", 1);
+    setenv("TOPICFLOW_AMQP_URL_FILE", temp_file(0, "amqp://u:p@h/"), 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "TOPICFLOW_AMQP_URL and TOPICFLOW_AMQP_URL_FILE"));
+    unlink(getenv("TOPICFLOW_AMQP_URL_FILE"));
+    clear_connection_environment();
+}
+
+static void test_an_unreadable_or_empty_file_is_a_one_line_error(void **state)
+{
+    char *argv[] = {"prog"};
+    demo_config cfg;
+    tf_err err;
+
+    clear_connection_environment();
+    setenv("TOPICFLOW_PG_URL_FILE", "/nonexistent/pg-url", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_string_equal(err.msg, "cannot read TOPICFLOW_PG_URL_FILE=/nonexistent/pg-url: No such file or directory");
+    setenv("TOPICFLOW_PG_URL_FILE", temp_file(0, "\n"), 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "TOPICFLOW_PG_URL_FILE="));
+    assert_non_null(strstr(err.msg, "is empty"));
+    unlink(getenv("TOPICFLOW_PG_URL_FILE"));
+    unsetenv("TOPICFLOW_PG_URL_FILE");
+    setenv("TOPICFLOW_PG_URL", "postgresql://u@h/db", 1);
+    setenv("TOPICFLOW_PG_PASSWORD_FILE", "/nonexistent/pg-password", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_string_equal(err.msg, "cannot read TOPICFLOW_PG_PASSWORD_FILE=/nonexistent/pg-password: No such file or directory");
+    clear_connection_environment();
+}
+
+/* The password file fills every URL of the value (percent-encoded), or a libpq key=value
+ * string (quoted), whether the URL came from a flag, a variable or a file. */
+static void test_password_file_fills_in_the_urls_password(void **state)
+{
+    char *argv[] = {"prog"}, *flag[] = {"prog", "--pg", "host=h user=u dbname=d"};
+    demo_config cfg;
+    tf_err err;
+
+    clear_connection_environment();
+    setenv("TOPICFLOW_PG_URL", "postgresql://u@h1:5432,h2:5432/db?sslmode=require", 1);
+    setenv("TOPICFLOW_PG_PASSWORD_FILE", temp_file(0, "p@ss w:rd/'\\x\n"), 1);
+    setenv("TOPICFLOW_AMQP_URL", "amqp://u@h1/v,amqp://u@h2:5672/%2f", 1);
+    setenv("TOPICFLOW_AMQP_PASSWORD_FILE", temp_file(1, "s3cret\n"), 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.pg_url, "postgresql://u:p%40ss%20w%3Ard%2F%27%5Cx@h1:5432,h2:5432/db?sslmode=require");
+    assert_string_equal(cfg.amqp_url, "amqp://u:s3cret@h1/v,amqp://u:s3cret@h2:5672/%2f");
+    assert_int_equal(parse(&cfg, 3, flag, &err), TF_CONFIG_OK);
+    assert_string_equal(cfg.pg_url, "host=h user=u dbname=d password='p@ss w:rd/\\'\\\\x'");
+    unlink(getenv("TOPICFLOW_PG_PASSWORD_FILE"));
+    unlink(getenv("TOPICFLOW_AMQP_PASSWORD_FILE"));
+    clear_connection_environment();
+}
+
+static void test_password_file_beside_a_password_or_without_a_user_is_an_error(void **state)
+{
+    char *argv[] = {"prog"};
+    demo_config cfg;
+    tf_err err;
+
+    clear_connection_environment();
+    setenv("TOPICFLOW_PG_PASSWORD_FILE", temp_file(0, "pw"), 1);
+    setenv("TOPICFLOW_PG_URL", "postgresql://u:other@h/db", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "TOPICFLOW_PG_PASSWORD_FILE"));
+    assert_null(strstr(err.msg, "other"));
+    setenv("TOPICFLOW_PG_URL", "host=h password = 'x y'", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    setenv("TOPICFLOW_PG_URL", "postgresql://h/db", 1);
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_ERROR);
+    assert_non_null(strstr(err.msg, "no user"));
+    /* without a URL the program's own check reports the missing URL */
+    unsetenv("TOPICFLOW_PG_URL");
+    assert_int_equal(parse(&cfg, 1, argv, &err), TF_CONFIG_OK);
+    assert_null(cfg.pg_url);
+    unlink(getenv("TOPICFLOW_PG_PASSWORD_FILE"));
+    clear_connection_environment();
 }
 
 static void test_backoff_grows_to_the_cap_with_jitter(void **state)
@@ -247,7 +367,11 @@ int main(void)
         cmocka_unit_test(test_help_version_and_positional_arguments),
         cmocka_unit_test(test_boolean_flag_takes_a_separate_word),
         cmocka_unit_test(test_durations_and_sizes),
-        cmocka_unit_test(test_urls_are_logged_without_passwords),
+        cmocka_unit_test(test_a_variable_may_come_from_the_file_x_file_names),
+        cmocka_unit_test(test_x_and_x_file_both_set_is_an_error),
+        cmocka_unit_test(test_an_unreadable_or_empty_file_is_a_one_line_error),
+        cmocka_unit_test(test_password_file_fills_in_the_urls_password),
+        cmocka_unit_test(test_password_file_beside_a_password_or_without_a_user_is_an_error),
         cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
         cmocka_unit_test(test_byte_ranges_read_as_sizes),
         cmocka_unit_test(test_log_level_is_checked_from_the_table),

@@ -1,7 +1,8 @@
 /*
  * test_log.c - logfmt lines that any parser splits right: every value that holds spaces,
  * quotes, '=', backslashes or line breaks stays one field and reads back as written (line
- * breaks as spaces), whatever a PostgreSQL or broker message contains.
+ * breaks as spaces), whatever a PostgreSQL or broker message contains; and no password reaches
+ * a line, in any form a connection string can hold one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,6 +161,70 @@ static void test_long_value_is_cut_but_still_closed(void **state)
     assert_true(strlen(f[5].value) > 100);
 }
 
+static void assert_redacted(const char *in, const char *want)
+{
+    char buf[512];
+
+    assert_string_equal(tf_log_redact_url(in, buf, sizeof(buf)), want);
+}
+
+static void test_url_passwords_are_redacted(void **state)
+{
+    assert_redacted("amqp://guest:s3cret@h:5672/v", "amqp://guest:***@h:5672/v");
+    assert_redacted("amqp://a:x@h1,amqps://b:y@h2/", "amqp://a:***@h1,amqps://b:***@h2/");
+    assert_redacted("postgresql://me@db/x", "postgresql://me@db/x");
+    assert_redacted("postgresql://me@db:5432/x", "postgresql://me@db:5432/x");
+    /* libpq's multi-host URI: the comma separates hosts, not URLs */
+    assert_redacted("postgresql://u:pw@h1:5432,h2:5432/db", "postgresql://u:***@h1:5432,h2:5432/db");
+    /* unescaped '@', ',' and '/' in the password stay hidden */
+    assert_redacted("amqp://u:p@ss@h/v", "amqp://u:***@h/v");
+    assert_redacted("amqp://u:p,w@h/v,amqp://u:q@h2/v", "amqp://u:***@h/v,amqp://u:***@h2/v");
+    assert_redacted("http://u:a/b@mgmt:15672", "http://u:***@mgmt:15672");
+}
+
+static void test_conninfo_passwords_are_redacted_with_spaces_around_equals(void **state)
+{
+    assert_redacted("host=db password=hunter2 user=me", "host=db password=*** user=me");
+    assert_redacted("host=db password = hunter2 user=me", "host=db password = *** user=me");
+    assert_redacted("host=db password= hunter2", "host=db password= ***");
+    assert_redacted("password=a,b host=db", "password=*** host=db");
+    assert_redacted("host=db sslpassword=keypass sslkey=/k", "host=db sslpassword=*** sslkey=/k");
+    assert_redacted("PGPASSWORD=x", "PGPASSWORD=***");
+    /* a key that merely contains the word, or a value that does, is not a secret */
+    assert_redacted("user=password host=db", "user=password host=db");
+    assert_redacted("passwords_seen=3", "passwords_seen=3");
+}
+
+/* libpq reads '...' with \' and \\ escapes as one value, spaces and all. */
+static void test_quoted_conninfo_passwords_are_redacted_whole(void **state)
+{
+    assert_redacted("password='two words' host=db", "password=*** host=db");
+    assert_redacted("password='it\\'s a secret' host=db", "password=*** host=db");
+    assert_redacted("password = 'a b\\\\' user=me", "password = *** user=me");
+    assert_redacted("sslpassword=\"x y\" host=db", "sslpassword=*** host=db");
+}
+
+static void test_url_query_passwords_are_redacted(void **state)
+{
+    assert_redacted("postgresql://u@h/db?sslmode=require&password=hunter2&application_name=x",
+                    "postgresql://u@h/db?sslmode=require&password=***&application_name=x");
+    assert_redacted("postgresql://u:pw@h/db?sslpassword=k",
+                    "postgresql://u:***@h/db?sslpassword=***");
+}
+
+static void test_a_cut_redaction_never_shows_part_of_a_secret(void **state)
+{
+    char buf[16];
+
+    for (size_t n = 1; n <= sizeof(buf); n++) {
+        tf_log_redact_url("host=d password='hunter2 x'", buf, n);
+        assert_null(strstr(buf, "hunt"));
+        tf_log_redact_url("amqp://u:hunter2@h", buf, n);
+        assert_null(strstr(buf, "hunt"));
+        assert_true(strlen(buf) < n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +232,11 @@ int main(void)
         cmocka_unit_test(test_equals_backslashes_and_line_breaks),
         cmocka_unit_test(test_message_itself_is_quoted),
         cmocka_unit_test(test_long_value_is_cut_but_still_closed),
+        cmocka_unit_test(test_url_passwords_are_redacted),
+        cmocka_unit_test(test_conninfo_passwords_are_redacted_with_spaces_around_equals),
+        cmocka_unit_test(test_quoted_conninfo_passwords_are_redacted_whole),
+        cmocka_unit_test(test_url_query_passwords_are_redacted),
+        cmocka_unit_test(test_a_cut_redaction_never_shows_part_of_a_secret),
     };
     tf_log_init("test", TF_LOG_DEBUG);
     return cmocka_run_group_tests(tests, NULL, NULL);
