@@ -30,7 +30,8 @@ typedef struct refit_config {
 
 static const tf_option refit_options[] = {
     TF_OPTIONS_PG(refit_config), TF_OPTIONS_LOG(refit_config),
-    {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "0", "topics (0: as many as the current model, else 20)",
+    {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "0",
+     "topics (0: as many as the current model, else 20); at most one per 10 live documents",
      offsetof(refit_config, k), 0, 1000},
     {"max-iter", NULL, TF_OPT_INT, "200", "iteration cap", offsetof(refit_config, max_iter), 1, 100000},
     {"tol", NULL, TF_OPT_DOUBLE, "1e-4", "stop when one iteration improves the error by less (relative; 0: never)",
@@ -184,7 +185,9 @@ int cli_refit(int argc, char **argv)
     status = cli_parse("refit", "topicflow refit [--k K] [--max-iter N] [--tol T] [--seed S]",
                        "Batch NMF over every live document, installed as a new model version with "
                        "topic ids\nmatched to the previous one, then every document re-folded. "
-                       "Safe while workers run.",
+                       "Safe while workers run.\nWithout live documents it stops and says how many "
+                       "rows of the tracked tables wait for a\nworker; a --k above one topic per "
+                       "10 live documents is refused (exit 2) before any work.",
                        refit_options, sizeof(refit_options) / sizeof(refit_options[0]), &cfg,
                        argc, argv, &first);
     if (status != CLI_CONTINUE)
