@@ -34,15 +34,15 @@
 #define CONFIRM_TIMEOUT_S 30.0
 
 typedef struct dlq_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
+    const char *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
-    long limit;
-    int json, all, dry_run, yes;
+    long limit, max_message;
+    int json, all, dry_run, yes, force;
     const char *id;
 } dlq_config;
 
 static const tf_option list_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"limit", NULL, TF_OPT_INT, "100", "show at most N dead letters, oldest first (0: all)",
      offsetof(dlq_config, limit), 0, 100000000},
     {"json", NULL, TF_OPT_BOOL, "off", "print a JSON array instead of a table",
@@ -50,7 +50,7 @@ static const tf_option list_options[] = {
 };
 
 static const tf_option requeue_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"all", NULL, TF_OPT_BOOL, "off", "requeue every dead letter", offsetof(dlq_config, all), 0, 0},
     {"id", NULL, TF_OPT_STRING, NULL,
      "requeue the dead letters with these message ids (comma-separated; more ids may follow "
@@ -58,14 +58,25 @@ static const tf_option requeue_options[] = {
      offsetof(dlq_config, id), 0, 0},
     {"dry-run", NULL, TF_OPT_BOOL, "off", "print what would be requeued and change nothing",
      offsetof(dlq_config, dry_run), 0, 0},
+    {"force", NULL, TF_OPT_BOOL, "off",
+     "requeue also the dead letters that would die again (undecodable, no known schema, or "
+     "larger than --max-message)",
+     offsetof(dlq_config, force), 0, 0},
+    TF_OPTIONS_MAX_MESSAGE(dlq_config, max_message,
+                           "the workers'; a larger dead letter would die again and is not "
+                           "requeued without --force"),
 };
 
 static const tf_option purge_options[] = {
-    TF_OPTIONS_CONNECTION(dlq_config),
+    TF_OPTIONS_AMQP(dlq_config), TF_OPTIONS_LOG(dlq_config),
     {"yes", NULL, TF_OPT_BOOL, "off", "really delete every dead letter",
      offsetof(dlq_config, yes), 0, 0},
 };
 
+
+/* Why a worker would refuse a dead letter again if it were requeued (worker/main.c,
+ * classify: the schema header, the codec, the size limit). */
+typedef enum { DOOM_NONE, DOOM_SCHEMA, DOOM_UNDECODABLE, DOOM_TOO_LARGE, N_DOOMS } doom;
 
 /* What an operator needs to know about one dead letter. */
 typedef struct dead_letter {
@@ -74,7 +85,12 @@ typedef struct dead_letter {
     char reason[512];
     long long death_count;
     char first_death[32]; /* ISO 8601 UTC, "" when unknown */
+    size_t bytes;         /* the body's size */
+    int decoded;          /* the body is an event (tf_event_decode), described by the next */
+    char type[16], aggregate[128], aggregate_id[128], source[128];
+    long long event_id, version;
     char preview[4 * PREVIEW_CHARS + 8];
+    doom doom;
 } dead_letter;
 
 /* ---- reading a dead letter's headers ------------------------------------------------------ */
@@ -188,7 +204,14 @@ static size_t append_text(char *out, size_t at, size_t size, const char *s, size
     return at;
 }
 
-/* The first PREVIEW_CHARS characters of the event's text, or the raw bytes escaped. */
+static void copy_str(char *out, size_t size, tf_str s)
+{
+    copy_bytes(out, size, (amqp_bytes_t){s.len, (void *)s.ptr});
+}
+
+/* The event's fields (decoded with the project's codec, whatever its size: the limit is the
+ * workers' business, judged in describe) and the first PREVIEW_CHARS characters of its text;
+ * an undecodable body as its raw bytes escaped. */
 static void make_preview(const amqp_bytes_t body, dead_letter *d)
 {
     tf_event ev;
@@ -197,8 +220,15 @@ static void make_preview(const amqp_bytes_t body, dead_letter *d)
     int left = PREVIEW_CHARS;
 
     d->preview[0] = '\0';
-    if (body.len > 0 &&
-        tf_event_decode(body.bytes, body.len, TF_EVENT_DEFAULT_LIMIT, &ev, &err) == TF_CODEC_OK) {
+    d->decoded = body.len > 0 &&
+                 tf_event_decode(body.bytes, body.len, body.len, &ev, &err) == TF_CODEC_OK;
+    if (d->decoded) {
+        snprintf(d->type, sizeof(d->type), "%s", tf_event_type_name(ev.type));
+        copy_str(d->aggregate, sizeof(d->aggregate), ev.aggregate);
+        copy_str(d->aggregate_id, sizeof(d->aggregate_id), ev.aggregate_id);
+        copy_str(d->source, sizeof(d->source), ev.source);
+        d->event_id = (long long)ev.id;
+        d->version = (long long)ev.version;
         for (size_t i = 0; i < ev.n_fields && left > 0; i++) {
             if (i && at + 3 < size) {
                 at = append_text(d->preview, at, size, " | ", 3, &left);
@@ -228,9 +258,11 @@ static void make_preview(const amqp_bytes_t body, dead_letter *d)
         strcat(d->preview, "...");
 }
 
-static void describe(const amqp_envelope_t *env, dead_letter *d)
+/* max_message: the workers' --max-message, for d->doom. */
+static void describe(const amqp_envelope_t *env, long max_message, dead_letter *d)
 {
     const amqp_basic_properties_t *props = &env->message.properties;
+    long long schema;
 
     d->message_id[0] = '\0';
     if (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
@@ -238,6 +270,16 @@ static void describe(const amqp_envelope_t *env, dead_letter *d)
     copy_bytes(d->routing_key, sizeof(d->routing_key), env->routing_key);
     read_deaths(props, d);
     make_preview(env->message.body, d);
+    d->bytes = env->message.body.len;
+    if (tf_amqp_field_int(tf_amqp_header(props, TF_HEADER_SCHEMA), &schema) < 0 ||
+        schema != TF_EVENT_SCHEMA)
+        d->doom = DOOM_SCHEMA;
+    else if (!d->decoded)
+        d->doom = DOOM_UNDECODABLE;
+    else if (d->bytes > (size_t)max_message)
+        d->doom = DOOM_TOO_LARGE;
+    else
+        d->doom = DOOM_NONE;
 }
 
 /* ---- walking the queue ---------------------------------------------------------------------- */
@@ -380,7 +422,7 @@ static int walk_dead(tf_broker *b, const dlq_config *cfg, uint32_t n, walk_fn ch
             goto done;
         if (got == 0)
             break; /* another client took some meanwhile */
-        describe(&env, &d);
+        describe(&env, cfg->max_message, &d);
         dest = choose(ctx, i, &d);
         snprintf(key, sizeof(key), "%.*s", (int)env.routing_key.len,
                  (const char *)env.routing_key.bytes);
@@ -427,7 +469,7 @@ static tf_broker *open_dead(const char *cmd, const dlq_config *cfg, uint32_t *re
 
     b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b) {
-        cli_error(cmd, CLI_FAIL, "RabbitMQ: %s", err.msg);
+        cli_error(cmd, CLI_FAIL, "%s", err.msg); /* it names RabbitMQ and the URL */
         return NULL;
     }
     if (tf_broker_queue_probe(b, TF_QUEUE_DEAD, &exists, ready, &consumers, &err) < 0) {
@@ -457,7 +499,20 @@ static void print_json_letter(const dead_letter *d, int first)
     tf_json_write_cstring(stdout, d->first_death[0] ? d->first_death : NULL);
     fputs(", \"preview\": ", stdout);
     tf_json_write_cstring(stdout, d->preview);
-    fputs("}", stdout);
+    printf(", \"bytes\": %zu, \"event\": ", d->bytes);
+    if (!d->decoded) {
+        fputs("null}", stdout);
+        return;
+    }
+    printf("{\"id\": %lld, \"type\": ", d->event_id);
+    tf_json_write_cstring(stdout, d->type);
+    fputs(", \"aggregate\": ", stdout);
+    tf_json_write_cstring(stdout, d->aggregate);
+    fputs(", \"aggregate_id\": ", stdout);
+    tf_json_write_cstring(stdout, d->aggregate_id);
+    printf(", \"version\": %lld, \"source\": ", d->version);
+    tf_json_write_cstring(stdout, d->source);
+    fputs("}}", stdout);
 }
 
 static int width_of(const char *s)
@@ -484,8 +539,12 @@ static void print_table(const dead_letter *d, size_t n)
         printf("%-*s  %-*s  %6lld  %-20s  %s\n", w_id, d[i].message_id[0] ? d[i].message_id : "-",
                w_key, d[i].routing_key, d[i].death_count,
                d[i].first_death[0] ? d[i].first_death : "-", d[i].reason);
-        if (d[i].preview[0])
-            printf("%-*s  %s\n", w_id, "", d[i].preview);
+        if (d[i].decoded)
+            printf("%-*s  %s %s %s v%lld (event %lld, %zu bytes): %s\n", w_id, "", d[i].type,
+                   d[i].aggregate, d[i].aggregate_id, d[i].version, d[i].event_id, d[i].bytes,
+                   d[i].preview);
+        else
+            printf("%-*s  undecodable (%zu bytes): %s\n", w_id, "", d[i].bytes, d[i].preview);
     }
 }
 
@@ -518,14 +577,16 @@ static int dlq_list(int argc, char **argv)
     rc = cli_parse("dlq list", "topicflow dlq list [--limit N] [--json] [options]",
                    "Shows the dead letters of topicflow.dead, oldest first: message id (the outbox\n"
                    "id), routing key, reason (the worker's x-topicflow-error, else the broker's\n"
-                   "x-death reason), how often it died, when it first died, and the start of its\n"
-                   "text. Every dead letter stays, in the same order (listing walks the whole\n"
-                   "queue, also with --limit).",
+                   "x-death reason), how often it died, when it first died, and the event as the\n"
+                   "workers' codec decodes it (type, aggregate, id, version, size, the start of its\n"
+                   "text; an undecodable body as escaped bytes). Every dead letter stays, in the\n"
+                   "same order (listing walks the whole queue, also with --limit).",
                    list_options, N_OF(list_options), &cfg, argc, argv, &first);
     if (rc != CLI_CONTINUE)
         return rc;
     if (first < argc)
         return cli_error("dlq list", CLI_USAGE, "unexpected argument '%s'", argv[first]);
+    cfg.max_message = TF_EVENT_DEFAULT_LIMIT; /* list judges nothing by size */
     b = open_dead("dlq list", &cfg, &ready);
     if (!b)
         return CLI_FAIL;
@@ -546,7 +607,8 @@ static int dlq_list(int argc, char **argv)
     } else {
         print_table(l.letters, l.n);
         if ((long)l.n < w.kept)
-            printf("%zu of %ld dead letters shown (--limit %ld)\n", l.n, w.kept, cfg.limit);
+            printf("%zu of %ld dead letter%s shown (--limit %ld)\n", l.n, w.kept, w.kept == 1 ? "" : "s",
+                   cfg.limit);
         else
             printf("%zu dead letter%s\n", l.n, l.n == 1 ? "" : "s");
     }
@@ -609,8 +671,9 @@ static int id_set_take(id_set *s, const char *id)
 
 typedef struct requeue_ctx {
     id_set ids;
-    int all, dry_run;
+    int all, dry_run, force;
     size_t would;
+    long skipped[N_DOOMS]; /* chosen, but kept because they would die again */
 } requeue_ctx;
 
 static int requeue_choose(void *ctx, size_t i, const dead_letter *d)
@@ -619,12 +682,39 @@ static int requeue_choose(void *ctx, size_t i, const dead_letter *d)
 
     if (!r->all && !id_set_take(&r->ids, d->message_id))
         return DEST_DEAD;
+    if (d->doom != DOOM_NONE && !r->force) {
+        r->skipped[d->doom]++;
+        return DEST_DEAD;
+    }
     if (!r->dry_run)
         return DEST_EVENTS;
     printf("would requeue %s  %s  (%s)\n", d->message_id[0] ? d->message_id : "-",
            d->routing_key, d->reason);
     r->would++;
     return DEST_DEAD;
+}
+
+/* "kept 3 dead letters that would die again (1 undecodable, ...); --force requeues them". */
+static void print_skipped(const requeue_ctx *r, long max_message)
+{
+    char limit[32], what[N_DOOMS][64];
+    long total = 0;
+    int n = 0;
+
+    snprintf(what[DOOM_SCHEMA], sizeof(what[0]), "without " TF_HEADER_SCHEMA " %d", TF_EVENT_SCHEMA);
+    snprintf(what[DOOM_UNDECODABLE], sizeof(what[0]), "undecodable");
+    snprintf(what[DOOM_TOO_LARGE], sizeof(what[0]), "larger than --max-message (%s)",
+             tf_format_size(max_message, limit, sizeof(limit)));
+    for (int k = DOOM_NONE + 1; k < N_DOOMS; k++)
+        total += r->skipped[k];
+    if (total == 0)
+        return;
+    printf("%s %ld dead letter%s that would die again (", r->dry_run ? "would keep" : "kept", total,
+           total == 1 ? "" : "s");
+    for (int k = DOOM_NONE + 1; k < N_DOOMS; k++)
+        if (r->skipped[k])
+            printf("%s%ld %s", n++ ? ", " : "", r->skipped[k], what[k]);
+    printf("); --force requeues them anyway\n");
 }
 
 static int dlq_requeue(int argc, char **argv)
@@ -638,18 +728,21 @@ static int dlq_requeue(int argc, char **argv)
     int first, rc;
 
     rc = cli_parse("dlq requeue", "topicflow dlq requeue (--all | --id ID[,ID...] [ID...]) "
-                                  "[--dry-run] [options]",
+                                  "[--dry-run] [--force] [options]",
                    "Republishes dead letters to topicflow.events with their routing key and\n"
                    "properties and a header x-topicflow-requeued (counted up each time), waits\n"
                    "for the broker's confirm, and only then removes each from topicflow.dead.\n"
                    "The other dead letters stay, in order. Interrupted at any point, no message\n"
                    "is lost (one may be both requeued and still dead: the worker ignores the\n"
-                   "duplicate). Exit status 1 when an --id is not found.",
+                   "duplicate). A dead letter a worker would refuse again (an undecodable body,\n"
+                   "no known x-topicflow-schema, larger than --max-message) stays, counted with\n"
+                   "its reason, unless --force. Exit status 1 when an --id is not found.",
                    requeue_options, N_OF(requeue_options), &cfg, argc, argv, &first);
     if (rc != CLI_CONTINUE)
         return rc;
     r.all = cfg.all;
     r.dry_run = cfg.dry_run;
+    r.force = cfg.force;
     rc = CLI_USAGE;
     if (cfg.id && id_set_add_list(&r.ids, cfg.id) < 0)
         goto oom;
@@ -679,6 +772,7 @@ static int dlq_requeue(int argc, char **argv)
     else
         printf("requeued %ld dead letter%s to %s\n", w.requeued, w.requeued == 1 ? "" : "s",
                TF_EXCHANGE_EVENTS);
+    print_skipped(&r, cfg.max_message);
     rc = CLI_OK;
     for (size_t i = 0; i < r.ids.n; i++)
         if (!r.ids.found[i]) {

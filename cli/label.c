@@ -13,13 +13,12 @@
 #include "topic_read.h"
 
 typedef struct label_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     int clear;
 } label_config;
 
 static const tf_option label_options[] = {
-    TF_OPTIONS_CONNECTION(label_config),
+    TF_OPTIONS_PG(label_config), TF_OPTIONS_LOG(label_config),
     {"clear", NULL, TF_OPT_BOOL, "off", "remove topic N's label instead of setting one",
      offsetof(label_config, clear), 0, 0},
 };

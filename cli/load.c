@@ -21,22 +21,23 @@
 #include "options.h"
 #include "base/lifecycle.h"
 #include "base/utf8.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
+#include "wire/event_codec.h"
 #include "wire/json.h"
 
 #define MAX_BATCH_BYTES (64L << 20) /* a batch is sent early when its COPY text grows past this */
 #define MAX_IGNORED 16
 
 typedef struct load_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     const char *table, *format;
     int strict;
-    long batch;
+    long batch, max_message;
 } load_config;
 
 static const tf_option load_options[] = {
-    TF_OPTIONS_CONNECTION(load_config),
+    TF_OPTIONS_PG(load_config), TF_OPTIONS_LOG(load_config),
     {"table", NULL, TF_OPT_STRING, "public.internships",
      "target table; its columns come from information_schema", offsetof(load_config, table), 0, 0},
     {"format", NULL, TF_OPT_STRING, NULL,
@@ -46,6 +47,9 @@ static const tf_option load_options[] = {
      offsetof(load_config, strict), 0, 0},
     {"batch", NULL, TF_OPT_INT, "5000", "rows per COPY transaction", offsetof(load_config, batch),
      1, 10000000},
+    TF_OPTIONS_MAX_MESSAGE(load_config, max_message,
+                           "the workers' (and the producer's); a row whose tracked text is larger "
+                           "loads with a warning, as its event will never be processed"),
 };
 #define N_LOAD_OPTIONS (sizeof(load_options) / sizeof(load_options[0]))
 
@@ -59,14 +63,17 @@ static const char load_description[] =
     "A bad row (invalid UTF-8, wrong number of fields, malformed CSV or JSON, a missing required\n"
     "column such as title, an invalid array, a value the server refuses) is reported on stderr\n"
     "as \"line N: reason\" and skipped; with --strict the load stops there, and the rows of that\n"
-    "batch are not committed (earlier batches are). Prints \"loaded N rows, skipped M\" at the\n"
-    "end; a progress bar goes to stderr when it is a terminal. Exit status: 0 done (even with\n"
-    "skipped rows), 1 aborted or failed, 2 bad arguments.";
+    "batch are not committed (earlier batches are). A row of a tracked table whose tracked text\n"
+    "is larger than --max-message loads with a warning \"line N: …\": its event would be set\n"
+    "aside by the producer or dead-lettered by a worker. Prints \"loaded N rows, skipped M\" at\n"
+    "the end; a progress bar goes to stderr when it is a terminal. Exit status: 0 done (even\n"
+    "with some rows skipped), 1 aborted, failed or every row skipped, 2 bad arguments.";
 
 typedef struct column {
     char *name;
     int is_array;
     int required; /* NOT NULL without a default: a row must give it */
+    int tracked;  /* one of the table's tracked text columns (topicflow.tracked_tables) */
 } column;
 
 enum { CELL_ABSENT, CELL_NULL, CELL_TEXT, CELL_JSON_ARRAY };
@@ -90,7 +97,7 @@ typedef struct loader {
     column *cols;
     size_t n_cols;
     int strict;
-    long batch_max;
+    long batch_max, max_message;
 
     cell *cells;          /* the row being converted, one per column */
     unsigned char *batch_cols; /* the columns the current batch's COPY lists */
@@ -261,7 +268,9 @@ static int load_columns(loader *L, const char *table, tf_err *err)
         PGresult *cols = PQexecParams(
             L->conn,
             "select column_name, data_type = 'ARRAY',"
-            "       is_nullable = 'NO' and column_default is null and is_identity = 'NO'"
+            "       is_nullable = 'NO' and column_default is null and is_identity = 'NO',"
+            "       column_name = any(coalesce((select t.text_columns from topicflow.tracked_tables t"
+            "          where to_regclass(t.source) = to_regclass(format('%I.%I', $1::text, $2::text))), '{}'))"
             "  from information_schema.columns"
             " where table_schema = $1 and table_name = $2"
             "   and not (is_identity = 'YES' and identity_generation = 'ALWAYS')"
@@ -283,6 +292,7 @@ static int load_columns(loader *L, const char *table, tf_err *err)
             L->cols[i].name = strdup(PQgetvalue(cols, (int)i, 0));
             L->cols[i].is_array = PQgetvalue(cols, (int)i, 1)[0] == 't';
             L->cols[i].required = PQgetvalue(cols, (int)i, 2)[0] == 't';
+            L->cols[i].tracked = PQgetvalue(cols, (int)i, 3)[0] == 't';
             if (!L->cols[i].name) {
                 PQclear(cols);
                 tf_err_set(err, "out of memory");
@@ -530,7 +540,7 @@ static int json_array_literal(loader *L, const tf_json_value *v)
 static int add_row(loader *L, long line, tf_err *err)
 {
     const char *why = NULL, *col = NULL;
-    size_t start, n_present = 0;
+    size_t start, n_present = 0, tracked_bytes = 0;
     int same = 1;
 
     for (size_t i = 0; i < L->n_cols && !why; i++) {
@@ -601,21 +611,34 @@ static int add_row(loader *L, long line, tf_err *err)
     start = L->rows.len;
     for (size_t i = 0, k = 0; i < L->n_cols; i++) {
         const cell *c = &L->cells[i];
+        size_t len = 0;
         int rc = 0;
         if (c->kind == CELL_ABSENT)
             continue;
         if (k++ && buf_add(&L->rows, "\t", 1) < 0)
             rc = -1;
-        if (c->kind == CELL_NULL)
+        if (c->kind == CELL_NULL) {
             rc |= buf_add(&L->rows, "\\N", 2);
-        else if (c->kind == CELL_TEXT)
+        } else if (c->kind == CELL_TEXT) {
             rc |= buf_add_copy_text(&L->rows, c->text, c->len);
-        else if (json_array_literal(L, c->array) < 0)
+            len = c->len;
+        } else if (json_array_literal(L, c->array) < 0) {
             rc = -1;
-        else
+        } else {
             rc |= buf_add_copy_text(&L->rows, L->scratch.data, L->scratch.len);
+            len = L->scratch.len;
+        }
         if (rc < 0)
             return tf_err_set(err, "out of memory");
+        if (L->cols[i].tracked)
+            tracked_bytes += len;
+    }
+    /* The event carries the tracked text and more: this much text alone is already too much. */
+    if (tracked_bytes > (size_t)L->max_message) {
+        char limit[32];
+        report(L, line, "%zu bytes of tracked text, more than a worker's --max-message (%s): the "
+               "row loads, but its event will be set aside or dead-lettered, never processed",
+               tracked_bytes, tf_format_size(L->max_message, limit, sizeof(limit)));
     }
     if (buf_add(&L->rows, "\n", 1) < 0)
         return tf_err_set(err, "out of memory");
@@ -1031,25 +1054,29 @@ int cli_load(int argc, char **argv)
     rc = CLI_FAIL;
     L.strict = cfg.strict;
     L.batch_max = cfg.batch;
+    L.max_message = cfg.max_message;
     L.in = in;
     L.started = tf_now();
     L.progress = isatty(STDERR_FILENO);
     if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode))
         L.total_bytes = (long long)st.st_size;
-    L.conn = tf_pg_connect(cfg.pg_url, "topicflow-load", &err);
+    L.conn = tf_migrate_connect(cfg.pg_url, "topicflow-load", &err);
     if (!L.conn || load_columns(&L, cfg.table, &err) < 0)
         goto fail;
     if ((csv ? load_csv(&L, in, &err) : load_jsonl(&L, in, &err)) < 0)
         goto fail;
     draw_progress(&L, 1);
     clear_progress(&L);
-    printf("loaded %ld rows, skipped %ld\n", L.loaded, L.skipped);
-    rc = CLI_OK;
+    printf("loaded %ld row%s, skipped %ld\n", L.loaded, L.loaded == 1 ? "" : "s", L.skipped);
+    rc = L.loaded == 0 && L.skipped > 0
+             ? cli_error("load", CLI_FAIL, "every row was skipped: nothing loaded")
+             : CLI_OK;
     goto done;
 fail:
     clear_progress(&L);
     if (L.loaded > 0)
-        cli_error("load", CLI_FAIL, "%s; %ld rows of earlier batches stay loaded", err.msg, L.loaded);
+        cli_error("load", CLI_FAIL, "%s; %ld row%s of earlier batches stay%s loaded", err.msg, L.loaded,
+                  L.loaded == 1 ? "" : "s", L.loaded == 1 ? "s" : "");
     else
         cli_error("load", CLI_FAIL, "%s", err.msg);
 done:

@@ -14,13 +14,12 @@
 #include "pg/pg.h"
 
 typedef struct migrate_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     const char *producer_password, *worker_password;
 } migrate_config;
 
 static const tf_option migrate_options[] = {
-    TF_OPTIONS_CONNECTION(migrate_config),
+    TF_OPTIONS_PG(migrate_config), TF_OPTIONS_LOG(migrate_config),
     {"producer-password", "TOPICFLOW_PRODUCER_PASSWORD", TF_OPT_STRING, NULL,
      "set topicflow_producer's password (a flag shows in ps: prefer the variable's _FILE)",
      offsetof(migrate_config, producer_password), 0, 0},

@@ -59,6 +59,7 @@ int cli_parse(const char *cmd, const char *synopsis, const char *description,
               const tf_option *opts, size_t n_opts, void *cfg, int argc, char **argv,
               int *first_arg)
 {
+    tf_log_level level;
     tf_err err;
     int rc;
 
@@ -73,6 +74,9 @@ int cli_parse(const char *cmd, const char *synopsis, const char *description,
         printf("topicflow %s\n", TOPICFLOW_VERSION);
         return CLI_OK;
     case TF_CONFIG_OK:
+        if (tf_config_log_level(opts, n_opts, cfg, &level, &err) < 0)
+            return cli_error(cmd, CLI_USAGE, "%s", err.msg);
+        tf_log_init("topicflow", level);
         if (tf_config_log_format(opts, n_opts, cfg, &err) < 0)
             return cli_error(cmd, CLI_USAGE, "%s", err.msg);
         return CLI_CONTINUE;

@@ -11,17 +11,17 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
 typedef struct outbox_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     int json, all, yes;
 } outbox_config;
 
 static const tf_option outbox_options[] = {
-    TF_OPTIONS_CONNECTION(outbox_config),
+    TF_OPTIONS_PG(outbox_config), TF_OPTIONS_LOG(outbox_config),
     {"json", NULL, TF_OPT_BOOL, "off", "list as a JSON array", offsetof(outbox_config, json), 0, 0},
     {"all", NULL, TF_OPT_BOOL, "off", "retry or discard every row set aside", offsetof(outbox_config, all), 0, 0},
     {"yes", NULL, TF_OPT_BOOL, "off", "confirm a discard", offsetof(outbox_config, yes), 0, 0},
@@ -146,7 +146,7 @@ int cli_outbox(int argc, char **argv)
         return cli_error("outbox", CLI_USAGE, "unknown action '%s' (list, retry or discard)", verb);
     if (strcmp(verb, "list") == 0 && first < argc)
         return cli_error("outbox", CLI_USAGE, "unexpected argument '%s'", argv[first]);
-    c = tf_pg_connect(cfg.pg_url, "topicflow-outbox", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-outbox", &err);
     if (!c)
         return cli_error("outbox", CLI_FAIL, "%s", err.msg);
     status = strcmp(verb, "list") == 0 ? list(c, cfg.json) : act(c, verb, &cfg, argc, argv, first);

@@ -17,11 +17,11 @@
 #include "base/lifecycle.h"
 #include "model/update.h"
 #include "model/vocab_store.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct refit_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     long k, max_iter, threads, chunk;
     double tol;
     long seed;
@@ -29,8 +29,9 @@ typedef struct refit_config {
 } refit_config;
 
 static const tf_option refit_options[] = {
-    TF_OPTIONS_CONNECTION(refit_config),
-    {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "0", "topics (0: as many as the current model, else 20)",
+    TF_OPTIONS_PG(refit_config), TF_OPTIONS_LOG(refit_config),
+    {"k", "TOPICFLOW_TOPICS", TF_OPT_INT, "0",
+     "topics (0: as many as the current model, else 20); at most one per 10 live documents",
      offsetof(refit_config, k), 0, 1000},
     {"max-iter", NULL, TF_OPT_INT, "200", "iteration cap", offsetof(refit_config, max_iter), 1, 100000},
     {"tol", NULL, TF_OPT_DOUBLE, "1e-4", "stop when one iteration improves the error by less (relative; 0: never)",
@@ -69,15 +70,58 @@ static int on_progress(void *ctx, int iter, int max_iter, double error)
     return 0;
 }
 
-static int current_k(PGconn *c, long *k)
+static int current_k(PGconn *c, long *k, tf_err *err)
 {
     PGresult *res = PQexec(c, "select k from topicflow.model order by version desc limit 1");
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
 
-    if (rc == 0)
-        *k = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 20;
+    if (tf_pg_check(c, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    *k = PQntuples(res) ? atol(PQgetvalue(res, 0, 0)) : 20;
     PQclear(res);
-    return rc;
+    return 0;
+}
+
+/* Live documents, and the rows of every tracked table (format(%I) over the catalog). */
+static const char counts_sql[] =
+    "select (select count(*) from topicflow.documents where not deleted),"
+    "       coalesce((select sum((xpath('/row/n/text()', query_to_xml(format("
+    "                   'select count(*) as n from %I.%I', n.nspname, c.relname),"
+    "                   false, true, '')))[1]::text::bigint)"
+    "          from topicflow.tracked_tables t"
+    "          join pg_class c on c.oid = to_regclass(t.source)"
+    "          join pg_namespace n on n.oid = c.relnamespace), 0)";
+
+/* A fit of k topics over fewer than this many documents a topic mostly fits noise, and
+ * takes long: --k beyond docs / REFIT_DOCS_PER_TOPIC is refused before any work. */
+#define REFIT_DOCS_PER_TOPIC 10
+
+/* CLI_CONTINUE when there is something to fit with k topics, else the exit status after
+ * saying why: no live document yet (and how many rows wait for a worker), or k too large. */
+static int check_fit_size(PGconn *c, long k, int k_given)
+{
+    PGresult *res = PQexec(c, counts_sql);
+    long long docs, rows, max_k;
+    tf_err err;
+
+    if (tf_pg_check(c, res, PGRES_TUPLES_OK, &err) < 0)
+        return cli_error("refit", CLI_FAIL, "%s", err.msg);
+    docs = atoll(PQgetvalue(res, 0, 0));
+    rows = atoll(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (docs == 0 && rows == 0)
+        return cli_error("refit", CLI_FAIL, "no live documents to fit: the tracked tables hold no rows");
+    if (docs == 0)
+        return cli_error("refit", CLI_FAIL,
+                         "no live documents to fit: the tracked tables hold %lld %s that no worker "
+                         "has processed yet (is topicflow-worker running?)",
+                         rows, rows == 1 ? "row" : "rows");
+    max_k = docs / REFIT_DOCS_PER_TOPIC > 0 ? docs / REFIT_DOCS_PER_TOPIC : 1;
+    if (k_given && k > max_k)
+        return cli_error("refit", CLI_USAGE,
+                         "--k %ld is more topics than %lld live %s support (at most %lld: %d "
+                         "documents a topic)",
+                         k, docs, docs == 1 ? "document" : "documents", max_k, REFIT_DOCS_PER_TOPIC);
+    return CLI_CONTINUE;
 }
 
 static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
@@ -109,7 +153,8 @@ static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
             done += n;
             stale -= n;
             if (tty)
-                fprintf(stderr, "\rre-folded %lld documents, %lld to go   ", done, stale > 0 ? stale : 0);
+                fprintf(stderr, "\rre-folded %lld document%s, %lld to go   ", done, done == 1 ? "" : "s",
+                        stale > 0 ? stale : 0);
         }
         if (stale <= 0)
             break;
@@ -118,7 +163,8 @@ static int refold_all(PGconn *c, long chunk, int tty, tf_err *err)
     }
     if (tty)
         fprintf(stderr, "\n");
-    printf("re-folded %lld documents into version %lld\n", done, (long long)m.version);
+    printf("re-folded %lld document%s into version %lld\n", done, done == 1 ? "" : "s",
+           (long long)m.version);
     rc = 0;
 out:
     tf_model_clear(&m);
@@ -134,12 +180,14 @@ int cli_refit(int argc, char **argv)
     progress prog = {isatty(STDERR_FILENO), 0, -1};
     PGconn *c;
     tf_err err;
-    int first, status;
+    int first, status, k_given;
 
     status = cli_parse("refit", "topicflow refit [--k K] [--max-iter N] [--tol T] [--seed S]",
                        "Batch NMF over every live document, installed as a new model version with "
                        "topic ids\nmatched to the previous one, then every document re-folded. "
-                       "Safe while workers run.",
+                       "Safe while workers run.\nWithout live documents it stops and says how many "
+                       "rows of the tracked tables wait for a\nworker; a --k above one topic per "
+                       "10 live documents is refused (exit 2) before any work.",
                        refit_options, sizeof(refit_options) / sizeof(refit_options[0]), &cfg,
                        argc, argv, &first);
     if (status != CLI_CONTINUE)
@@ -147,13 +195,18 @@ int cli_refit(int argc, char **argv)
     status = CLI_OK;
     if (first < argc)
         return cli_error("refit", CLI_USAGE, "unexpected argument '%s'", argv[first]);
-    c = tf_pg_connect(cfg.pg_url, "topicflow-refit", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-refit", &err);
     if (!c)
         return cli_error("refit", CLI_FAIL, "%s", err.msg);
-    if (!cfg.k && current_k(c, &cfg.k) < 0) {
-        status = cli_error("refit", CLI_FAIL, "%s", PQerrorMessage(c));
+    k_given = cfg.k != 0;
+    if (!cfg.k && current_k(c, &cfg.k, &err) < 0) {
+        status = cli_error("refit", CLI_FAIL, "%s", err.msg);
         goto done;
     }
+    status = check_fit_size(c, cfg.k, k_given);
+    if (status != CLI_CONTINUE)
+        goto done;
+    status = CLI_OK;
     if (!cfg.threads)
         cfg.threads = sysconf(_SC_NPROCESSORS_ONLN);
     openblas_set_num_threads((int)cfg.threads);
@@ -175,10 +228,11 @@ int cli_refit(int argc, char **argv)
     }
     if (prog.tty)
         fprintf(stderr, "\n");
-    printf("model version %lld: k=%d, %lld documents, %d terms (%d in the model's vocabulary),"
-           " %d iterations in %.1fs, relative error %.4f",
-           (long long)res.version, res.k, (long long)res.n_docs, res.n_terms, res.kept_terms,
-           res.fit.iterations, res.fit.seconds_init + res.fit.seconds_iter,
+    printf("model version %lld: k=%d, %lld document%s, %d term%s (%d in the model's vocabulary),"
+           " %d iteration%s in %.1fs, relative error %.4f",
+           (long long)res.version, res.k, (long long)res.n_docs, res.n_docs == 1 ? "" : "s",
+           res.n_terms, res.n_terms == 1 ? "" : "s", res.kept_terms, res.fit.iterations,
+           res.fit.iterations == 1 ? "" : "s", res.fit.seconds_init + res.fit.seconds_iter,
            res.fit.x_norm > 0 ? res.fit.error / res.fit.x_norm : 0.0);
     if (res.k < cfg.k)
         printf(" (asked for k=%ld: the data allows only %d topics now)", cfg.k, res.k);

@@ -11,18 +11,18 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct replay_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     long from_id, to_id;
     const char *since, *until;
     int all, dry_run;
 } replay_config;
 
 static const tf_option replay_options[] = {
-    TF_OPTIONS_CONNECTION(replay_config),
+    TF_OPTIONS_PG(replay_config), TF_OPTIONS_LOG(replay_config),
     {"from-id", NULL, TF_OPT_INT, "0", "first outbox id to replay", offsetof(replay_config, from_id), 0, 9.2e18},
     {"to-id", NULL, TF_OPT_INT, "0", "last outbox id to replay (0: no upper bound)", offsetof(replay_config, to_id), 0, 9.2e18},
     {"since", NULL, TF_OPT_STRING, NULL, "replay events created at or after this time (e.g. '2026-11-01 00:00Z')",
@@ -66,7 +66,7 @@ int cli_replay(int argc, char **argv)
         return cli_error("replay", CLI_USAGE, "--to-id %ld is below --from-id %ld", cfg.to_id, cfg.from_id);
     if (cfg.until && !cfg.since)
         return cli_error("replay", CLI_USAGE, "--until needs --since");
-    c = tf_pg_connect(cfg.pg_url, "topicflow-replay", &err);
+    c = tf_migrate_connect(cfg.pg_url, "topicflow-replay", &err);
     if (!c)
         return cli_error("replay", CLI_FAIL, "%s", err.msg);
     snprintf(from, sizeof(from), "%ld", cfg.from_id);
@@ -96,11 +96,12 @@ int cli_replay(int argc, char **argv)
     } else if (atoll(PQgetvalue(res, 0, 0)) == 0) {
         printf("nothing to replay: no event in that range\n");
     } else if (cfg.dry_run) {
-        printf("would replay %s events (ids %s..%s)\n", PQgetvalue(res, 0, 0),
-               PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+        printf("would replay %s event%s (ids %s..%s)\n", PQgetvalue(res, 0, 0),
+               atoll(PQgetvalue(res, 0, 0)) == 1 ? "" : "s", PQgetvalue(res, 0, 1),
+               PQgetvalue(res, 0, 2));
     } else {
-        printf("replayed %s events (ids %s..%s) as new events %s..%s\n", PQgetvalue(res, 0, 0),
-               PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+        printf("replayed %s event%s (ids %s..%s) as new events %s..%s\n", PQgetvalue(res, 0, 0),
+               atoll(PQgetvalue(res, 0, 0)) == 1 ? "" : "s", PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
                PQgetvalue(res, 0, 4));
     }
     PQclear(res);

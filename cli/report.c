@@ -18,14 +18,13 @@
 #include "topic_read.h"
 
 typedef struct report_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     const char *html;
     long top, buckets;
 } report_config;
 
 static const tf_option report_options[] = {
-    TF_OPTIONS_CONNECTION(report_config),
+    TF_OPTIONS_PG(report_config), TF_OPTIONS_LOG(report_config),
     {"html", NULL, TF_OPT_STRING, NULL, "the HTML file to write (required; - for stdout)",
      offsetof(report_config, html), 0, 0},
     {"top", NULL, TF_OPT_INT, "10", "terms per topic", offsetof(report_config, top), 1, 100},

@@ -15,6 +15,7 @@
 #include "options.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -137,7 +138,7 @@ static void pg_text(const PGresult *res, int col, char *buf, size_t size)
 
 static int read_database(const status_config *cfg, status *s, tf_err *err)
 {
-    PGconn *conn = tf_pg_connect(cfg->pg_url, "topicflow-status", err);
+    PGconn *conn = tf_migrate_connect(cfg->pg_url, "topicflow-status", err);
     PGresult *res;
     int rc = -1;
 
@@ -355,9 +356,9 @@ static void print_table(const status *s)
     snprintf(buf, sizeof(buf), "%d", n);
     row("workers", buf);
     for (int i = 0; i < n; i++)
-        printf("  %-19s last batch %s, %s events\n", PQgetvalue(s->workers, i, 0),
+        printf("  %-19s last batch %s, %s event%s\n", PQgetvalue(s->workers, i, 0),
                PQgetisnull(s->workers, i, 1) ? "never" : PQgetvalue(s->workers, i, 1),
-               PQgetvalue(s->workers, i, 2));
+               PQgetvalue(s->workers, i, 2), strcmp(PQgetvalue(s->workers, i, 2), "1") == 0 ? "" : "s");
 }
 
 /* --check: prints one line per failed check; returns how many failed. A queue that does not

@@ -9,13 +9,14 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
 PGconn *topic_connect(const char *cmd, const char *url, int *status)
 {
     tf_err err;
-    PGconn *c = tf_pg_connect(url, "topicflow-cli", &err);
+    PGconn *c = tf_migrate_connect(url, "topicflow-cli", &err);
 
     if (!c)
         *status = cli_error(cmd, CLI_FAIL, "%s", err.msg);

@@ -12,20 +12,20 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "topic_read.h"
 #include "wire/json.h"
 
 typedef struct topics_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     long top, docs;
     int json;
     const char *source;
 } topics_config;
 
 static const tf_option topics_options[] = {
-    TF_OPTIONS_CONNECTION(topics_config),
+    TF_OPTIONS_PG(topics_config), TF_OPTIONS_LOG(topics_config),
     {"top", NULL, TF_OPT_INT, "10", "terms per topic", offsetof(topics_config, top), 1, 1000},
     {"json", NULL, TF_OPT_BOOL, "off",
      "print JSON: [{\"topic\": 0, \"terms\": [{\"term\": …, \"display\": …, \"weight\": …}], "
@@ -34,7 +34,7 @@ static const tf_option topics_options[] = {
 };
 
 static const tf_option topic_options[] = {
-    TF_OPTIONS_CONNECTION(topics_config),
+    TF_OPTIONS_PG(topics_config), TF_OPTIONS_LOG(topics_config),
     {"top", NULL, TF_OPT_INT, "10", "terms shown", offsetof(topics_config, top), 1, 1000},
     {"docs", NULL, TF_OPT_INT, "5", "representative documents shown (highest share of the topic)",
      offsetof(topics_config, docs), 0, 1000},
@@ -45,7 +45,7 @@ static const tf_option topic_options[] = {
 };
 
 static const tf_option doc_options[] = {
-    TF_OPTIONS_CONNECTION(topics_config),
+    TF_OPTIONS_PG(topics_config), TF_OPTIONS_LOG(topics_config),
     {"source", NULL, TF_OPT_STRING, "public.internships", "the tracked table the document is from",
      offsetof(topics_config, source), 0, 0},
     {"top", NULL, TF_OPT_INT, "5", "terms shown for each of the document's topics",
@@ -219,15 +219,29 @@ int cli_doc(int argc, char **argv)
         return status;
     params[0] = cfg.source;
     params[1] = argv[first];
+    /* Always one row: the document (or nulls), and the tracked tables to tell a wrong
+     * --source from a missing id. */
     doc = topic_query(c, "doc",
-                      "select version, deleted, model_version,"
-                      " topicflow.document_title(source, doc_id)"
-                      " from topicflow.documents where source = $1 and doc_id = $2",
+                      "select d.version, d.deleted, d.model_version,"
+                      "       case when d.doc_id is not null"
+                      "            then topicflow.document_title(d.source, d.doc_id) end,"
+                      "       (select string_agg(source, ', ' order by source)"
+                      "          from topicflow.tracked_tables),"
+                      "       exists (select 1 from topicflow.tracked_tables where source = $1)"
+                      "  from (select 1) one left join topicflow.documents d"
+                      "    on d.source = $1 and d.doc_id = $2",
                       2, params, PGRES_TUPLES_OK, &status);
     if (!doc)
         goto done;
-    if (PQntuples(doc) == 0 || PQgetvalue(doc, 0, 1)[0] == 't') {
-        status = cli_error("doc", CLI_FAIL, "no live document %s in %s", argv[first], cfg.source);
+    if (PQgetvalue(doc, 0, 5)[0] != 't') {
+        status = cli_error("doc", CLI_FAIL, "%s is not a tracked table (tracked: %s)", cfg.source,
+                           PQgetisnull(doc, 0, 4) ? "none" : PQgetvalue(doc, 0, 4));
+        goto done;
+    }
+    if (PQgetisnull(doc, 0, 0) || PQgetvalue(doc, 0, 1)[0] == 't') {
+        status = cli_error("doc", CLI_FAIL, "no document %s in %s (%s)", argv[first], cfg.source,
+                           PQgetisnull(doc, 0, 0) ? "no such id, or no worker has processed it yet"
+                                                  : "deleted");
         goto done;
     }
     mix = topic_query(c, "doc",

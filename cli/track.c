@@ -12,16 +12,16 @@
 
 #include "commands.h"
 #include "options.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 typedef struct track_config {
-    const char *pg_url, *amqp_url, *log_level, *log_format;
-    tf_amqp_tls amqp_tls;
+    const char *pg_url, *log_level, *log_format;
     const char *id, *text, *aggregate;
 } track_config;
 
 static const tf_option track_options[] = {
-    TF_OPTIONS_CONNECTION(track_config),
+    TF_OPTIONS_PG(track_config), TF_OPTIONS_LOG(track_config),
     {"id", NULL, TF_OPT_STRING, NULL, "the column that identifies a row (required)",
      offsetof(track_config, id), 0, 0},
     {"text", NULL, TF_OPT_STRING, NULL,
@@ -143,7 +143,7 @@ int cli_track(int argc, char **argv)
         return cli_error("track", CLI_USAGE, "--text '%s' has an empty column name", cfg.text);
 
     rc = CLI_FAIL;
-    conn = tf_pg_connect(cfg.pg_url, "topicflow-track", &err);
+    conn = tf_migrate_connect(cfg.pg_url, "topicflow-track", &err);
     if (!conn)
         goto fail;
     /* track() drops triggers "if exists": its notices are noise to an operator. */

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/progress.h"
 #include "http/metrics_server.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
@@ -108,7 +109,7 @@ static int connect_slot(producer *p, int i, tf_err *err)
 {
     slot *s = &p->slots[i];
 
-    s->pg = tf_pg_connect(p->cfg.pg_url, "topicflow-producer", err);
+    s->pg = tf_migrate_connect(p->cfg.pg_url, "topicflow-producer", err);
     if (!s->pg)
         return -1;
     if (outbox_prepare(s->pg, err) < 0)

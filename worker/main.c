@@ -29,6 +29,7 @@
 #include "base/progress.h"
 #include "engine/lexicon.h"
 #include "http/metrics_server.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
 
@@ -202,7 +203,7 @@ fail:
 
 static int connect_pg(worker *w, tf_err *err)
 {
-    w->pg = tf_pg_connect(w->cfg.pg_url, "topicflow-worker", err);
+    w->pg = tf_migrate_connect(w->cfg.pg_url, "topicflow-worker", err);
     if (!w->pg)
         return -1;
     applier_forget(w->app);

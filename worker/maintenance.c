@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "model/measure.h"
 #include "model/vocab_store.h"
+#include "pg/migrate.h"
 #include "pg/pg.h"
 
 struct maintenance {
@@ -190,9 +191,11 @@ static int first_fit(maintenance *m, tf_err *err)
     u = m->opts.update;
     u.reason = "first";
     rc = tf_model_refit(m->pg, &u, &res, err);
+    if (rc < 0)
+        return tf_err_prefix(err, "first fit");
     if (rc == 0)
         log_refit("first model fitted", &u, &res);
-    return rc < 0 ? -1 : 0;
+    return 0;
 }
 
 static int refold(maintenance *m, tf_err *err)
@@ -371,7 +374,7 @@ static int auto_refit(maintenance *m, tf_err *err)
     u.reason = reason;
     rc = tf_model_refit(m->pg, &u, &res, err);
     if (rc < 0)
-        return -1;
+        return tf_err_prefix(err, "automatic refit");
     if (rc == 0) {
         log_refit("automatic refit", &u, &res);
         m->next_policy = 0; /* publish the next step at once */
@@ -435,9 +438,9 @@ static void pass(maintenance *m)
         m->pg = NULL;
     }
     if (!m->pg) {
-        m->pg = tf_pg_connect(m->opts.pg_url, "topicflow-worker-maintenance", &err);
+        m->pg = tf_migrate_connect(m->opts.pg_url, "topicflow-worker-maintenance", &err);
         if (!m->pg)
-            return; /* the consuming thread reports the outage */
+            return; /* the consuming thread reports the outage (or the missing schema) */
         /* A new connection may reach another database (a restore): read everything again. */
         tf_model_clear(&m->model);
         tf_vocab_free(m->vocab);

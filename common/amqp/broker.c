@@ -125,6 +125,15 @@ int tf_amqp_reply_error(amqp_rpc_reply_t reply, const char *context, tf_err *err
     return tf_err_set(err, "%s: unknown reply", context);
 }
 
+/* 1 when a login failed because the vhost does not exist (or may not be used): RabbitMQ
+ * closes the connection with 530 NOT_ALLOWED "vhost X not found". */
+static int login_refused_vhost(amqp_rpc_reply_t r)
+{
+    return r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+           r.reply.id == AMQP_CONNECTION_CLOSE_METHOD &&
+           ((amqp_connection_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_ALLOWED;
+}
+
 /* Checks the reply of the last synchronous call; on failure the broker is marked unusable. */
 static int check_rpc(tf_broker *b, const char *context, tf_err *err)
 {
@@ -230,6 +239,13 @@ static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbea
     }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         tf_amqp_reply_error(r, "login", err);
+        if (!*info.vhost && login_refused_vhost(r)) {
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            tf_err_set(err, "%s (a URL ending in '/' names the empty vhost, per RabbitMQ's URI "
+                            "spec; the default vhost / is written %%2f, or leave out the '/')",
+                       why);
+        }
         tf_err_prefix(err, "RabbitMQ %s", redacted);
         goto fail;
     }

@@ -96,6 +96,35 @@ int tf_parse_size(const char *s, long *bytes)
     return -1;
 }
 
+const char *tf_format_size(long bytes, char *buf, size_t size)
+{
+    static const struct { const char *suffix; long scale; } units[] = {
+        {"G", 1L << 30}, {"M", 1L << 20}, {"k", 1024},
+    };
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (bytes != 0 && bytes % units[i].scale == 0) {
+            snprintf(buf, size, "%ld%s", bytes / units[i].scale, units[i].suffix);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "%ld", bytes);
+    return buf;
+}
+
+/* "64 to 1G" for a byte range, "0 to 1000" for other numbers. */
+static const char *range_text(const tf_option *o, char *buf, size_t size)
+{
+    char lo[32], hi[32];
+
+    if (o->type == TF_OPT_SIZE)
+        snprintf(buf, size, "%s to %s", tf_format_size((long)o->min, lo, sizeof(lo)),
+                 tf_format_size((long)o->max, hi, sizeof(hi)));
+    else
+        snprintf(buf, size, "%g to %g", o->min, o->max);
+    return buf;
+}
+
 int tf_config_is_bool_word(const char *s)
 {
     static const char *const words[] = {"on", "off", "true", "false", "yes", "no"};
@@ -128,7 +157,7 @@ static int out_of_range(const tf_option *o, double v)
 static int option_set(const tf_option *o, void *cfg, const char *value, const char *origin,
                       tf_err *err)
 {
-    char *field = (char *)cfg + o->offset;
+    char *field = (char *)cfg + o->offset, range[64];
     long l;
     double d;
     int b;
@@ -166,8 +195,8 @@ static int option_set(const tf_option *o, void *cfg, const char *value, const ch
     }
 bad:
     if (o->min != o->max)
-        return tf_err_set(err, "invalid value '%s' for %s (expected %g to %g)", value, origin,
-                          o->min, o->max);
+        return tf_err_set(err, "invalid value '%s' for %s (expected %s)", value, origin,
+                          range_text(o, range, sizeof(range)));
     return tf_err_set(err, "invalid value '%s' for %s", value, origin);
 }
 
@@ -473,11 +502,11 @@ static const char *type_hint(tf_opt_type t)
 void tf_config_usage(FILE *out, const char *synopsis, const char *description,
                      const tf_option *opts, size_t n_opts)
 {
-    int any_env = 0;
+    int durations = 0, sizes = 0, any_env = 0;
 
     fprintf(out, "usage: %s\n\n%s\n\noptions:\n", synopsis, description);
     for (size_t i = 0; i < n_opts; i++) {
-        char flag[64], password_var[160];
+        char flag[64], range[64], password_var[160];
         snprintf(flag, sizeof(flag), "--%s %s", opts[i].name, type_hint(opts[i].type));
         fprintf(out, "  %-24s %s", flag, opts[i].help);
         if (password_file_var(&opts[i], password_var, sizeof(password_var)))
@@ -486,15 +515,23 @@ void tf_config_usage(FILE *out, const char *synopsis, const char *description,
             fprintf(out, " [env %s]", opts[i].env);
         if (opts[i].defval)
             fprintf(out, " (default %s)", opts[i].defval);
+        if (opts[i].type == TF_OPT_SIZE && opts[i].min != opts[i].max)
+            fprintf(out, " (%s)", range_text(&opts[i], range, sizeof(range)));
         fputc('\n', out);
+        durations |= opts[i].type == TF_OPT_DURATION;
+        sizes |= opts[i].type == TF_OPT_SIZE;
         any_env |= opts[i].env != NULL;
     }
     fprintf(out, "  %-24s %s\n  %-24s %s\n", "-h, --help", "show this help and exit",
             "--version", "print the version and exit");
-    fprintf(out, "\nDUR values take ms, s, m, h or d (e.g. 250ms, 7d); BYTES values take k, M or G.\n");
+    if (durations)
+        fprintf(out, "\nDUR values take ms, s, m, h or d (e.g. 250ms, 7d).\n");
+    if (sizes)
+        fprintf(out, "%sBYTES values take k, M or G (e.g. 64k, 1M).\n", durations ? "" : "\n");
     if (any_env)
-        fprintf(out, "Every variable X above may be given as X_FILE instead: the path of a file holding the\n"
-                     "value (a container secret; a trailing line break is dropped).\n");
+        fprintf(out, "%sEvery variable X above may be given as X_FILE instead: the path of a file holding the\n"
+                     "value (a container secret; a trailing line break is dropped).\n",
+                durations || sizes ? "" : "\n");
 }
 
 /* The string setting named name in cfg, or NULL when the table has no such option. */
@@ -527,11 +564,21 @@ int tf_config_log_format(const tf_option *opts, size_t n_opts, const void *cfg, 
     return 0;
 }
 
+int tf_config_log_level(const tf_option *opts, size_t n_opts, const void *cfg,
+                        tf_log_level *level, tf_err *err)
+{
+    const char *name = string_setting(opts, n_opts, cfg, "log-level");
+
+    *level = TF_LOG_INFO;
+    if (name && tf_log_parse_level(name, level) < 0)
+        return tf_err_set(err, "invalid log level '%s' (error, warn, info or debug)", name);
+    return 0;
+}
+
 int tf_config_daemon(const char *program, const char *description, const tf_option *opts,
                      size_t n_opts, void *cfg, int argc, char **argv, tf_log_level *level)
 {
     char synopsis[128];
-    const char *log_level;
     tf_err err;
     int first, rc = tf_config_parse(opts, n_opts, cfg, argc, argv, &first, &err);
 
@@ -544,12 +591,11 @@ int tf_config_daemon(const char *program, const char *description, const tf_opti
         printf("%s %s\n", program, TOPICFLOW_VERSION);
         return 1;
     }
-    log_level = string_setting(opts, n_opts, cfg, "log-level");
     *level = TF_LOG_INFO;
     if (rc == TF_CONFIG_OK && first < argc)
         rc = tf_err_set(&err, "unexpected argument '%s' (see --help)", argv[first]);
-    if (rc == TF_CONFIG_OK && log_level && tf_log_parse_level(log_level, level) < 0)
-        rc = tf_err_set(&err, "invalid log level '%s' (error, warn, info or debug)", log_level);
+    if (rc == TF_CONFIG_OK)
+        rc = tf_config_log_level(opts, n_opts, cfg, level, &err);
     if (rc == TF_CONFIG_OK && tf_config_log_format(opts, n_opts, cfg, &err) < 0)
         rc = TF_CONFIG_ERROR;
     if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "pg") && !string_setting(opts, n_opts, cfg, "pg"))

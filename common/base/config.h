@@ -52,14 +52,17 @@ typedef struct tf_amqp_tls {
     int verify;         /* 1: check the chain and the host name (default); 0: neither */
 } tf_amqp_tls;
 
-/* The connection and logging settings every program shares (docs/ARCHITECTURE.md,
- * "Configuration contract"). `type` must have members pg_url, amqp_url (char *),
- * amqp_tls (tf_amqp_tls), log_level and log_format (char *). PostgreSQL's TLS settings are libpq's own
+/* The connection and logging settings (docs/ARCHITECTURE.md, "Configuration contract"),
+ * in three groups so that a program lists only what it uses: TF_OPTIONS_PG needs a member
+ * pg_url (char *), TF_OPTIONS_AMQP amqp_url (char *) and amqp_tls (tf_amqp_tls),
+ * TF_OPTIONS_LOG log_level and log_format (char *). PostgreSQL's TLS settings are libpq's own
  * parameters of the --pg string (sslmode=verify-full, sslrootcert, sslcert, sslkey). */
-#define TF_OPTIONS_CONNECTION(type)                                                              \
+#define TF_OPTIONS_PG(type)                                                                      \
     {"pg", "TOPICFLOW_PG_URL", TF_OPT_URL, NULL,                                                 \
      "PostgreSQL connection string or URI (TLS: sslmode=verify-full&sslrootcert=FILE)",          \
-     offsetof(type, pg_url), 0, 0},                                                              \
+     offsetof(type, pg_url), 0, 0}
+
+#define TF_OPTIONS_AMQP(type)                                                                    \
     {"amqp", "TOPICFLOW_AMQP_URL", TF_OPT_URL, NULL,                                             \
      "amqp[s]://user:pass@host:port/vhost; a comma-separated list fails over in order",          \
      offsetof(type, amqp_url), 0, 0},                                                            \
@@ -74,12 +77,17 @@ typedef struct tf_amqp_tls {
      offsetof(type, amqp_tls.key), 0, 0},                                                        \
     {"amqp-verify", "TOPICFLOW_AMQP_VERIFY", TF_OPT_BOOL, "on",                                  \
      "amqps://: verify the broker's certificate chain and host name (off: for tests only)",     \
-     offsetof(type, amqp_tls.verify), 0, 0},                                                     \
+     offsetof(type, amqp_tls.verify), 0, 0}
+
+#define TF_OPTIONS_LOG(type)                                                                     \
     {"log-level", "TOPICFLOW_LOG", TF_OPT_STRING, "info", "error, warn, info or debug",          \
      offsetof(type, log_level), 0, 0},                                                           \
     {"log-format", "TOPICFLOW_LOG_FORMAT", TF_OPT_STRING, "logfmt",                              \
      "logfmt, or json: one JSON object per line with the same keys",                             \
      offsetof(type, log_format), 0, 0}
+
+/* All three: what a program that talks to both servers takes. */
+#define TF_OPTIONS_CONNECTION(type) TF_OPTIONS_PG(type), TF_OPTIONS_AMQP(type), TF_OPTIONS_LOG(type)
 
 enum { TF_CONFIG_OK = 0, TF_CONFIG_HELP = 1, TF_CONFIG_VERSION = 2, TF_CONFIG_ERROR = -1 };
 
@@ -107,6 +115,11 @@ int tf_config_daemon(const char *program, const char *description, const tf_opti
  * (tf_log_set_format). 0 ok; -1 with a one-line reason for an unknown format. */
 int tf_config_log_format(const tf_option *opts, size_t n_opts, const void *cfg, tf_err *err);
 
+/* The --log-level of cfg (when the table has that option) into *level, checked as every
+ * program checks it: 0, or -1 with "invalid log level 'x' (error, warn, info or debug)". */
+int tf_config_log_level(const tf_option *opts, size_t n_opts, const void *cfg,
+                        tf_log_level *level, tf_err *err);
+
 /* Print "usage: <synopsis>", the description, and one line per option with its
  * environment variable (and password file) and default, then how X_FILE works. */
 void tf_config_usage(FILE *out, const char *synopsis, const char *description,
@@ -118,6 +131,9 @@ int tf_parse_double(const char *s, double *out);
 int tf_parse_duration(const char *s, double *seconds);
 int tf_parse_size(const char *s, long *bytes);
 int tf_parse_bool(const char *s, int *out);
+/* bytes as tf_parse_size reads it back, in the largest unit that divides it exactly: "64",
+ * "64k", "1M", "1G". Returns buf. */
+const char *tf_format_size(long bytes, char *buf, size_t size);
 /* 1 for the words a boolean flag takes as its next argument ("--json off"): on, off, true,
  * false, yes, no (any case). 1 and 0 are not taken that way: they may be positionals. */
 int tf_config_is_bool_word(const char *s);

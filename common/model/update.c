@@ -684,8 +684,6 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
 done:
     if (locked)
         PQclear(PQexec(conn, "select pg_advisory_unlock(" LOCK_SQL_ARGS ")"));
-    if (rc < 0)
-        tf_err_prefix(err, "refit");
     if (rc < 0 && PQtransactionStatus(conn) == PQTRANS_INERROR)
         rollback(conn);
     free(H);

@@ -149,6 +149,31 @@ int tf_migrate_current(PGconn *conn, int *version, tf_err *err)
     return 0;
 }
 
+int tf_migrate_require(PGconn *conn, tf_err *err)
+{
+    int version, needed = tf_migrations[tf_migration_count - 1].version;
+
+    if (tf_migrate_current(conn, &version, err) < 0)
+        return strcmp(err->code, "42501") == 0 ? 0 : -1; /* insufficient_privilege */
+    if (version == 0)
+        return tf_err_set(err, "schema not migrated: run topicflow migrate");
+    if (version < needed)
+        return tf_err_set(err, "schema at version %d, this build needs %d: run topicflow migrate",
+                          version, needed);
+    return 0;
+}
+
+PGconn *tf_migrate_connect(const char *url, const char *application_name, tf_err *err)
+{
+    PGconn *conn = tf_pg_connect(url, application_name, err);
+
+    if (conn && tf_migrate_require(conn, err) < 0) {
+        PQfinish(conn);
+        conn = NULL;
+    }
+    return conn;
+}
+
 /* One ALTER ROLE ... PASSWORD with the hash of password (never the password itself). */
 static int alter_role_password(PGconn *conn, const char *role, const char *password, tf_err *err)
 {

@@ -30,6 +30,20 @@ int tf_migrate_apply(PGconn *conn, int *applied, tf_migrate_cb cb, void *ctx, tf
 int tf_migrate_current(PGconn *conn, int *version, tf_err *err);
 
 /*
+ * The one schema check of every program that needs the schema (each CLI command but
+ * migrate, the producer, the worker): 0 when every migration this build embeds is applied,
+ * else -1 with "schema not migrated: run topicflow migrate" (or the versions, when the
+ * schema is only older). A role that may not read topicflow.schema_migrations (the
+ * producer's and the worker's) passes when the schema exists: their own statements then
+ * name what is missing.
+ */
+int tf_migrate_require(PGconn *conn, tf_err *err);
+
+/* tf_pg_connect, then tf_migrate_require: how a program that needs the schema connects.
+ * NULL with the reason on failure; free with PQfinish. */
+PGconn *tf_migrate_connect(const char *url, const char *application_name, tf_err *err);
+
+/*
  * Set the password of role (one the migrations create: topicflow_producer,
  * topicflow_worker). The password is hashed here, with the server's password_encryption
  * (PQencryptPasswordConn), so the plaintext never travels nor reaches a server log. Roles

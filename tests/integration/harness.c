@@ -623,34 +623,18 @@ void harness_prepare_publisher(tf_broker *b)
         fail_msg("%s", err.msg);
 }
 
-static void publish_event(tf_broker *b, const char *exchange, long id, const char *error,
-                          uint64_t *tag)
+/* Publishes body with the producer's properties (message id = id); *tag gets its
+ * publish tag. */
+static void publish_body(tf_broker *b, const char *exchange, long id, const void *body, size_t len,
+                         const char *error, uint64_t *tag)
 {
     amqp_table_entry_t headers[2];
     amqp_basic_properties_t props;
-    tf_event_field field;
-    tf_event ev;
-    char mid[32], title[64], *body;
-    size_t len;
+    char mid[32];
     tf_err err;
     int n = 0;
 
     snprintf(mid, sizeof(mid), "%ld", id);
-    snprintf(title, sizeof(title), "Data analyst intern %ld", id);
-    memset(&ev, 0, sizeof(ev));
-    ev.id = id;
-    ev.type = TF_EVENT_CREATED;
-    ev.aggregate = (tf_str){"internship", 10};
-    ev.aggregate_id = (tf_str){mid, strlen(mid)};
-    ev.version = 1;
-    ev.occurred_at = (int64_t)time(NULL) * 1000000;
-    ev.source = (tf_str){"public.internships", 18};
-    field.name = (tf_str){"title", 5};
-    field.value = (tf_str){title, strlen(title)};
-    ev.n_fields = 1;
-    ev.fields = &field;
-    if (tf_event_encode(&ev, &body, &len, &err) < 0)
-        fail_msg("%s", err.msg);
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
@@ -672,7 +656,57 @@ static void publish_event(tf_broker *b, const char *exchange, long id, const cha
     props.headers.entries = headers;
     if (tf_broker_publish(b, exchange, "internship.created", &props, body, len, tag, &err) < 0)
         fail_msg("%s", err.msg);
+}
+
+char *harness_encode_event(long id, const char *title, size_t *len)
+{
+    tf_event_field field;
+    tf_event ev;
+    char mid[32], *body;
+    tf_err err;
+
+    snprintf(mid, sizeof(mid), "%ld", id);
+    memset(&ev, 0, sizeof(ev));
+    ev.id = id;
+    ev.type = TF_EVENT_CREATED;
+    ev.aggregate = (tf_str){"internship", 10};
+    ev.aggregate_id = (tf_str){mid, strlen(mid)};
+    ev.version = 1;
+    ev.occurred_at = (int64_t)time(NULL) * 1000000;
+    ev.source = (tf_str){"public.internships", 18};
+    field.name = (tf_str){"title", 5};
+    field.value = (tf_str){title, strlen(title)};
+    ev.n_fields = 1;
+    ev.fields = &field;
+    if (tf_event_encode(&ev, &body, len, &err) < 0)
+        fail_msg("%s", err.msg);
+    return body;
+}
+
+static void publish_event(tf_broker *b, const char *exchange, long id, const char *error,
+                          uint64_t *tag)
+{
+    char title[64], *body;
+    size_t len;
+
+    snprintf(title, sizeof(title), "Data analyst intern %ld", id);
+    body = harness_encode_event(id, title, &len);
+    publish_body(b, exchange, id, body, len, error, tag);
     free(body);
+}
+
+void harness_publish_body(tf_broker *b, const char *exchange, long id, const void *body,
+                          size_t len, const char *error)
+{
+    uint8_t state = TF_CONFIRM_PENDING;
+    uint64_t tag;
+    tf_err err;
+
+    publish_body(b, exchange, id, body, len, error, &tag);
+    if (tf_broker_wait_confirms(b, tag, 1, &state, 1, 60, NULL, NULL, &err) < 0)
+        fail_msg("%s", err.msg);
+    if (state != TF_CONFIRM_ACK)
+        fail_msg("message %ld was not confirmed", id);
 }
 
 void harness_publish_events(tf_broker *b, const char *exchange, long first, long n,

@@ -104,6 +104,13 @@ void harness_prepare_publisher(tf_broker *b);
  * x-topicflow-error, as the worker sends a dead letter. b must be in confirm mode. */
 void harness_publish_events(tf_broker *b, const char *exchange, long first, long n,
                             const char *error);
+/* The msgpack body of event id (an internship created, version 1, with one field title);
+ * *len gets its size. Caller frees. */
+char *harness_encode_event(long id, const char *title, size_t *len);
+/* Publishes body (any bytes) as message id with the producer's properties, as
+ * harness_publish_events does, and waits for its confirm. */
+void harness_publish_body(tf_broker *b, const char *exchange, long id, const void *body,
+                          size_t len, const char *error);
 /* Polls until queue exists with at least `consumers` consumers; 1 when it does within
  * timeout_s, else 0. */
 int harness_wait_queue_exists(harness *h, const char *queue, uint32_t consumers, double timeout_s);

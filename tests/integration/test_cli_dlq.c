@@ -352,6 +352,95 @@ static void test_missing_dead_letter_queue_is_one_line(void **state)
     harness_teardown(&h);
 }
 
+/* Dead letter 1: an event; 2: bytes that are no event; 3: an event larger than the
+ * workers' default --max-message (1 MiB). */
+static void put_mixed_letters(tf_broker *b)
+{
+    size_t big = (1 << 20) + 100, len;
+    char *title = malloc(big + 1), *body;
+
+    assert_non_null(title);
+    memset(title, 'x', big);
+    title[big] = '\0';
+    put_dead_letters(b, 1, 1);
+    harness_publish_body(b, TF_EXCHANGE_DLX, 2, "\xc1 not msgpack", 13, "undecodable body: bad byte");
+    body = harness_encode_event(3, title, &len);
+    harness_publish_body(b, TF_EXCHANGE_DLX, 3, body, len, "message of 1048700 bytes is over the limit");
+    free(body);
+    free(title);
+    harness_wait_queue(b, TF_QUEUE_DEAD, 3, 30);
+}
+
+static void test_list_decodes_events_and_shows_undecodable_bytes(void **state)
+{
+    harness h;
+    tf_broker *b;
+    char *out, *v;
+
+    harness_setup(&h, "cli_dlq_decode");
+    b = harness_broker(&h);
+    harness_prepare_publisher(b);
+    put_mixed_letters(b);
+    out = list_json(&h);
+    v = harness_query_text(&h, "select string_agg(coalesce(e->'event'->>'type' || ' ' || (e->'event'->>'aggregate')"
+                               " || ' ' || (e->'event'->>'aggregate_id') || ' v' || (e->'event'->>'version'),"
+                               " 'null'), ',' order by i) from jsonb_array_elements($1::jsonb)"
+                               " with ordinality t(e, i)", out);
+    assert_string_equal(v, "created internship 1 v1,null,created internship 3 v1");
+    free(v);
+    v = harness_query_text(&h, "select $1::jsonb->1->>'preview'", out);
+    assert_string_equal(v, "raw: \\xc1 not msgpack");
+    free(v);
+    v = harness_query_text(&h, "select left($1::jsonb->2->>'preview', 5)", out);
+    assert_string_equal(v, "xxxxx");
+    free(v);
+    free(out);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"dlq", "list", NULL}, NULL, &out, NULL), 0);
+    assert_non_null(strstr(out, "created internship 1 v1 (event 1, "));
+    assert_non_null(strstr(out, "undecodable (13 bytes): raw: \\xc1 not msgpack"));
+    free(out);
+    tf_broker_close(b);
+    harness_teardown(&h);
+}
+
+static void test_requeue_keeps_letters_that_would_die_again_unless_forced(void **state)
+{
+    harness h;
+    tf_broker *b;
+    char *out, *ids;
+
+    harness_setup(&h, "cli_dlq_doomed");
+    b = harness_broker(&h);
+    harness_prepare_publisher(b);
+    put_mixed_letters(b);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"dlq", "requeue", "--all", NULL},
+                                 NULL, &out, NULL), 0);
+    assert_string_equal(out, "requeued 1 dead letter to topicflow.events\n"
+                             "kept 2 dead letters that would die again (1 undecodable, 1 larger than "
+                             "--max-message (1M)); --force requeues them anyway\n");
+    free(out);
+    assert_int_equal(harness_queue_count(b, TF_QUEUE_NMF), 1);
+    out = list_json(&h);
+    ids = json_ids(&h, out);
+    assert_string_equal(ids, "2,3");
+    free(ids);
+    free(out);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"dlq", "requeue", "--all",
+                                 "--max-message", "2M", NULL}, NULL, &out, NULL), 0);
+    assert_string_equal(out, "requeued 1 dead letter to topicflow.events\n"
+                             "kept 1 dead letter that would die again (1 undecodable); --force "
+                             "requeues them anyway\n");
+    free(out);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"dlq", "requeue", "--id", "2",
+                                 "--force", NULL}, NULL, &out, NULL), 0);
+    assert_string_equal(out, "requeued 1 dead letter to topicflow.events\n");
+    free(out);
+    harness_wait_queue(b, TF_QUEUE_NMF, 3, 30);
+    assert_int_equal(harness_queue_count(b, TF_QUEUE_DEAD), 0);
+    tf_broker_close(b);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +451,8 @@ int main(void)
         cmocka_unit_test(test_requeue_killed_midway_loses_no_letter),
         cmocka_unit_test(test_purge_needs_yes_and_then_empties_the_queue),
         cmocka_unit_test(test_missing_dead_letter_queue_is_one_line),
+        cmocka_unit_test(test_list_decodes_events_and_shows_undecodable_bytes),
+        cmocka_unit_test(test_requeue_keeps_letters_that_would_die_again_unless_forced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

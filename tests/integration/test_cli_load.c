@@ -208,7 +208,7 @@ static void test_other_table_is_loaded_by_its_own_columns(void **state)
     assert_int_equal(harness_run(&h, "topicflow",
                                  (const char *[]){"load", "--table", "app.items", file, NULL}, NULL,
                                  &out, &err), 0);
-    assert_string_equal(out, "loaded 1 rows, skipped 1\n");
+    assert_string_equal(out, "loaded 1 row, skipped 1\n");
     assert_non_null(strstr(err, "line 2: invalid input syntax for type integer"));
     assert_int_equal(harness_scalar(&h, "select count(*) from app.items where ref = 'r1' and n = 3"
                                         " and meta = '{\"a\": [1, 2]}' and tags = '{x}' and done"), 1);
@@ -227,7 +227,7 @@ static void test_clean_load_writes_nothing_on_stderr_when_it_is_no_terminal(void
     harness_setup_pg(&h, "cli_load_quiet");
     file = harness_write_file(&h, "quiet.jsonl", jsonl, strlen(jsonl));
     assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"load", file, NULL}, NULL, &out, &err), 0);
-    assert_string_equal(out, "loaded 1 rows, skipped 0\n");
+    assert_string_equal(out, "loaded 1 row, skipped 0\n");
     assert_string_equal(err, "");
     free(out);
     free(err);
@@ -251,6 +251,59 @@ static void test_usage_errors_exit_2_with_one_line(void **state)
     harness_teardown(&h);
 }
 
+static void test_every_row_skipped_is_exit_1(void **state)
+{
+    static const char csv[] = "title,company\n,NoTitle\n,Nor this\n";
+    harness h;
+    char *out, *err;
+    const char *file;
+
+    harness_setup_pg(&h, "cli_load_all_skipped");
+    file = harness_write_file(&h, "none.csv", csv, strlen(csv));
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"load", file, NULL}, NULL, &out, &err), 1);
+    assert_string_equal(out, "loaded 0 rows, skipped 2\n");
+    assert_non_null(strstr(err, "topicflow load: every row was skipped: nothing loaded\n"));
+    free(out);
+    free(err);
+    harness_teardown(&h);
+}
+
+/* A row whose tracked text alone exceeds the workers' limit (default 1 MiB) loads, with a
+ * warning naming its line: its event would never be processed. Untracked text does not count. */
+static void test_row_larger_than_max_message_loads_with_a_warning(void **state)
+{
+    harness h;
+    char *out, *err, *csv;
+    const char *file;
+    size_t big = (1 << 20) + 10, len = 0;
+
+    harness_setup_pg(&h, "cli_load_max_message");
+    csv = malloc(3 * big + 256);
+    assert_non_null(csv);
+    len += (size_t)sprintf(csv + len, "title,company,description\nsmall,Acme,fine\nhuge,Acme,");
+    memset(csv + len, 'x', big);
+    len += big;
+    len += (size_t)sprintf(csv + len, "\nwide,");
+    memset(csv + len, 'y', big); /* company: not a tracked column */
+    len += big;
+    len += (size_t)sprintf(csv + len, ",short\n");
+    file = harness_write_file(&h, "big.csv", csv, len);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"load", file, NULL}, NULL, &out, &err), 0);
+    assert_string_equal(out, "loaded 3 rows, skipped 0\n");
+    assert_string_equal(err, "topicflow load: line 3: 1048590 bytes of tracked text, more than a worker's "
+                             "--max-message (1M): the row loads, but its event will be set aside or "
+                             "dead-lettered, never processed\n");
+    free(out);
+    free(err);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"load", "--max-message", "2M", file, NULL},
+                                 NULL, &out, &err), 0);
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+    free(csv);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +315,8 @@ int main(void)
         cmocka_unit_test(test_other_table_is_loaded_by_its_own_columns),
         cmocka_unit_test(test_clean_load_writes_nothing_on_stderr_when_it_is_no_terminal),
         cmocka_unit_test(test_usage_errors_exit_2_with_one_line),
+        cmocka_unit_test(test_every_row_skipped_is_exit_1),
+        cmocka_unit_test(test_row_larger_than_max_message_loads_with_a_warning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

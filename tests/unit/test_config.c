@@ -345,6 +345,41 @@ static void test_log_format_is_shared_checked_and_applied(void **state)
     tf_log_set_format(TF_LOG_LOGFMT);
 }
 
+static void test_byte_ranges_read_as_sizes(void **state)
+{
+    static const tf_option opts[] = {
+        {"max-message", NULL, TF_OPT_SIZE, "1MiB", "largest message", offsetof(demo_config, limit),
+         64, 1L << 30},
+    };
+    char *argv[] = {"prog", "--max-message", "1"}, buf[32];
+    demo_config cfg;
+    tf_err err;
+
+    assert_int_equal(tf_config_parse(opts, 1, &cfg, 3, argv, NULL, &err), TF_CONFIG_ERROR);
+    assert_string_equal(err.msg, "invalid value '1' for --max-message (expected 64 to 1G)");
+    assert_string_equal(tf_format_size(64, buf, sizeof(buf)), "64");
+    assert_string_equal(tf_format_size(1L << 30, buf, sizeof(buf)), "1G");
+    assert_string_equal(tf_format_size(3L << 20, buf, sizeof(buf)), "3M");
+    assert_string_equal(tf_format_size(65536, buf, sizeof(buf)), "64k");
+    assert_string_equal(tf_format_size(1000, buf, sizeof(buf)), "1000");
+    assert_string_equal(tf_format_size(0, buf, sizeof(buf)), "0");
+}
+
+static void test_log_level_is_checked_from_the_table(void **state)
+{
+    char *argv[] = {"prog", "--log-level", "loud"}, *ok[] = {"prog", "--log-level", "debug"};
+    demo_config cfg;
+    tf_log_level level;
+    tf_err err;
+
+    assert_int_equal(parse(&cfg, 3, argv, &err), TF_CONFIG_OK);
+    assert_int_equal(tf_config_log_level(demo_options, N, &cfg, &level, &err), -1);
+    assert_string_equal(err.msg, "invalid log level 'loud' (error, warn, info or debug)");
+    assert_int_equal(parse(&cfg, 3, ok, &err), TF_CONFIG_OK);
+    assert_int_equal(tf_config_log_level(demo_options, N, &cfg, &level, &err), 0);
+    assert_int_equal(level, TF_LOG_DEBUG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +397,8 @@ int main(void)
         cmocka_unit_test(test_password_file_beside_a_password_or_without_a_user_is_an_error),
         cmocka_unit_test(test_backoff_grows_to_the_cap_with_jitter),
         cmocka_unit_test(test_log_format_is_shared_checked_and_applied),
+        cmocka_unit_test(test_byte_ranges_read_as_sizes),
+        cmocka_unit_test(test_log_level_is_checked_from_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
