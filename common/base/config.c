@@ -115,13 +115,15 @@ const char *tf_format_size(long bytes, char *buf, size_t size)
 /* "64 to 1G" for a byte range, "0 to 1000" for other numbers. */
 static const char *range_text(const tf_option *o, char *buf, size_t size)
 {
-    char lo[32], hi[32];
+    char lo[24], hi[24]; /* a long and a unit: at most 21 bytes each */
+    int n;
 
     if (o->type == TF_OPT_SIZE)
-        snprintf(buf, size, "%s to %s", tf_format_size((long)o->min, lo, sizeof(lo)),
-                 tf_format_size((long)o->max, hi, sizeof(hi)));
+        n = snprintf(buf, size, "%s to %s", tf_format_size((long)o->min, lo, sizeof(lo)),
+                     tf_format_size((long)o->max, hi, sizeof(hi)));
     else
-        snprintf(buf, size, "%g to %g", o->min, o->max);
+        n = snprintf(buf, size, "%g to %g", o->min, o->max);
+    (void)n; /* a cut range text only shortens a help or error line */
     return buf;
 }
 

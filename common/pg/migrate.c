@@ -151,7 +151,7 @@ int tf_migrate_current(PGconn *conn, int *version, tf_err *err)
 
 int tf_migrate_require(PGconn *conn, tf_err *err)
 {
-    int version, needed = tf_migrations[tf_migration_count - 1].version;
+    int version = 0, needed = tf_migrations[tf_migration_count - 1].version;
 
     if (tf_migrate_current(conn, &version, err) < 0)
         return strcmp(err->code, "42501") == 0 ? 0 : -1; /* insufficient_privilege */
