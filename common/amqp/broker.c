@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "amqp/url.h"
 #include "base/lifecycle.h"
 #include "base/log.h"
 
@@ -175,18 +176,14 @@ static amqp_socket_t *socket_for(amqp_connection_state_t conn, int ssl, tf_err *
 
 static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
 {
-    struct amqp_connection_info info;
-    char *copy = strdup(url), redacted[512];
+    tf_amqp_url u = {0};
     struct timeval tv = {10, 0};
     tf_broker *b = calloc(1, sizeof(*b));
     amqp_socket_t *sock;
     amqp_rpc_reply_t r;
     int rc;
 
-    tf_log_redact_url(url, redacted, sizeof(redacted));
-    if (!copy || !b) {
-        free(b);
-        b = NULL;
+    if (!b) {
         tf_err_set(err, "out of memory");
         goto fail;
     }
@@ -197,11 +194,8 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
         pthread_mutex_init(&b->lock, &attr);
         pthread_mutexattr_destroy(&attr);
     }
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        tf_err_set(err, "invalid AMQP URL '%s' (expected amqp[s]://user:pass@host:port/vhost)",
-                   redacted);
+    if (tf_amqp_url_parse(url, &u, err) < 0)
         goto fail;
-    }
     b->conn = amqp_new_connection();
     b->channel = 1;
     b->heartbeat = heartbeat_s;
@@ -209,19 +203,19 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
         tf_err_set(err, "out of memory");
         goto fail;
     }
-    sock = socket_for(b->conn, info.ssl, err);
+    sock = socket_for(b->conn, u.info.ssl, err);
     if (!sock)
         goto fail;
-    rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    rc = amqp_socket_open_noblock(sock, u.info.host, u.info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted, amqp_error_string2(rc));
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", u.redacted, amqp_error_string2(rc));
         goto fail;
     }
-    r = amqp_login(b->conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
-                   info.user, info.password);
+    r = amqp_login(b->conn, u.info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                   u.info.user, u.info.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         tf_amqp_reply_error(r, "login", err);
-        tf_err_prefix(err, "RabbitMQ %s", redacted);
+        tf_err_prefix(err, "RabbitMQ %s", u.redacted);
         goto fail;
     }
     amqp_channel_open(b->conn, b->channel);
@@ -236,10 +230,10 @@ static tf_broker *open_one(const char *url, int heartbeat_s, tf_err *err)
         }
         b->has_keeper = 1;
     }
-    free(copy);
+    tf_amqp_url_free(&u);
     return b;
 fail:
-    free(copy);
+    tf_amqp_url_free(&u);
     tf_broker_close(b);
     return NULL;
 }
@@ -259,11 +253,8 @@ tf_broker *tf_broker_open(const char *urls, int heartbeat_s, tf_err *err)
         return NULL;
     }
     /* Fail over in order: the first URL that accepts us wins; the error reports the last. */
-    for (url = strtok_r(list, ",", &save); url && !b; url = strtok_r(NULL, ",", &save)) {
-        while (*url == ' ')
-            url++;
+    for (url = tf_amqp_url_next(list, &save); url && !b; url = tf_amqp_url_next(NULL, &save))
         b = open_one(url, heartbeat_s, err);
-    }
     free(list);
     return b;
 }
