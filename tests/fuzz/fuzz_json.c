@@ -1,8 +1,9 @@
 /*
  * fuzz_json.c - the JSON reader and writer (wire/json.h) on arbitrary bytes: the input is
- * parsed as one object (a JSONL row, a management API answer), every member of an accepted
- * object is found again by its key, and the input written as a JSON string literal must
- * parse back, to the same bytes when the input is valid UTF-8.
+ * parsed as one object (a JSONL row, a management API answer) by a new parser and by one
+ * reused from input to input; every member of an accepted object is found again by its key,
+ * and the input written as a JSON string literal must parse back, to the same bytes when
+ * the input is valid UTF-8.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -61,8 +62,14 @@ static void check_write_string(const char *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    tf_json_object *fresh = tf_json_object_new();
     tf_err err;
 
+    /* A new parser too: one that never stored an item or a key takes other paths. */
+    if (!fresh)
+        abort();
+    tf_json_parse_object(fresh, (const char *)data, size, &err);
+    tf_json_object_free(fresh);
     if (tf_json_parse_object(obj, (const char *)data, size, &err) == 0)
         check_members();
     check_write_string((const char *)data, size);
