@@ -23,6 +23,8 @@
 #include "base/utf8.h"
 #include "pg/migrate.h"
 #include "pg/pg.h"
+#include "rows/csv.h"
+#include "rows/jsonl.h"
 #include "wire/event_codec.h"
 #include "wire/json.h"
 
@@ -658,30 +660,18 @@ static void reset_cells(loader *L)
 
 static int load_jsonl(loader *L, FILE *in, tf_err *err)
 {
-    tf_json_object *obj = tf_json_object_new();
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long line_no = 0;
-    int rc = -1;
+    jsonl_reader r;
+    tf_json_object *obj;
+    long line_no;
+    int rc = -1, st;
+    tf_err why;
 
-    if (!obj)
-        return tf_err_set(err, "out of memory");
-    while ((n = getline(&line, &cap, in)) >= 0) {
-        tf_err why;
-        size_t len = (size_t)n;
-        int blank = 1;
-
-        line_no++;
-        if (line_no == 1 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0)
-            memset(line, ' ', 3); /* a UTF-8 byte order mark */
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
-        for (size_t i = 0; i < len && blank; i++)
-            blank = line[i] == ' ' || line[i] == '\t';
-        if (blank)
-            continue;
-        if (tf_json_parse_object(obj, line, len, &why) < 0) {
+    if (jsonl_reader_init(&r, in, err) < 0)
+        goto done;
+    obj = r.obj;
+    while ((st = jsonl_read(&r, &why)) != JSONL_EOF) {
+        line_no = r.line_no;
+        if (st == JSONL_BAD) {
             report(L, line_no, "invalid JSON: %s", why.msg);
             if (L->strict) {
                 tf_err_set(err, "aborted at line %ld (--strict)", line_no);
@@ -748,145 +738,21 @@ static int load_jsonl(loader *L, FILE *in, tf_err *err)
     }
     rc = flush(L, err);
 done:
-    free(line);
-    tf_json_object_free(obj);
+    jsonl_reader_free(&r);
     return rc;
 }
 
 /* ---- CSV ------------------------------------------------------------------------------------------ */
 
-typedef struct csv_reader {
-    FILE *in;
-    char *line;      /* the physical line being parsed */
-    size_t line_cap, line_len, pos;
-    long line_no;    /* of the physical line in `line` */
-    buffer rec;      /* the decoded fields, one after another */
-    size_t *off, *len;
-    unsigned char *quoted;
-    size_t n_fields, fields_cap;
-} csv_reader;
-
-static int next_line(csv_reader *r)
-{
-    ssize_t n = getline(&r->line, &r->line_cap, r->in);
-
-    if (n < 0)
-        return 0;
-    r->line_len = (size_t)n;
-    r->pos = 0;
-    r->line_no++;
-    if (r->line_no == 1 && n >= 3 && memcmp(r->line, "\xef\xbb\xbf", 3) == 0)
-        r->pos = 3;
-    return 1;
-}
-
-static int end_field(csv_reader *r, size_t start, int quoted)
-{
-    if (r->n_fields == r->fields_cap) {
-        size_t cap = r->fields_cap ? 2 * r->fields_cap : 32;
-        size_t *off = realloc(r->off, cap * sizeof(size_t));
-        size_t *len = off ? realloc(r->len, cap * sizeof(size_t)) : NULL;
-        unsigned char *q = len ? realloc(r->quoted, cap) : NULL;
-        if (off)
-            r->off = off;
-        if (len)
-            r->len = len;
-        if (!q)
-            return -1;
-        r->quoted = q;
-        r->fields_cap = cap;
-    }
-    r->off[r->n_fields] = start;
-    r->len[r->n_fields] = r->rec.len - start;
-    r->quoted[r->n_fields] = (unsigned char)quoted;
-    r->n_fields++;
-    return 0;
-}
-
-enum { CSV_RECORD = 1, CSV_EOF = 0, CSV_BAD = -1, CSV_NOMEM = -2 };
-
-/*
- * Reads one record (RFC 4180: quoted fields may hold commas, "" and line breaks). Returns
- * CSV_RECORD, CSV_EOF, or CSV_BAD with *why set and the rest of the offending line skipped.
- * *start_line gets the line the record began on.
- */
-static int csv_read(csv_reader *r, long *start_line, const char **why)
-{
-    size_t start;
-    int quoted;
-
-    r->rec.len = 0;
-    r->n_fields = 0;
-    if (r->pos >= r->line_len && !next_line(r))
-        return CSV_EOF;
-    *start_line = r->line_no;
-    for (;;) {
-        char c;
-        start = r->rec.len;
-        quoted = 0;
-        if (r->pos < r->line_len && r->line[r->pos] == '"') {
-            quoted = 1;
-            r->pos++;
-            for (;;) {
-                if (r->pos >= r->line_len) {
-                    if (!next_line(r)) {
-                        *why = "unterminated quoted field";
-                        return CSV_BAD;
-                    }
-                    continue;
-                }
-                c = r->line[r->pos++];
-                if (c == '"') {
-                    if (r->pos < r->line_len && r->line[r->pos] == '"')
-                        r->pos++;
-                    else
-                        break;
-                }
-                if (buf_add(&r->rec, &c, 1) < 0)
-                    return CSV_NOMEM;
-            }
-        } else {
-            while (r->pos < r->line_len) {
-                c = r->line[r->pos];
-                if (c == ',' || c == '\n' ||
-                    (c == '\r' && r->pos + 1 < r->line_len && r->line[r->pos + 1] == '\n'))
-                    break;
-                if (c == '"') {
-                    *why = "a quote inside an unquoted field";
-                    r->pos = r->line_len;
-                    return CSV_BAD;
-                }
-                if (buf_add(&r->rec, &c, 1) < 0)
-                    return CSV_NOMEM;
-                r->pos++;
-            }
-        }
-        if (end_field(r, start, quoted) < 0)
-            return CSV_NOMEM;
-        if (r->pos >= r->line_len)
-            return CSV_RECORD; /* the last line without a line break */
-        c = r->line[r->pos++];
-        if (c == ',')
-            continue;
-        if (c == '\r' && r->pos < r->line_len && r->line[r->pos] == '\n')
-            c = r->line[r->pos++];
-        if (c == '\n')
-            return CSV_RECORD;
-        *why = "text after a closing quote";
-        r->pos = r->line_len;
-        return CSV_BAD;
-    }
-}
-
 static int load_csv(loader *L, FILE *in, tf_err *err)
 {
-    csv_reader r = {0};
+    csv_reader r;
     int *map = NULL, rc = -1, st;
     size_t n_header = 0;
     const char *why = NULL;
     long line = 0;
 
-    r.in = in;
+    csv_reader_init(&r, in);
     st = csv_read(&r, &line, &why);
     if (st == CSV_EOF) {
         rc = 0; /* an empty file loads nothing */
@@ -904,7 +770,7 @@ static int load_csv(loader *L, FILE *in, tf_err *err)
         goto done;
     }
     for (size_t i = 0; i < n_header; i++) {
-        map[i] = find_column(L, r.rec.data + r.off[i], r.len[i]);
+        map[i] = find_column(L, r.rec.p + r.off[i], r.len[i]);
         for (size_t k = 0; k < i && map[i] >= 0; k++)
             if (map[k] == map[i]) {
                 tf_err_set(err, "line %ld: the header names column %s twice", line,
@@ -912,7 +778,7 @@ static int load_csv(loader *L, FILE *in, tf_err *err)
                 goto done;
             }
         if (map[i] < 0)
-            note_ignored(L, r.rec.data + r.off[i], r.len[i]);
+            note_ignored(L, r.rec.p + r.off[i], r.len[i]);
     }
     for (size_t c = 0; c < L->n_cols; c++) {
         int named = 0;
@@ -960,7 +826,7 @@ static int load_csv(loader *L, FILE *in, tf_err *err)
                 c->kind = CELL_NULL;
             } else {
                 c->kind = CELL_TEXT;
-                c->text = r.rec.data + r.off[i];
+                c->text = r.rec.p + r.off[i];
                 c->len = r.len[i];
             }
         }
@@ -975,11 +841,7 @@ static int load_csv(loader *L, FILE *in, tf_err *err)
     rc = flush(L, err);
 done:
     free(map);
-    free(r.line);
-    free(r.rec.data);
-    free(r.off);
-    free(r.len);
-    free(r.quoted);
+    csv_reader_free(&r);
     return rc;
 }
 

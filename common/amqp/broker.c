@@ -25,6 +25,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "amqp/url.h"
 #include "base/lifecycle.h"
 #include "base/log.h"
 #include "tls.h"
@@ -179,18 +180,14 @@ static amqp_socket_t *socket_for(tf_broker *b, const struct amqp_connection_info
 
 static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbeat_s, tf_err *err)
 {
-    struct amqp_connection_info info;
-    char *copy = strdup(url), redacted[512];
+    tf_amqp_url u = {0};
     struct timeval tv = {10, 0};
     tf_broker *b = calloc(1, sizeof(*b));
     amqp_socket_t *sock;
     amqp_rpc_reply_t r;
     int rc;
 
-    tf_log_redact_url(url, redacted, sizeof(redacted));
-    if (!copy || !b) {
-        free(b);
-        b = NULL;
+    if (!b) {
         tf_err_set(err, "out of memory");
         goto fail;
     }
@@ -201,11 +198,8 @@ static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbea
         pthread_mutex_init(&b->lock, &attr);
         pthread_mutexattr_destroy(&attr);
     }
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        tf_err_set(err, "invalid AMQP URL '%s' (expected amqp[s]://user:pass@host:port/vhost)",
-                   redacted);
+    if (tf_amqp_url_parse(url, &u, err) < 0)
         goto fail;
-    }
     b->conn = amqp_new_connection();
     b->channel = 1;
     b->heartbeat = heartbeat_s;
@@ -213,40 +207,40 @@ static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbea
         tf_err_set(err, "out of memory");
         goto fail;
     }
-    sock = socket_for(b, &info, tls, err);
+    sock = socket_for(b, &u.info, tls, err);
     if (!sock) {
-        tf_err_prefix(err, "RabbitMQ %s", redacted);
+        tf_err_prefix(err, "RabbitMQ %s", u.redacted);
         goto fail;
     }
     tf_tls_open_begin(&b->tls_check);
-    rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+    rc = amqp_socket_open_noblock(sock, u.info.host, u.info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
         char why[400];
-        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
-                   info.ssl ? tf_tls_error(rc, &b->tls_check, info.host, why, sizeof(why))
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", u.redacted,
+                   u.info.ssl ? tf_tls_error(rc, &b->tls_check, u.info.host, why, sizeof(why))
                             : amqp_error_string2(rc));
         goto fail;
     }
-    r = amqp_login(b->conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
-                   info.user, info.password);
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && info.ssl &&
+    r = amqp_login(b->conn, u.info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                   u.info.user, u.info.password);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && u.info.ssl &&
         r.library_error == AMQP_STATUS_SSL_ERROR) {
         /* A TLS 1.3 server refuses a client certificate only after the handshake. */
         char why[400];
-        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", redacted,
-                   tf_tls_error(r.library_error, &b->tls_check, info.host, why, sizeof(why)));
+        tf_err_set(err, "cannot connect to RabbitMQ %s: %s", u.redacted,
+                   tf_tls_error(r.library_error, &b->tls_check, u.info.host, why, sizeof(why)));
         goto fail;
     }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         tf_amqp_reply_error(r, "login", err);
-        if (!*info.vhost && login_refused_vhost(r)) {
+        if (!*u.info.vhost && login_refused_vhost(r)) {
             char why[sizeof(err->msg)];
             snprintf(why, sizeof(why), "%s", err->msg);
             tf_err_set(err, "%s (a URL ending in '/' names the empty vhost, per RabbitMQ's URI "
                             "spec; the default vhost / is written %%2f, or leave out the '/')",
                        why);
         }
-        tf_err_prefix(err, "RabbitMQ %s", redacted);
+        tf_err_prefix(err, "RabbitMQ %s", u.redacted);
         goto fail;
     }
     amqp_channel_open(b->conn, b->channel);
@@ -261,10 +255,10 @@ static tf_broker *open_one(const char *url, const tf_amqp_tls *tls, int heartbea
         }
         b->has_keeper = 1;
     }
-    free(copy);
+    tf_amqp_url_free(&u);
     return b;
 fail:
-    free(copy);
+    tf_amqp_url_free(&u);
     tf_broker_close(b);
     return NULL;
 }
@@ -284,11 +278,8 @@ tf_broker *tf_broker_open(const char *urls, const tf_amqp_tls *tls, int heartbea
         return NULL;
     }
     /* Fail over in order: the first URL that accepts us wins; the error reports the last. */
-    for (url = strtok_r(list, ",", &save); url && !b; url = strtok_r(NULL, ",", &save)) {
-        while (*url == ' ')
-            url++;
+    for (url = tf_amqp_url_next(list, &save); url && !b; url = tf_amqp_url_next(NULL, &save))
         b = open_one(url, tls, heartbeat_s, err);
-    }
     free(list);
     return b;
 }

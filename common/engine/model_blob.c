@@ -233,7 +233,7 @@ int model_blob_encode_delta(const nmf_delta *d, uint8_t **out, size_t *out_len, 
     return 0;
 }
 
-nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, tf_err *err)
+nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, int32_t n_terms, tf_err *err)
 {
     uint32_t k, n;
     uint64_t expect;
@@ -272,8 +272,10 @@ nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, tf_err *err)
     p += 8 * (size_t)k * k;
     for (uint32_t i = 0; i < n; i++, p += 4) {
         uint32_t t = get_u32(p);
-        if (t > INT32_MAX)
-            goto bad_value;
+        if (n_terms < 0 || t >= (uint32_t)n_terms) {
+            tf_err_set(err, "delta blob: term id %u beyond the vocabulary's %d terms", t, n_terms);
+            goto fail;
+        }
         terms[i] = (int32_t)t;
     }
     if (get_f64s(p, rows, (size_t)n * k) < 0)
@@ -286,7 +288,7 @@ nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, tf_err *err)
     free(rows);
     return d;
 bad_value:
-    tf_err_set(err, "delta blob: negative term id or non-finite value");
+    tf_err_set(err, "delta blob: non-finite value");
 fail:
     nmf_delta_free(d);
     free(A);

@@ -48,9 +48,12 @@ int model_blob_decode(const uint8_t *buf, size_t len, model_blob *m, tf_err *err
 
 void model_blob_clear(model_blob *m);
 
-/* Delta blob of a worker mini-batch; decode returns a new nmf_delta (nmf_delta_free). */
+/* Delta blob of a worker mini-batch; decode returns a new nmf_delta (nmf_delta_free).
+ * Every term id must be below n_terms, the size of the vocabulary the delta is applied
+ * with: an id beyond it is corruption, which would otherwise size the delta's term map and
+ * the statistics it is added to (gigabytes for one bad id in a blob of a few hundred bytes). */
 int model_blob_encode_delta(const nmf_delta *d, uint8_t **out, size_t *out_len, tf_err *err);
-nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, tf_err *err);
+nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, int32_t n_terms, tf_err *err);
 
 /* CRC-32 (IEEE 802.3, reflected, as in zlib and PNG) of len bytes. */
 uint32_t model_blob_crc32(const uint8_t *p, size_t len);

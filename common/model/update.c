@@ -199,10 +199,17 @@ done:
 static int fold_deltas(PGconn *conn, tf_model *m, df_acc *acc, long long *n_docs,
                        long long *max_id, long *folded, tf_err *err)
 {
-    PGresult *res = PQexec(conn, "select id, base_version, n_docs, delta, df_terms, df_deltas"
-                                 " from topicflow.model_deltas order by id");
+    PGresult *res;
+    long long n_terms;
     int rows;
 
+    /* The vocabulary bounds the term ids of a delta (its terms are committed with it or
+     * before, and never deleted): a larger id is a corrupt delta, refused by the decoder. */
+    if (query_int64(conn, "select coalesce(max(id), -1) + 1 from topicflow.terms", 0, NULL,
+                    &n_terms, err) < 0)
+        return -1;
+    res = PQexec(conn, "select id, base_version, n_docs, delta, df_terms, df_deltas"
+                       " from topicflow.model_deltas order by id");
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
         return -1;
     rows = PQntuples(res);
@@ -225,7 +232,8 @@ static int fold_deltas(PGconn *conn, tf_model *m, df_acc *acc, long long *n_docs
         if (m->version && base >= m->epoch && !PQgetisnull(res, r, 3)) {
             size_t len;
             unsigned char *bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 3), &len);
-            nmf_delta *d = bytes ? model_blob_decode_delta(bytes, len, err) : NULL;
+            nmf_delta *d =
+                bytes ? model_blob_decode_delta(bytes, len, (int32_t)n_terms, err) : NULL;
             PQfreemem(bytes);
             if (!d)
                 goto fail;

@@ -454,9 +454,15 @@ static void resolve(tf_json_object *o)
             m->value.text = o->buf + pm->value.off;
             m->value.len = pm->value.len;
         } else if (pm->value.kind == TF_JSON_ARRAY) {
+            /* An empty array can come before any item was ever stored, while item_ptr is
+             * still NULL: it gets empty arrays of its own, never NULL (NULL + 0 is undefined
+             * and NULL is no array for memcpy). */
+            static const char *const no_items[1];
+            static const size_t no_lens[1];
+            int empty = pm->value.n_items == 0;
             m->value.n_items = pm->value.n_items;
-            m->value.items = o->item_ptr + pm->value.first_item;
-            m->value.item_lens = o->item_len + pm->value.first_item;
+            m->value.items = empty ? no_items : o->item_ptr + pm->value.first_item;
+            m->value.item_lens = empty ? no_lens : o->item_len + pm->value.first_item;
         }
     }
 }

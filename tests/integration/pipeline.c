@@ -140,6 +140,8 @@ static void apply_pending_deltas(harness *h, tf_model *m)
     const char *params[1] = {epoch};
     PGresult *res;
     tf_err err;
+    int32_t n_terms =
+        (int32_t)harness_scalar(h, "select coalesce(max(id), -1) + 1 from topicflow.terms");
 
     snprintf(epoch, sizeof(epoch), "%lld", (long long)m->epoch);
     res = PQexecParams(h->pg, "select delta from topicflow.model_deltas"
@@ -148,7 +150,7 @@ static void apply_pending_deltas(harness *h, tf_model *m)
     assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
     for (int r = 0; r < PQntuples(res); r++) {
         nmf_delta *d = model_blob_decode_delta((const uint8_t *)PQgetvalue(res, r, 0),
-                                               (size_t)PQgetlength(res, r, 0), &err);
+                                               (size_t)PQgetlength(res, r, 0), n_terms, &err);
         if (!d || nmf_stats_apply(m->stats, d, &err) < 0)
             fail_msg("%s", err.msg);
         nmf_delta_free(d);

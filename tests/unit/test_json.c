@@ -122,6 +122,22 @@ static void test_empty_object_and_empty_array(void **state)
     assert_int_equal(tf_json_get(*state, "a")->n_items, 0);
 }
 
+/* Found by fuzz-load: an empty array in the first object a parser saw with an array had
+ * items = NULL + 0 (undefined; UBSan stops there) and NULL item arrays. */
+static void test_empty_array_before_any_item_has_empty_item_arrays(void **state)
+{
+    const tf_json_value *v;
+    tf_err err;
+
+    assert_int_equal(parse(state, "{\"skills\": []}", &err), 0);
+    v = tf_json_get(*state, "skills");
+    assert_non_null(v);
+    assert_int_equal(v->kind, TF_JSON_ARRAY);
+    assert_int_equal(v->n_items, 0);
+    assert_non_null(v->items);
+    assert_non_null(v->item_lens);
+}
+
 static void test_malformed_input_is_refused_with_its_byte(void **state)
 {
     static const struct { const char *text, *reason; } bad[] = {
@@ -237,6 +253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nested_values_are_kept_raw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_array_after_a_raw_fallback_keeps_its_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_object_and_empty_array, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_array_before_any_item_has_empty_item_arrays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_input_is_refused_with_its_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_nesting_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parser_is_reusable_after_an_error, setup, teardown),

@@ -182,7 +182,7 @@ static void test_delta_round_trips_and_rejects_corruption(void **state)
     tf_err err = { 0 };
 
     assert_int_equal(model_blob_encode_delta(d, &buf, &len, NULL), 0);
-    back = model_blob_decode_delta(buf, len, NULL);
+    back = model_blob_decode_delta(buf, len, 41, NULL);
     assert_non_null(back);
     assert_int_equal(nmf_delta_n_rows(back), 3);
     assert_memory_equal(nmf_delta_terms(back), nmf_delta_terms(d), 3 * sizeof(int32_t));
@@ -191,11 +191,49 @@ static void test_delta_round_trips_and_rejects_corruption(void **state)
     nmf_delta_free(back);
     for (size_t i = 0; i < len; i++) {
         buf[i] ^= 0x10;
-        assert_null(model_blob_decode_delta(buf, len, &err));
+        assert_null(model_blob_decode_delta(buf, len, 41, &err));
         buf[i] ^= 0x10;
     }
     for (size_t n = 0; n < len; n++)
-        assert_null(model_blob_decode_delta(buf, n, &err));
+        assert_null(model_blob_decode_delta(buf, n, 41, &err));
+    free(buf);
+    nmf_delta_free(d);
+}
+
+/* Found by fuzz-model_blob: a delta of 192 bytes naming term 0x3fc00000 made the decoder
+ * allocate a 4 GiB term map (and the statistics it is added to would have grown to match).
+ * Ids are checked against the vocabulary's size before anything is sized by them. */
+static void test_delta_term_beyond_the_vocabulary_is_refused(void **state)
+{
+    int32_t terms[2] = { 3, 1000 }, huge = 0x3fc00000;
+    double rows[2 * K] = { 1, 2, 3, 4, 5, 6 };
+    nmf_delta *d = nmf_delta_new(K, NULL), *back;
+    uint8_t *buf;
+    size_t len;
+    tf_err err;
+
+    (void)state;
+    assert_int_equal(nmf_delta_add_raw(d, NULL, 2, terms, rows, 1.0, NULL), 0);
+    assert_int_equal(model_blob_encode_delta(d, &buf, &len, NULL), 0);
+    assert_null(model_blob_decode_delta(buf, len, 1000, &err));
+    assert_non_null(strstr(err.msg, "beyond the vocabulary"));
+    assert_null(model_blob_decode_delta(buf, len, -1, &err));
+    back = model_blob_decode_delta(buf, len, 1001, &err);
+    assert_non_null(back);
+    assert_int_equal(nmf_delta_n_rows(back), 2);
+    nmf_delta_free(back);
+
+    /* The fuzzer's case: the second term made `huge`, with the checksum made right again
+     * (building such a delta with nmf_delta_add_raw would itself allocate the 4 GiB). */
+    for (int i = 0; i < 4; i++)
+        buf[32 + 8 * K * K + 4 + i] = (uint8_t)((uint32_t)huge >> (8 * i));
+    {
+        uint32_t crc = model_blob_crc32(buf, len - 4);
+        for (int i = 0; i < 4; i++)
+            buf[len - 4 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    assert_null(model_blob_decode_delta(buf, len, 1 << 20, &err));
+    assert_non_null(strstr(err.msg, "term id 1069547520 beyond"));
     free(buf);
     nmf_delta_free(d);
 }
@@ -215,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_header_claiming_huge_model_is_rejected_before_allocating),
         cmocka_unit_test_setup_teardown(test_encoder_rejects_half_statistics_and_bad_shape, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_delta_round_trips_and_rejects_corruption),
+        cmocka_unit_test(test_delta_term_beyond_the_vocabulary_is_refused),
         cmocka_unit_test(test_crc32_matches_the_standard_check_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
