@@ -137,6 +137,13 @@ typedef struct nmf_batch_opts {
     void *progress_ctx;
 } nmf_batch_opts;
 
+/* Wall time and floating-point operations of one kernel of the fit, summed over the
+ * iterations (tf_now() around each call: a few clock reads per iteration). */
+typedef struct nmf_phase {
+    double seconds;
+    double flops;
+} nmf_phase;
+
 typedef struct nmf_batch_result {
     int iterations;      /* outer iterations done */
     double error;        /* ‖X − H Wᵀ‖_F at the end, exact (not sampled) */
@@ -145,6 +152,12 @@ typedef struct nmf_batch_result {
     double seconds_init; /* wall time of the initialisation */
     double seconds_iter; /* wall time of the iterations */
     double flops;        /* floating-point operations done, for GFLOP/s reports */
+    /* Where the time went. init is the NNDSVDa initialisation (within seconds_init, which
+     * also holds the set-up: transposing and planning); the others split seconds_iter.
+     * gram is the k × k Gram matrices WᵀW and HᵀH when they run as dsyrk; for small k they
+     * are accumulated inside the coordinate descent and counted in cd_w and cd_h. err is
+     * what the exact error adds to the updates (its cross term and the k² sum). */
+    nmf_phase init, xw, xth, gram, cd_w, cd_h, err;
 } nmf_batch_result;
 
 nmf_batch_opts nmf_batch_defaults(int k);

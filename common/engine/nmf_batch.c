@@ -175,7 +175,18 @@ typedef struct nmf_fit {
     double cross;    /* Σ (XW)⊙H for the current P and H */
     double xx;
     double flops;
+    nmf_batch_result *out; /* per-kernel times and flops; NULL outside nmf_batch_fit */
 } nmf_fit;
+
+/* Charge the time since t0 and `flops` operations to one kernel; returns the time now. */
+static double nmf_phase_add(nmf_phase *ph, double t0, double flops)
+{
+    double t = tf_now();
+
+    ph->seconds += t - t0;
+    ph->flops += flops;
+    return t;
+}
 
 /* NNDSVDa (Boutsidis & Gallopoulos, zeros filled with the mean of X) from a rank-k
  * randomized SVD X ≈ U Σ Vᵀ. */
@@ -357,25 +368,31 @@ static double nmf_cross(const nmf_fit *f, const double *P, const double *Y, int6
 }
 
 /* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel; then
- * gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. */
+ * gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. The time goes to phase (and
+ * the separate Gram matrix and cross term, when not fused, to the gram and error phases). */
 static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
-                        int passes, const double *prescale, double *gram, double *cross)
+                        int passes, const double *prescale, double *gram, double *cross,
+                        nmf_phase *phase)
 {
     double inv[NMF_MAX_K];
     nmf_cd_job job = { .Y = Y, .P = P, .G = G, .inv = inv, .prescale = prescale,
                        .scratch = f->scratch, .acc = f->acc, .k = f->k, .passes = passes };
     int k = f->k, parts;
-    double c = 0.0;
+    double c = 0.0, t = tf_now(), cd_flops = 2.0 * (passes + 1) * (double)n * k * k;
 
     nmf_inv_diag(G, k, inv);
     if (f->acc)
         memset(f->acc, 0, sizeof(double) * (size_t)f->threads * NMF_CD_ACC(k));
     parts = par_for(n, f->threads, NULL, nmf_cd_range, &job);
-    f->flops += 2.0 * (passes + 1) * (double)n * k * k;
+    f->flops += cd_flops;
     if (!f->acc) {
+        t = nmf_phase_add(phase, t, cd_flops);
         nmf_gram_rows(Y, n, k, gram);
-        if (cross)
+        t = nmf_phase_add(&f->out->gram, t, (double)n * k * (k + 1));
+        if (cross) {
             *cross = nmf_cross(f, P, Y, n);
+            nmf_phase_add(&f->out->err, t, 2.0 * (double)n * k);
+        }
         return;
     }
     memset(gram, 0, sizeof(double) * (size_t)k * k);
@@ -383,6 +400,7 @@ static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G,
         nmf_cd_acc_add(f->acc + (size_t)p * NMF_CD_ACC(k), k, gram, &c);
     if (cross)
         *cross = c;
+    nmf_phase_add(phase, t, cd_flops + (double)n * k * (k + 1) + (cross ? 2.0 * (double)n * k : 0.0));
 }
 
 /* ‖X − H Wᵀ‖² = ‖X‖² − 2·Σ (XW)⊙H + Σ (WᵀW)⊙(HᵀH), with P = XW, GW, GH current. */
@@ -467,7 +485,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     int k = opts ? opts->k : 0;
     int pass_w, pass_h, rc = -1;
     double norm[NMF_MAX_K];
-    double t0 = tf_now(), prev, cur;
+    double t0 = tf_now(), t, prev, cur;
 
     if (!opts || nmf_check_k(k, err) < 0)
         goto fail;
@@ -496,6 +514,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     f.threads = opts->threads < 1 ? 1 : opts->threads;
     f.W = W;
     f.H = H;
+    f.out = &out;
     f.xx = csr_sqnorm(X);
     if (csr_transpose(X, &f.Xt, err) < 0)
         goto fail;
@@ -517,8 +536,10 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
         tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
         goto fail;
     }
+    t = tf_now();
     if (nmf_init_nndsvda(&f, opts->seed, err) < 0)
         goto fail;
+    nmf_phase_add(&out.init, t, f.flops);
     nmf_gram_rows(W, f.terms, k, f.GW);
     nmf_normalize(&f, norm, 1);
     spmm_plan_run(f.XW, W, f.P, f.threads);
@@ -537,14 +558,21 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     t0 = tf_now();
     for (int it = 1; it <= opts->max_iter; it++) {
         /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
+        t = tf_now();
         spmm_plan_run(f.XtH, H, f.Q, f.threads);
-        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w, NULL, f.GW, NULL);
+        nmf_phase_add(&out.xth, t, 2.0 * csr_nnz(X) * k);
+        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w, NULL, f.GW, NULL, &out.cd_w);
+        t = tf_now();
         nmf_normalize(&f, norm, 0);
+        t = nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
         /* H half, against the normalised W; the solve scales H to match first. */
         spmm_plan_run(f.XW, W, f.P, f.threads);
-        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h, norm, f.GH, &f.cross);
+        nmf_phase_add(&out.xw, t, 2.0 * csr_nnz(X) * k);
+        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h, norm, f.GH, &f.cross, &out.cd_h);
         f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
+        t = tf_now();
         cur = sqrt(nmf_sq_error(&f));
+        nmf_phase_add(&out.err, t, 2.0 * k * k);
         out.iterations = it;
         out.error = cur;
         if (opts->progress && opts->progress(opts->progress_ctx, it, opts->max_iter, cur))
