@@ -6,7 +6,7 @@
  * projected problem), then alternating HALS updates. Every update is an exact
  * coordinate minimisation and the column normalisation of W is objective-neutral, so
  * the error never increases. The iterations' sparse products run through spmm plans
- * (B tiled to stay in L2 for small k), the coordinate descent eight rows at a time
+ * (B tiled to stay in the last-level cache when it is larger), the coordinate descent eight rows at a time
  * (nmf_cd_block), which for small k also accumulates the Gram matrices and the error's
  * cross term while the rows are in cache (dsyrk otherwise).
  */

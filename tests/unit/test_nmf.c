@@ -748,8 +748,8 @@ static void test_spmm_matches_naive_product_for_every_width(void **state)
 
 static void test_spmm_plan_tiles_large_operand_and_matches_naive_product(void **state)
 {
-    /* 40,000 × 8 doubles of B (2.5 MiB) exceed a tile, and C is small: tiled. */
-    enum { B_ROWS = 40000, K = 8 };
+    /* 320,000 × 8 doubles of B (19.5 MiB) exceed a tile, and C is small: tiled. */
+    enum { B_ROWS = 320000, K = 8 };
     tf_csr A = { 0 };
     uint64_t rng = 22;
     double *B = malloc(sizeof(double) * (size_t)B_ROWS * K);
