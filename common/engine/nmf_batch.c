@@ -5,10 +5,12 @@
  * iterations, Householder QR from OpenBLAS's LAPACK, a Jacobi eigensolver for the small
  * projected problem), then alternating HALS updates. Every update is an exact
  * coordinate minimisation and the column normalisation of W is objective-neutral, so
- * the error never increases. The iterations' sparse products run through spmm plans
- * (B tiled to stay in the last-level cache when it is larger), the coordinate descent eight rows at a time
- * (nmf_cd_block), which for small k also accumulates the Gram matrices and the error's
- * cross term while the rows are in cache (dsyrk otherwise).
+ * the error never increases. Each half-iteration is one pass over the rows it updates:
+ * a chunk's rows of the sparse product (spmm_rows, into a per-thread buffer) are solved at
+ * once by the coordinate descent, eight rows at a time (nmf_cd_block), which for small k
+ * also accumulates the Gram matrix and the error's cross term while the rows are in cache
+ * (dsyrk otherwise). Only when B is too large for the last-level cache does the product
+ * run first, tiled (spmm plans), into a stored P.
  */
 #include "engine/nmf.h"
 
@@ -165,12 +167,10 @@ typedef struct nmf_fit {
     int32_t docs, terms;
     int k, threads;
     double *W, *H;
-    double *P;      /* docs × k: X·W */
-    double *Q;      /* terms × k: Xᵀ·H */
+    double *P;      /* docs × k: X·W (nmf_error; in the fit only while the plan tiles) */
     double *GW, *GH;
-    spmm_plan *XW;  /* X·W: X's rows tiled over W */
-    spmm_plan *XtH; /* Xᵀ·H: Xᵀ's rows tiled over H */
     double *scratch; /* per thread, NMF_CD_SCRATCH(k) doubles for nmf_cd_block */
+    double *pbuf;    /* per thread, NMF_CD_CHUNK × k doubles: a chunk's rows of A·B */
     double *acc;     /* per thread, NMF_CD_ACC(k) doubles; NULL when k > NMF_FUSE_MAX_K */
     double cross;    /* Σ (XW)⊙H for the current P and H */
     double xx;
@@ -309,12 +309,29 @@ fail:
 
 /* ---- HALS --------------------------------------------------------------------------- */
 
+/* One half-iteration's operands: the rows of Y (H or W) are solved against P = A·B, with
+ * A = X and B = W for H, A = Xᵀ and B = H for W. Unless the plan tiles B, P is never
+ * stored: each chunk of rows gets its rows of A·B into a per-thread buffer and is solved
+ * while they are in L1/L2, which saves writing and re-reading a docs × k matrix and keeps
+ * the gathers and the descent in one pass. */
+typedef struct nmf_half {
+    const tf_csr *A;
+    spmm_plan *plan;
+    int32_t b_rows;
+    double *P;       /* A->n_rows × k when the plan tiles, else NULL */
+    int64_t *cost;   /* A->n_rows + 1 prefix sums: the parts' balance of gathers and sweeps */
+    int passes;
+    nmf_phase *prod, *cd;
+} nmf_half;
+
 typedef struct nmf_cd_job {
+    const nmf_half *half;
     double *Y;
-    const double *P, *G, *inv;
+    const double *B, *G, *inv;
     const double *prescale; /* NULL, or column factors applied to Y before solving */
-    double *scratch, *acc;
-    int k, passes;
+    double *scratch, *acc, *pbuf;
+    int k, want_cross;
+    double cross[PAR_MAX_THREADS], t_prod[PAR_MAX_THREADS], t_cd[PAR_MAX_THREADS];
 } nmf_cd_job;
 
 /* Rows scaled and then solved together while they are in cache: a multiple of the lanes,
@@ -323,19 +340,35 @@ typedef struct nmf_cd_job {
 
 static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
 {
-    const nmf_cd_job *job = ctx;
+    nmf_cd_job *job = ctx;
+    const nmf_half *h = job->half;
     int k = job->k;
+    double *pbuf = job->pbuf + (size_t)part * NMF_CD_CHUNK * k, t = tf_now(), t1;
 
+    job->cross[part] = job->t_prod[part] = job->t_cd[part] = 0.0;
     for (int64_t c0 = begin; c0 < end; c0 += NMF_CD_CHUNK) {
         int64_t c1 = end - c0 < NMF_CD_CHUNK ? end : c0 + NMF_CD_CHUNK;
         double *Y = job->Y + c0 * k;
+        const double *P = h->P ? h->P + c0 * k : pbuf;
+        if (!h->P) {
+            spmm_rows(h->A, (int32_t)c0, (int32_t)c1, job->B, h->b_rows, k, pbuf, 1);
+            t1 = tf_now();
+            job->t_prod[part] += t1 - t;
+            t = t1;
+        }
         if (job->prescale)
             for (int64_t r = 0; r < c1 - c0; r++)
                 for (int j = 0; j < k; j++)
                     Y[r * k + j] *= job->prescale[j];
-        nmf_cd_block(Y, job->P + c0 * k, job->G, job->inv, k, c1 - c0, job->passes,
+        nmf_cd_block(Y, P, job->G, job->inv, k, c1 - c0, h->passes,
                      job->scratch + (size_t)part * NMF_CD_SCRATCH(k),
                      job->acc ? job->acc + (size_t)part * NMF_CD_ACC(k) : NULL);
+        if (job->want_cross && !job->acc)
+            for (size_t i = 0; i < (size_t)(c1 - c0) * k; i++)
+                job->cross[part] += P[i] * Y[i];
+        t1 = tf_now();
+        job->t_cd[part] += t1 - t;
+        t = t1;
     }
 }
 
@@ -367,40 +400,60 @@ static double nmf_cross(const nmf_fit *f, const double *P, const double *Y, int6
     return s;
 }
 
-/* Y ← `passes` HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y), rows in parallel; then
- * gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. The time goes to phase (and
- * the separate Gram matrix and cross term, when not fused, to the gram and error phases). */
-static void nmf_cd_rows(nmf_fit *f, double *Y, const double *P, const double *G, int64_t n,
-                        int passes, const double *prescale, double *gram, double *cross,
-                        nmf_phase *phase)
+/* Y ← h->passes HALS sweeps on min_{Y>=0} ½tr(Y G Yᵀ) − tr(Pᵀ Y) with P = h->A · B, rows
+ * in parallel; then gram = YᵀY and, when cross is not NULL, *cross = Σ P⊙Y. The time goes
+ * to h->prod and h->cd (a fused pass split by the threads' own clocks), and to the gram
+ * and error phases when those run separately. */
+static void nmf_half_update(nmf_fit *f, const nmf_half *h, const double *B, double *Y,
+                            const double *G, const double *prescale, double *gram,
+                            double *cross)
 {
     double inv[NMF_MAX_K];
-    nmf_cd_job job = { .Y = Y, .P = P, .G = G, .inv = inv, .prescale = prescale,
-                       .scratch = f->scratch, .acc = f->acc, .k = f->k, .passes = passes };
+    nmf_cd_job job = { .half = h, .Y = Y, .B = B, .G = G, .inv = inv, .prescale = prescale,
+                       .scratch = f->scratch, .acc = f->acc, .pbuf = f->pbuf, .k = f->k,
+                       .want_cross = cross != NULL };
+    int64_t n = h->A->n_rows;
     int k = f->k, parts;
-    double c = 0.0, t = tf_now(), cd_flops = 2.0 * (passes + 1) * (double)n * k * k;
+    double c = 0.0, t = tf_now(), tp = 0.0, tc = 0.0, wall;
+    double cd_flops = 2.0 * (h->passes + 1) * (double)n * k * k;
+    double prod_flops = 2.0 * (double)csr_nnz(h->A) * k;
 
+    if (h->P) {
+        spmm_plan_run(h->plan, B, h->P, f->threads);
+        t = nmf_phase_add(h->prod, t, prod_flops);
+        prod_flops = 0.0;
+    }
     nmf_inv_diag(G, k, inv);
     if (f->acc)
         memset(f->acc, 0, sizeof(double) * (size_t)f->threads * NMF_CD_ACC(k));
-    parts = par_for(n, f->threads, NULL, nmf_cd_range, &job);
+    parts = par_for(n, f->threads, h->cost, nmf_cd_range, &job);
     f->flops += cd_flops;
-    if (!f->acc) {
-        t = nmf_phase_add(phase, t, cd_flops);
-        nmf_gram_rows(Y, n, k, gram);
-        t = nmf_phase_add(&f->out->gram, t, (double)n * k * (k + 1));
-        if (cross) {
-            *cross = nmf_cross(f, P, Y, n);
-            nmf_phase_add(&f->out->err, t, 2.0 * (double)n * k);
-        }
-        return;
+    if (f->acc) {
+        memset(gram, 0, sizeof(double) * (size_t)k * k);
+        for (int p = 0; p < parts; p++)
+            nmf_cd_acc_add(f->acc + (size_t)p * NMF_CD_ACC(k), k, gram, &c);
+        cd_flops += (double)n * k * (k + 1);
+    } else {
+        for (int p = 0; p < parts; p++)
+            c += job.cross[p];
     }
-    memset(gram, 0, sizeof(double) * (size_t)k * k);
+    if (cross)
+        cd_flops += 2.0 * (double)n * k;
+    /* The fused pass's wall time, split in the ratio of the threads' summed times. */
     for (int p = 0; p < parts; p++)
-        nmf_cd_acc_add(f->acc + (size_t)p * NMF_CD_ACC(k), k, gram, &c);
+        tp += job.t_prod[p], tc += job.t_cd[p];
+    wall = tf_now() - t;
+    h->prod->seconds += tp + tc > 0.0 ? wall * tp / (tp + tc) : 0.0;
+    h->prod->flops += prod_flops;
+    h->cd->seconds += tp + tc > 0.0 ? wall * tc / (tp + tc) : wall;
+    h->cd->flops += cd_flops;
+    t += wall;
     if (cross)
         *cross = c;
-    nmf_phase_add(phase, t, cd_flops + (double)n * k * (k + 1) + (cross ? 2.0 * (double)n * k : 0.0));
+    if (!f->acc) {
+        nmf_gram_rows(Y, n, k, gram);
+        nmf_phase_add(&f->out->gram, t, (double)n * k * (k + 1));
+    }
 }
 
 /* ‖X − H Wᵀ‖² = ‖X‖² − 2·Σ (XW)⊙H + Σ (WᵀW)⊙(HᵀH), with P = XW, GW, GH current. */
@@ -472,6 +525,32 @@ static int nmf_auto_passes(int64_t nnz, int64_t rows, int k)
     return p > NMF_MAX_INNER ? NMF_MAX_INNER : p;
 }
 
+/* The plan for h's product and, when it tiles, the stored P; the cost prefix sums that
+ * balance the fused pass: a non-zero gathers a k-wide row that often misses (weighted as
+ * k + 32 lane operations), a row costs (passes + 1)·k² in the descent. -1 when out of
+ * memory. */
+static int nmf_half_prepare(nmf_half *h, int k, tf_err *err)
+{
+    int32_t n = h->A->n_rows;
+
+    if (!(h->plan = spmm_plan_new(h->A, h->b_rows, k, err)))
+        return -1;
+    if (spmm_plan_tiles(h->plan) > 1 && !(h->P = malloc(sizeof(double) * (size_t)n * k)))
+        return -1;
+    if (!(h->cost = malloc(sizeof(int64_t) * ((size_t)n + 1))))
+        return -1;
+    for (int32_t r = 0; r <= n; r++)
+        h->cost[r] = h->A->row_ptr[r] * (k + 32) + (int64_t)r * (h->passes + 1) * k * k;
+    return 0;
+}
+
+static void nmf_half_free(nmf_half *h)
+{
+    spmm_plan_free(h->plan);
+    free(h->P);
+    free(h->cost);
+}
+
 nmf_batch_opts nmf_batch_defaults(int k)
 {
     return (nmf_batch_opts){ .k = k, .max_iter = 200, .tol = 1e-4, .seed = 0, .threads = 1 };
@@ -484,6 +563,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     nmf_batch_result out = { 0 };
     int k = opts ? opts->k : 0;
     int pass_w, pass_h, rc = -1;
+    nmf_half hw = { 0 }, hh = { 0 }, h0;
     double norm[NMF_MAX_K];
     double t0 = tf_now(), t, prev, cur;
 
@@ -518,33 +598,31 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     f.xx = csr_sqnorm(X);
     if (csr_transpose(X, &f.Xt, err) < 0)
         goto fail;
-    f.P = malloc(sizeof(double) * (size_t)f.docs * k);
-    f.Q = malloc(sizeof(double) * (size_t)f.terms * k);
+    pass_w = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.terms, k);
+    pass_h = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.docs, k);
+    hw = (nmf_half){ .A = &f.Xt, .b_rows = f.docs, .passes = pass_w, .prod = &out.xth, .cd = &out.cd_w };
+    hh = (nmf_half){ .A = X, .b_rows = f.terms, .passes = pass_h, .prod = &out.xw, .cd = &out.cd_h };
     f.GW = malloc(sizeof(double) * (size_t)k * k);
     f.GH = malloc(sizeof(double) * (size_t)k * k);
     f.scratch = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_SCRATCH(k));
-    if (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * (size_t)f.threads *
-                                                NMF_CD_ACC(k)))) {
-        tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
-        goto fail;
-    }
-    f.XW = spmm_plan_new(X, f.terms, k, err);
-    f.XtH = f.XW ? spmm_plan_new(&f.Xt, f.docs, k, err) : NULL;
-    if (!f.XW || !f.XtH)
-        goto fail;
-    if (!f.P || !f.Q || !f.GW || !f.GH || !f.scratch) {
+    f.pbuf = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_CHUNK * k);
+    if (!f.GW || !f.GH || !f.scratch || !f.pbuf ||
+        (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_ACC(k)))) ||
+        nmf_half_prepare(&hw, k, err) < 0 || nmf_half_prepare(&hh, k, err) < 0) {
         tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
         goto fail;
     }
     t = tf_now();
     if (nmf_init_nndsvda(&f, opts->seed, err) < 0)
         goto fail;
-    nmf_phase_add(&out.init, t, f.flops);
     nmf_gram_rows(W, f.terms, k, f.GW);
     nmf_normalize(&f, norm, 1);
-    spmm_plan_run(f.XW, W, f.P, f.threads);
-    nmf_gram_rows(H, f.docs, k, f.GH);
-    f.cross = nmf_cross(&f, f.P, H, f.docs);
+    /* The initial error: an H half without sweeps gives HᵀH and Σ (XW)⊙H. */
+    h0 = hh;
+    h0.passes = 0;
+    h0.prod = h0.cd = &out.init;
+    nmf_phase_add(&out.init, t, f.flops);
+    nmf_half_update(&f, &h0, W, H, f.GW, NULL, f.GH, &f.cross);
     prev = sqrt(nmf_sq_error(&f));
     out.init_error = prev;
     out.x_norm = sqrt(f.xx);
@@ -553,22 +631,15 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     if (opts->progress && opts->progress(opts->progress_ctx, 0, opts->max_iter, prev))
         goto done;
 
-    pass_w = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.terms, k);
-    pass_h = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.docs, k);
     t0 = tf_now();
     for (int it = 1; it <= opts->max_iter; it++) {
         /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
-        t = tf_now();
-        spmm_plan_run(f.XtH, H, f.Q, f.threads);
-        nmf_phase_add(&out.xth, t, 2.0 * csr_nnz(X) * k);
-        nmf_cd_rows(&f, W, f.Q, f.GH, f.terms, pass_w, NULL, f.GW, NULL, &out.cd_w);
+        nmf_half_update(&f, &hw, H, W, f.GH, NULL, f.GW, NULL);
         t = tf_now();
         nmf_normalize(&f, norm, 0);
-        t = nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
+        nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
         /* H half, against the normalised W; the solve scales H to match first. */
-        spmm_plan_run(f.XW, W, f.P, f.threads);
-        nmf_phase_add(&out.xw, t, 2.0 * csr_nnz(X) * k);
-        nmf_cd_rows(&f, H, f.P, f.GW, f.docs, pass_h, norm, f.GH, &f.cross, &out.cd_h);
+        nmf_half_update(&f, &hh, W, H, f.GW, norm, f.GH, &f.cross);
         f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
         t = tf_now();
         cur = sqrt(nmf_sq_error(&f));
@@ -588,14 +659,13 @@ done:
         *res = out;
     rc = 0;
 fail:
-    spmm_plan_free(f.XW);
-    spmm_plan_free(f.XtH);
+    nmf_half_free(&hw);
+    nmf_half_free(&hh);
     csr_free(&f.Xt);
-    free(f.P);
-    free(f.Q);
     free(f.GW);
     free(f.GH);
     free(f.scratch);
+    free(f.pbuf);
     free(f.acc);
     return rc;
 }
