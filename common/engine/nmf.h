@@ -154,9 +154,11 @@ typedef struct nmf_batch_result {
     double flops;        /* floating-point operations done, for GFLOP/s reports */
     /* Where the time went. init is the NNDSVDa initialisation (within seconds_init, which
      * also holds the set-up: transposing and planning); the others split seconds_iter.
-     * gram is the k × k Gram matrices WᵀW and HᵀH when they run as dsyrk; for small k they
-     * are accumulated inside the coordinate descent and counted in cd_w and cd_h. err is
-     * what the exact error adds to the updates (its cross term and the k² sum). */
+     * gram is the k × k Gram matrices WᵀW and HᵀH when they run as dsyrk (k > 256); for
+     * smaller k they are accumulated inside the coordinate descent's pass and counted in
+     * cd_w and cd_h, like the error's cross term. err is the rest of the exact error (the
+     * k² sum). xw and xth share a fused pass with cd_h and cd_w: its wall time is split
+     * in the ratio of the threads' own clocks. */
     nmf_phase init, xw, xth, gram, cd_w, cd_h, err;
 } nmf_batch_result;
 
