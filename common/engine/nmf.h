@@ -167,7 +167,7 @@ nmf_batch_opts nmf_batch_defaults(int k);
 /* Fit X (docs × terms) ≈ H Wᵀ: NNDSVDa initialisation from a randomized truncated SVD,
  * then alternating HALS updates of W and H. W (X->n_cols × k) and H (X->n_rows × k) are
  * caller-allocated outputs; W's columns end with unit L2 norm. Deterministic for a given
- * seed and thread count. The error never increases from one iteration to the next.
+ * seed (and OpenBLAS thread setting): opts->threads does not change the result. The error never increases from one iteration to the next.
  * Returns 0, or -1 with err set (k < 1, k > min(docs, terms), X empty or malformed, no
  * memory). res may be NULL. */
 int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double *H,

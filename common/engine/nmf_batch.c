@@ -40,8 +40,13 @@ extern void dorgqr_(const int *m, const int *n, const int *k, double *a, const i
  * them into the descent beats a separate dsyrk; beyond it dsyrk's blocking wins. */
 #define NMF_FUSE_MAX_K 32
 /* Up to this k the Gram matrix is summed per chunk by the fit's threads (a k × k
- * accumulator per thread, 512 KiB at the limit); beyond it by one dsyrk. */
+ * accumulator per part, 512 KiB at the limit); beyond it by one dsyrk. */
 #define NMF_GRAM_CHUNK_MAX_K 256
+/* Parts of a half-iteration, handed to the threads as each finishes one (par_for_parts):
+ * enough that a descheduled thread or a part of heavy rows delays the pass by little, few
+ * enough that their partial sums stay small. Fixed, so the sums do not depend on the
+ * thread count. */
+#define NMF_PARTS 32
 /* Power iterations of the range finder: the initialisation only needs the leading
  * subspace roughly (HALS refines it), and each iteration costs two sparse products. */
 #define NMF_POWER_ITERS 4
@@ -174,8 +179,8 @@ typedef struct nmf_fit {
     double *GW, *GH;
     double *scratch; /* per thread, NMF_CD_SCRATCH(k) doubles for nmf_cd_block */
     double *pbuf;    /* per thread, NMF_CD_CHUNK × k doubles: a chunk's rows of A·B */
-    double *acc;     /* per thread, NMF_CD_ACC(k) doubles; NULL when k > NMF_FUSE_MAX_K */
-    double *gram;    /* per thread, k × k doubles; when acc is NULL and k <= NMF_GRAM_CHUNK_MAX_K */
+    double *acc;     /* per part, NMF_CD_ACC(k) doubles; NULL when k > NMF_FUSE_MAX_K */
+    double *gram;    /* per part, k × k doubles; when acc is NULL and k <= NMF_GRAM_CHUNK_MAX_K */
     double cross;    /* Σ (XW)⊙H for the current P and H */
     double xx;
     double flops;
@@ -323,7 +328,8 @@ typedef struct nmf_half {
     spmm_plan *plan;
     int32_t b_rows;
     double *P;       /* A->n_rows × k when the plan tiles, else NULL */
-    int64_t *cost;   /* A->n_rows + 1 prefix sums: the parts' balance of gathers and sweeps */
+    int64_t bounds[NMF_PARTS + 1]; /* the parts' rows, balanced by gathers and sweeps */
+    int parts;
     int passes;
     nmf_phase *prod, *cd;
 } nmf_half;
@@ -333,9 +339,10 @@ typedef struct nmf_cd_job {
     double *Y;
     const double *B, *G, *inv;
     const double *prescale; /* NULL, or column factors applied to Y before solving */
-    double *scratch, *acc, *pbuf, *gram; /* gram: per part k × k, when acc is NULL */
+    double *scratch, *pbuf;              /* per worker */
+    double *acc, *gram;                  /* per part; gram k × k when acc is NULL */
     int k, want_cross;
-    double cross[PAR_MAX_THREADS], t_prod[PAR_MAX_THREADS], t_cd[PAR_MAX_THREADS];
+    double cross[NMF_PARTS], t_prod[NMF_PARTS], t_cd[NMF_PARTS];
 } nmf_cd_job;
 
 /* Rows scaled and then solved together while they are in cache: a multiple of the lanes,
@@ -368,12 +375,12 @@ static void nmf_gram_chunk(const double *restrict Y, int64_t n, int k, double *r
             nmf_axpy(G + (size_t)i * k + i, Y[r * k + i], Y + r * k + i, k - i);
 }
 
-static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
+static void nmf_cd_range(void *ctx, int worker, int part, int64_t begin, int64_t end)
 {
     nmf_cd_job *job = ctx;
     const nmf_half *h = job->half;
     int k = job->k;
-    double *pbuf = job->pbuf + (size_t)part * NMF_CD_CHUNK * k, t = tf_now(), t1;
+    double *pbuf = job->pbuf + (size_t)worker * NMF_CD_CHUNK * k, t = tf_now(), t1;
 
     job->cross[part] = job->t_prod[part] = job->t_cd[part] = 0.0;
     for (int64_t c0 = begin; c0 < end; c0 += NMF_CD_CHUNK) {
@@ -391,7 +398,7 @@ static void nmf_cd_range(void *ctx, int part, int64_t begin, int64_t end)
                 for (int j = 0; j < k; j++)
                     Y[r * k + j] *= job->prescale[j];
         nmf_cd_block(Y, P, job->G, job->inv, k, c1 - c0, h->passes,
-                     job->scratch + (size_t)part * NMF_CD_SCRATCH(k),
+                     job->scratch + (size_t)worker * NMF_CD_SCRATCH(k),
                      job->acc ? job->acc + (size_t)part * NMF_CD_ACC(k) : NULL);
         if (job->want_cross && !job->acc)
             for (size_t i = 0; i < (size_t)(c1 - c0) * k; i++)
@@ -457,10 +464,11 @@ static void nmf_half_update(nmf_fit *f, const nmf_half *h, const double *B, doub
     }
     nmf_inv_diag(G, k, inv);
     if (f->acc)
-        memset(f->acc, 0, sizeof(double) * (size_t)f->threads * NMF_CD_ACC(k));
+        memset(f->acc, 0, sizeof(double) * (size_t)h->parts * NMF_CD_ACC(k));
     else if (f->gram)
-        memset(f->gram, 0, sizeof(double) * (size_t)f->threads * k * k);
-    parts = par_for(n, f->threads, h->cost, nmf_cd_range, &job);
+        memset(f->gram, 0, sizeof(double) * (size_t)h->parts * k * k);
+    par_for_parts(h->parts, h->bounds, f->threads, nmf_cd_range, &job);
+    parts = h->parts;
     f->flops += cd_flops;
     if (f->acc) {
         memset(gram, 0, sizeof(double) * (size_t)k * k);
@@ -581,15 +589,18 @@ static int nmf_auto_passes(int64_t nnz, int64_t rows, int k)
 static int nmf_half_prepare(nmf_half *h, int k, tf_err *err)
 {
     int32_t n = h->A->n_rows;
+    int64_t *cost;
 
     if (!(h->plan = spmm_plan_new(h->A, h->b_rows, k, err)))
         return -1;
     if (spmm_plan_tiles(h->plan) > 1 && !(h->P = malloc(sizeof(double) * (size_t)n * k)))
         return -1;
-    if (!(h->cost = malloc(sizeof(int64_t) * ((size_t)n + 1))))
+    if (!(cost = malloc(sizeof(int64_t) * ((size_t)n + 1))))
         return -1;
     for (int32_t r = 0; r <= n; r++)
-        h->cost[r] = h->A->row_ptr[r] * (k + 32) + (int64_t)r * (h->passes + 1) * k * k;
+        cost[r] = h->A->row_ptr[r] * (k + 32) + (int64_t)r * (h->passes + 1) * k * k;
+    h->parts = par_split(n, NMF_PARTS, cost, h->bounds);
+    free(cost);
     return 0;
 }
 
@@ -597,7 +608,6 @@ static void nmf_half_free(nmf_half *h)
 {
     spmm_plan_free(h->plan);
     free(h->P);
-    free(h->cost);
 }
 
 nmf_batch_opts nmf_batch_defaults(int k)
@@ -656,9 +666,9 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     f.scratch = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_SCRATCH(k));
     f.pbuf = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_CHUNK * k);
     if (!f.GW || !f.GH || !f.scratch || !f.pbuf ||
-        (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * (size_t)f.threads * NMF_CD_ACC(k)))) ||
+        (k <= NMF_FUSE_MAX_K && !(f.acc = malloc(sizeof(double) * NMF_PARTS * NMF_CD_ACC(k)))) ||
         (k > NMF_FUSE_MAX_K && k <= NMF_GRAM_CHUNK_MAX_K &&
-         !(f.gram = malloc(sizeof(double) * (size_t)f.threads * k * k))) ||
+         !(f.gram = malloc(sizeof(double) * NMF_PARTS * k * k))) ||
         nmf_half_prepare(&hw, k, err) < 0 || nmf_half_prepare(&hh, k, err) < 0) {
         tf_err_set(err, "nmf_batch_fit: out of memory (%d x %d, k = %d)", f.docs, f.terms, k);
         goto fail;
