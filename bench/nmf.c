@@ -1,14 +1,21 @@
 /*
  * bench/nmf.c - bench-nmf: batch refit and fold-in speed of the NMF engine, beside the
  * OpenBLAS gemm peak and (when /usr/bin/python3 has scikit-learn) sklearn's NMF on the
- * identical matrix. Input: a synthetic corpus of realistic shape (Zipf terms, planted
- * topics, sublinear tf·idf, L2 rows) or --matrix FILE.mtx (docs × terms, used as given).
+ * identical matrix, with the fit's time and GFLOP/s per kernel. Input: a synthetic corpus
+ * shaped like text (Zipf terms, log-normal lengths, the workers' min_df/max_df cut; the
+ * older planted-topics one with --planted), real documents through the workers' text
+ * pipeline (--corpus FILE.jsonl), or --matrix FILE.mtx (docs × terms, used as given).
  * The last line is machine-readable: fit_seconds=… error=… relative_error=…
  */
+#include "base/datadir.h"
 #include "base/lifecycle.h"
 #include "base/rng.h"
+#include "engine/corpus.h"
 #include "engine/csr.h"
 #include "engine/nmf.h"
+#include "engine/text.h"
+#include "engine/vocab.h"
+#include "wire/json.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -16,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,12 +32,18 @@
 #endif
 
 typedef struct bench_opts {
-    int k, iters, threads;
+    int k, iters, threads, inner;
     uint64_t seed;
     int32_t docs, terms;
-    const char *matrix;
-    int sklearn;
+    const char *matrix, *corpus;
+    int32_t count;
+    int planted, sklearn;
 } bench_opts;
+
+/* The workers' vocabulary cut (model/update.c defaults): a term in one document cannot
+ * make a topic, one in nearly every document separates none. */
+#define BENCH_MIN_DF 2
+#define BENCH_MAX_DF 0.95
 
 /* Index drawn from a cumulative distribution of n entries. */
 static int32_t draw(const double *cdf, int32_t n, double u)
@@ -46,24 +60,89 @@ static int32_t draw(const double *cdf, int32_t n, double u)
     return lo;
 }
 
+/* X's columns cut to the model's vocabulary as the refit does it (tf_corpus_keep_terms,
+ * tf_corpus_restrict: rows re-normalised); X is replaced. */
+static int prune_terms(tf_csr *X, int k)
+{
+    int32_t *df = calloc((size_t)X->n_cols + 1, sizeof(int32_t));
+    int32_t *map = malloc(sizeof(int32_t) * ((size_t)X->n_cols + 1));
+    uint8_t *keep = malloc((size_t)X->n_cols + 1);
+    tf_csr out;
+    tf_err err = { 0 };
+    int rc = -1;
+
+    if (!df || !map || !keep)
+        goto done;
+    for (int64_t p = 0; p < csr_nnz(X); p++)
+        df[X->col_idx[p]]++;
+    tf_corpus_keep_terms(df, X->n_cols, X->n_rows, BENCH_MIN_DF, BENCH_MAX_DF, k, keep);
+    if (tf_corpus_restrict(X, keep, map, &out, &err) < 0)
+        goto done;
+    csr_free(X);
+    *X = out;
+    rc = 0;
+done:
+    free(df);
+    free(map);
+    free(keep);
+    return rc;
+}
+
+/* Raw counts in X's values to sublinear tf · smoothed idf (vocab.h's weights), rows L2. */
+static void weight_counts(tf_csr *X)
+{
+    int32_t *df = calloc((size_t)X->n_cols + 1, sizeof(int32_t));
+
+    for (int64_t p = 0; p < csr_nnz(X); p++)
+        df[X->col_idx[p]]++;
+    for (int32_t d = 0; d < X->n_rows; d++) {
+        double norm = 0.0;
+        for (int64_t p = X->row_ptr[d]; p < X->row_ptr[d + 1]; p++) {
+            double idf = log((1.0 + X->n_rows) / (1.0 + df[X->col_idx[p]])) + 1.0;
+            X->val[p] = (float)((1.0 + log(X->val[p])) * idf);
+            norm += (double)X->val[p] * X->val[p];
+        }
+        norm = norm > 0.0 ? 1.0 / sqrt(norm) : 0.0;
+        for (int64_t p = X->row_ptr[d]; p < X->row_ptr[d + 1]; p++)
+            X->val[p] = (float)(X->val[p] * norm);
+    }
+    free(df);
+}
+
+/* Row d from the n terms touched and their counts (which are reset), or, when the matrix
+ * is full, an empty row. */
+static void add_row(tf_csr *X, int32_t d, const int32_t *touched, int n, int32_t *count,
+                    int64_t *nnz, int64_t cap)
+{
+    for (int i = 0; i < n; i++) {
+        if (*nnz + n <= cap) {
+            X->col_idx[*nnz + i] = touched[i];
+            X->val[*nnz + i] = (float)count[touched[i]];
+        }
+        count[touched[i]] = 0;
+    }
+    if (*nnz + n <= cap)
+        *nnz += n;
+    X->row_ptr[d + 1] = *nnz;
+}
+
 #define PLANTED 30
 #define TOPIC_TERMS 600
 
-/* Documents mix 1-3 of PLANTED topics (each a Zipf law over its own random terms) with
- * a Zipf background over the whole vocabulary; ~110 tokens give ~80 distinct terms. */
-static int make_corpus(const bench_opts *o, tf_csr *X)
+/* The old generator (--planted): documents mix 1-3 of PLANTED topics (each a Zipf law
+ * over its own random terms) with a Zipf background over the whole vocabulary; ~110
+ * tokens give ~80 distinct terms. Kinder to the kernels than text: long, even rows. */
+static int make_planted(const bench_opts *o, tf_csr *X)
 {
     uint64_t rng = o->seed * 7919 + 1;
     int32_t T = o->terms, D = o->docs;
     double *bg = malloc(sizeof(double) * T), *tcdf = malloc(sizeof(double) * TOPIC_TERMS);
     int32_t *topic_terms = malloc(sizeof(int32_t) * PLANTED * TOPIC_TERMS);
     int32_t *count = calloc(T, sizeof(int32_t)), *touched = malloc(sizeof(int32_t) * 512);
-    int32_t *df = calloc(T, sizeof(int32_t));
     int64_t cap = (int64_t)D * 100, nnz = 0;
     tf_err err;
 
-    if (!bg || !tcdf || !topic_terms || !count || !touched || !df ||
-        csr_alloc(X, D, T, cap, &err) < 0)
+    if (!bg || !tcdf || !topic_terms || !count || !touched || csr_alloc(X, D, T, cap, &err) < 0)
         return -1;
     for (int32_t t = 0; t < T; t++)
         bg[t] = (t ? bg[t - 1] : 0.0) + 1.0 / pow(t + 1.0, 1.07);
@@ -88,34 +167,163 @@ static int make_corpus(const bench_opts *o, tf_csr *X)
             if (count[t]++ == 0 && n < 512)
                 touched[n++] = t;
         }
-        if (nnz + n > cap)
-            break;
-        for (int i = 0; i < n; i++) {
-            X->col_idx[nnz + i] = touched[i];
-            X->val[nnz + i] = (float)(1.0 + log(count[touched[i]]));
-            df[touched[i]]++;
-            count[touched[i]] = 0;
-        }
-        nnz += n;
-        X->row_ptr[d + 1] = nnz;
+        add_row(X, d, touched, n, count, &nnz, cap);
     }
-    for (int32_t d = 0; d < D; d++) {
-        double norm = 0.0;
-        for (int64_t p = X->row_ptr[d]; p < X->row_ptr[d + 1]; p++) {
-            X->val[p] *= (float)log((double)D / (1.0 + df[X->col_idx[p]]) + 1.0);
-            norm += (double)X->val[p] * X->val[p];
-        }
-        norm = norm > 0.0 ? 1.0 / sqrt(norm) : 0.0;
-        for (int64_t p = X->row_ptr[d]; p < X->row_ptr[d + 1]; p++)
-            X->val[p] = (float)(X->val[p] * norm);
-    }
+    weight_counts(X);
     free(bg);
     free(tcdf);
     free(topic_terms);
     free(count);
     free(touched);
-    free(df);
     return 0;
+}
+
+/* Shape of text (the default): a word's frequency follows Zipf's law over the whole
+ * vocabulary (exponent ZIPF_S: a few words in a large share of the documents, most in a
+ * handful), document lengths are log-normal (most short, a long tail), and each document
+ * draws most of its words from one or two of ZIPF_TOPICS topics, themselves Zipf laws over
+ * terms picked by the background law (so the heavy head is shared). Pruned with the
+ * workers' min_df/max_df, like the real corpus. */
+#define ZIPF_S 1.0
+#define ZIPF_TOPICS 60
+#define ZIPF_TOPIC_TERMS 2000
+#define ZIPF_LEN_MU 3.45    /* log tokens: median e^3.45 ≈ 31 tokens */
+#define ZIPF_LEN_SIGMA 0.75 /* mean ≈ 41 tokens, ~30 distinct terms after pruning */
+#define ZIPF_BACKGROUND 0.25
+#define ZIPF_MAX_TOKENS 2000
+
+static double normal(uint64_t *rng)
+{
+    double u1 = ((tf_rng_next(rng) >> 11) + 1.0) * 0x1.0p-53, u2 = tf_rng_unit(rng);
+
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static int make_zipf(const bench_opts *o, tf_csr *X)
+{
+    uint64_t rng = o->seed * 7919 + 1;
+    int32_t T = o->terms, D = o->docs;
+    double *bg = malloc(sizeof(double) * T), *tcdf = malloc(sizeof(double) * ZIPF_TOPIC_TERMS);
+    int32_t *topic_terms = malloc(sizeof(int32_t) * ZIPF_TOPICS * ZIPF_TOPIC_TERMS);
+    int32_t *count = calloc(T, sizeof(int32_t)), *touched = malloc(sizeof(int32_t) * ZIPF_MAX_TOKENS);
+    int64_t cap = (int64_t)D * 64, nnz = 0;
+    tf_err err;
+    int rc = -1;
+
+    if (!bg || !tcdf || !topic_terms || !count || !touched || csr_alloc(X, D, T, cap, &err) < 0)
+        goto done;
+    for (int32_t t = 0; t < T; t++)
+        bg[t] = (t ? bg[t - 1] : 0.0) + 1.0 / pow(t + 1.0, ZIPF_S);
+    for (int i = 0; i < ZIPF_TOPIC_TERMS; i++)
+        tcdf[i] = (i ? tcdf[i - 1] : 0.0) + 1.0 / pow(i + 1.0, ZIPF_S);
+    for (int j = 0; j < ZIPF_TOPICS; j++)
+        for (int i = 0; i < ZIPF_TOPIC_TERMS; i++)
+            topic_terms[j * ZIPF_TOPIC_TERMS + i] = draw(bg, T, tf_rng_unit(&rng));
+    for (int32_t d = 0; d < D; d++) {
+        int topics[2] = { (int)tf_rng_below(&rng, ZIPF_TOPICS), (int)tf_rng_below(&rng, ZIPF_TOPICS) };
+        int nt = tf_rng_unit(&rng) < 0.6 ? 1 : 2, n = 0;
+        double len = exp(ZIPF_LEN_MU + ZIPF_LEN_SIGMA * normal(&rng));
+        int tokens = len < 1.0 ? 1 : len > ZIPF_MAX_TOKENS ? ZIPF_MAX_TOKENS : (int)len;
+        for (int i = 0; i < tokens; i++) {
+            int32_t t;
+            if (tf_rng_unit(&rng) < ZIPF_BACKGROUND)
+                t = draw(bg, T, tf_rng_unit(&rng));
+            else
+                t = topic_terms[topics[tf_rng_below(&rng, (uint32_t)nt)] * ZIPF_TOPIC_TERMS +
+                                draw(tcdf, ZIPF_TOPIC_TERMS, tf_rng_unit(&rng))];
+            if (count[t]++ == 0)
+                touched[n++] = t;
+        }
+        add_row(X, d, touched, n, count, &nnz, cap);
+    }
+    weight_counts(X);
+    rc = prune_terms(X, o->k);
+done:
+    free(bg);
+    free(tcdf);
+    free(topic_terms);
+    free(count);
+    free(touched);
+    return rc;
+}
+
+/* --corpus: one JSON object per line with title and description (bench/quality_corpus.py
+ * writes them), `count` documents taken evenly over the file (all when count is 0 or
+ * larger), through the workers' text pipeline (engine/text, vocab, corpus) and vocabulary
+ * cut. */
+static int read_corpus(const bench_opts *o, tf_csr *X)
+{
+    FILE *f = fopen(o->corpus, "r");
+    char *line = NULL, **docs = NULL;
+    size_t cap = 0, n = 0, dcap = 0, *lens = NULL;
+    ssize_t got;
+    tf_json_object *js = tf_json_object_new();
+    tf_text_opts to = { .data_dir = tf_data_dir() };
+    tf_text *text = NULL;
+    tf_vocab *v = NULL;
+    tf_err err = { 0 };
+    int rc = -1;
+
+    if (!f || !js) {
+        perror(o->corpus);
+        goto done;
+    }
+    while ((got = getline(&line, &cap, f)) > 0) {
+        const tf_json_value *title, *desc;
+        if (tf_json_parse_object(js, line, (size_t)got, &err) < 0) {
+            fprintf(stderr, "%s: line %zu: %s\n", o->corpus, n + 1, err.msg);
+            goto done;
+        }
+        title = tf_json_get(js, "title");
+        desc = tf_json_get(js, "description");
+        if (n == dcap) {
+            dcap = dcap ? 2 * dcap : 4096;
+            docs = realloc(docs, sizeof(*docs) * dcap);
+            lens = realloc(lens, sizeof(*lens) * dcap);
+            if (!docs || !lens)
+                goto done;
+        }
+        lens[n] = (title && title->text ? title->len : 0) + 1 + (desc && desc->text ? desc->len : 0);
+        if (!(docs[n] = malloc(lens[n] + 1)))
+            goto done;
+        snprintf(docs[n], lens[n] + 1, "%.*s\n%.*s", title && title->text ? (int)title->len : 0,
+                 title && title->text ? title->text : "", desc && desc->text ? (int)desc->len : 0,
+                 desc && desc->text ? desc->text : "");
+        n++;
+    }
+    if (o->count > 0 && (size_t)o->count < n) {
+        /* Evenly spread: the file is ordered (by package name), a prefix would be one corner. */
+        for (size_t i = 0; i < (size_t)o->count; i++) {
+            size_t j = i * n / (size_t)o->count;
+            char *d = docs[j];
+            docs[j] = docs[i];
+            docs[i] = d;
+            size_t l = lens[j];
+            lens[j] = lens[i];
+            lens[i] = l;
+        }
+        for (size_t i = (size_t)o->count; i < n; i++)
+            free(docs[i]);
+        n = (size_t)o->count;
+    }
+    if (!(text = tf_text_new(&to, &err)) || !(v = tf_vocab_new(&err)) ||
+        tf_vocab_build_csr(v, text, (const char *const *)docs, lens, n, X, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", o->corpus, err.msg);
+        goto done;
+    }
+    rc = prune_terms(X, o->k);
+done:
+    for (size_t i = 0; i < n; i++)
+        free(docs[i]);
+    free(docs);
+    free(lens);
+    free(line);
+    tf_json_object_free(js);
+    tf_text_free(text);
+    tf_vocab_free(v);
+    if (f)
+        fclose(f);
+    return rc;
 }
 
 static int read_mtx(const char *path, tf_csr *X)
@@ -267,26 +475,76 @@ static int has_sklearn(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench-nmf [--k N] [--iters N] [--threads N] [--seed N] [--docs N] "
-                    "[--terms N] [--matrix FILE.mtx] [--no-sklearn]\n");
+    fprintf(stderr,
+            "usage: bench-nmf [--k N] [--iters N] [--inner N] [--threads N] [--seed N] [--no-sklearn]\n"
+            "                 [--docs N] [--terms N] [--planted] | --corpus FILE.jsonl [--count N] |\n"
+            "                 --matrix FILE.mtx\n");
+}
+
+/* User + system CPU time of the process: beside wall time, it shows what the fit cost
+ * when other programs share the cores. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+    return (x < y) - (x > y);
+}
+
+/* How heavy the head is: the share of non-zeros in the top 1 % of terms, the largest
+ * document frequency, and the median one. */
+static void print_shape(const tf_csr *X)
+{
+    int32_t *df = calloc((size_t)X->n_cols + 1, sizeof(int32_t));
+    int64_t head = 0;
+    int32_t top = X->n_cols / 100 > 0 ? X->n_cols / 100 : 1;
+
+    for (int64_t p = 0; p < csr_nnz(X); p++)
+        df[X->col_idx[p]]++;
+    qsort(df, (size_t)X->n_cols, sizeof(int32_t), cmp_desc);
+    for (int32_t t = 0; t < top; t++)
+        head += df[t];
+    printf("shape: top 1%% of terms hold %.0f%% of the non-zeros; document frequency max %.1f%%, "
+           "median %d\n", 100.0 * head / (double)csr_nnz(X), 100.0 * df[0] / X->n_rows,
+           df[X->n_cols / 2]);
+    free(df);
+}
+
+/* One line of the per-kernel table: seconds, share of the fit, GFLOP/s. */
+static void print_phase(const char *name, const nmf_phase *ph, double fit_s, int iters)
+{
+    printf("  %-30s %9.3f %9.5f %6.1f%% %9.2f\n", name, ph->seconds, ph->seconds / iters,
+           100.0 * ph->seconds / fit_s, ph->seconds > 0 ? ph->flops / ph->seconds * 1e-9 : 0.0);
 }
 
 int main(int argc, char **argv)
 {
     bench_opts o = { .k = 20, .iters = 200, .threads = 2, .seed = 1, .docs = 50000,
-                     .terms = 20000, .matrix = NULL, .sklearn = 1 };
+                     .terms = 35000, .sklearn = 1 };
     tf_csr X = { 0 };
     nmf_batch_opts bo;
     nmf_batch_result res;
     tf_err err = { 0 };
-    double *W, *H, *G, *Hf, dpeak, speak, fit_s, fold_s, sk_s = 0, sk_e = 0;
+    double *W, *H, *G, *Hf, dpeak, speak, fit_s, cpu_s, fold_s, sk_s = 0, sk_e = 0, t0;
     int32_t fold_docs;
     nmf_fold_info info;
+    int terms_set = 0, its;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-sklearn")) {
             o.sklearn = 0;
+            continue;
+        }
+        if (!strcmp(a, "--planted")) {
+            o.planted = 1;
             continue;
         }
         if (!v) {
@@ -297,6 +555,8 @@ int main(int argc, char **argv)
             o.k = atoi(v);
         else if (!strcmp(a, "--iters"))
             o.iters = atoi(v);
+        else if (!strcmp(a, "--inner"))
+            o.inner = atoi(v);
         else if (!strcmp(a, "--threads"))
             o.threads = atoi(v);
         else if (!strcmp(a, "--seed"))
@@ -304,29 +564,43 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--docs"))
             o.docs = atoi(v);
         else if (!strcmp(a, "--terms"))
-            o.terms = atoi(v);
+            o.terms = atoi(v), terms_set = 1;
         else if (!strcmp(a, "--matrix"))
             o.matrix = v;
+        else if (!strcmp(a, "--corpus"))
+            o.corpus = v;
+        else if (!strcmp(a, "--count"))
+            o.count = atoi(v);
         else {
             usage();
             return 2;
         }
         i++;
     }
-    if (o.k < 1 || o.iters < 1 || o.threads < 1 || o.docs < 1 || o.terms < 1) {
+    if (o.planted && !terms_set)
+        o.terms = 20000;
+    if (o.k < 1 || o.iters < 1 || o.threads < 1 || o.docs < 1 || o.terms < 1 || o.count < 0 ||
+        (o.matrix && o.corpus)) {
         usage();
         return 2;
     }
     openblas_set_num_threads(o.threads);
-    if (o.matrix ? read_mtx(o.matrix, &X) : make_corpus(&o, &X)) {
+    t0 = tf_now();
+    if (o.matrix ? read_mtx(o.matrix, &X)
+        : o.corpus ? read_corpus(&o, &X)
+        : o.planted ? make_planted(&o, &X)
+        : make_zipf(&o, &X)) {
         fprintf(stderr, "bench-nmf: cannot build the input matrix\n");
         return 1;
     }
-    printf("input: %s, %d docs x %d terms, %lld non-zeros (%.1f per doc)\n",
-           o.matrix ? o.matrix : "synthetic", X.n_rows, X.n_cols, (long long)csr_nnz(&X),
-           (double)csr_nnz(&X) / X.n_rows);
-    printf("k=%d iters=%d threads=%d seed=%llu (2-core machine shared with other builds: "
-           "timings are noisy)\n", o.k, o.iters, o.threads, (unsigned long long)o.seed);
+    printf("input: %s, %d docs x %d terms, %lld non-zeros (%.1f per doc), built in %.1f s\n",
+           o.matrix ? o.matrix : o.corpus ? o.corpus : o.planted ? "synthetic (planted topics)"
+           : "synthetic (Zipf terms, log-normal lengths, min_df 2, max_df 0.95)",
+           X.n_rows, X.n_cols, (long long)csr_nnz(&X), (double)csr_nnz(&X) / X.n_rows,
+           tf_now() - t0);
+    print_shape(&X);
+    printf("k=%d iters=%d inner=%d (0: auto) threads=%d seed=%llu (2-core machine shared with other builds: "
+           "timings are noisy)\n", o.k, o.iters, o.inner, o.threads, (unsigned long long)o.seed);
 
     W = malloc(sizeof(double) * (size_t)X.n_cols * o.k);
     H = malloc(sizeof(double) * (size_t)X.n_rows * o.k);
@@ -336,35 +610,49 @@ int main(int argc, char **argv)
     bo.tol = 0.0;
     bo.seed = o.seed;
     bo.threads = o.threads;
+    bo.inner_passes = o.inner;
+    cpu_s = cpu_seconds();
     if (nmf_batch_fit(&X, &bo, W, H, &res, &err) < 0) {
         fprintf(stderr, "bench-nmf: %s\n", err.msg);
         return 1;
     }
+    cpu_s = cpu_seconds() - cpu_s;
     fit_s = res.seconds_init + res.seconds_iter;
+    its = res.iterations ? res.iterations : 1;
 
     /* Fold-in on one thread, the stream path's unit of work. */
     fold_docs = X.n_rows < 20000 ? X.n_rows : 20000;
     Hf = malloc(sizeof(double) * (size_t)fold_docs * o.k);
     {
         tf_csr head = X;
-        double t0 = tf_now();
+        double t1 = tf_now();
         head.n_rows = fold_docs;
         nmf_gram(W, X.n_cols, o.k, G, NULL);
         if (nmf_fold_in(W, X.n_cols, o.k, G, &head, NULL, Hf, &info, &err) < 0) {
             fprintf(stderr, "bench-nmf: %s\n", err.msg);
             return 1;
         }
-        fold_s = tf_now() - t0;
+        fold_s = tf_now() - t1;
     }
     /* After the fit: OpenBLAS's workers spin for a while after a call, and would compete
      * with the fit's own threads. */
     dpeak = gemm_peak(1024, 0);
     speak = gemm_peak(1024, 1);
 
+    printf("\nper kernel (whole fit)            seconds  s/iter  share    GFLOP/s\n");
+    print_phase("init (NNDSVDa)", &res.init, fit_s, 1);
+    print_phase("X.W (sparse, H half)", &res.xw, fit_s, its);
+    print_phase("X^T.H (sparse, W half)", &res.xth, fit_s, its);
+    print_phase("Gram WtW, HtH (dsyrk, k>256)", &res.gram, fit_s, its);
+    print_phase("HALS W (+Gram, normalise)", &res.cd_w, fit_s, its);
+    print_phase("HALS H (+Gram, error cross)", &res.cd_h, fit_s, its);
+    print_phase("error (k^2 sum)", &res.err, fit_s, its);
+    printf("  %-30s %9.3f\n", "set-up (transpose, plans)", res.seconds_init - res.init.seconds);
     printf("\n%-34s %14s\n", "measure", "value");
     printf("%-34s %14.3f\n", "init (NNDSVDa) seconds", res.seconds_init);
-    printf("%-34s %14.4f\n", "refit seconds per iteration", res.seconds_iter / (res.iterations ? res.iterations : 1));
+    printf("%-34s %14.4f\n", "refit seconds per iteration", res.seconds_iter / its);
     printf("%-34s %14.3f\n", "refit seconds total", fit_s);
+    printf("%-34s %14.3f\n", "refit CPU seconds (all threads)", cpu_s);
     printf("%-34s %14.2f\n", "achieved GFLOP/s (fit)", res.flops / fit_s * 1e-9);
     printf("%-34s %14.2f\n", "OpenBLAS dgemm 1024^3 GFLOP/s", dpeak);
     printf("%-34s %14.2f\n", "OpenBLAS sgemm 1024^3 GFLOP/s", speak);

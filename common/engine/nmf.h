@@ -137,6 +137,13 @@ typedef struct nmf_batch_opts {
     void *progress_ctx;
 } nmf_batch_opts;
 
+/* Wall time and floating-point operations of one kernel of the fit, summed over the
+ * iterations (tf_now() around each call: a few clock reads per iteration). */
+typedef struct nmf_phase {
+    double seconds;
+    double flops;
+} nmf_phase;
+
 typedef struct nmf_batch_result {
     int iterations;      /* outer iterations done */
     double error;        /* ‖X − H Wᵀ‖_F at the end, exact (not sampled) */
@@ -145,6 +152,14 @@ typedef struct nmf_batch_result {
     double seconds_init; /* wall time of the initialisation */
     double seconds_iter; /* wall time of the iterations */
     double flops;        /* floating-point operations done, for GFLOP/s reports */
+    /* Where the time went. init is the NNDSVDa initialisation (within seconds_init, which
+     * also holds the set-up: transposing and planning); the others split seconds_iter.
+     * gram is the k × k Gram matrices WᵀW and HᵀH when they run as dsyrk (k > 256); for
+     * smaller k they are accumulated inside the coordinate descent's pass and counted in
+     * cd_w and cd_h, like the error's cross term. err is the rest of the exact error (the
+     * k² sum). xw and xth share a fused pass with cd_h and cd_w: its wall time is split
+     * in the ratio of the threads' own clocks. */
+    nmf_phase init, xw, xth, gram, cd_w, cd_h, err;
 } nmf_batch_result;
 
 nmf_batch_opts nmf_batch_defaults(int k);
@@ -152,7 +167,7 @@ nmf_batch_opts nmf_batch_defaults(int k);
 /* Fit X (docs × terms) ≈ H Wᵀ: NNDSVDa initialisation from a randomized truncated SVD,
  * then alternating HALS updates of W and H. W (X->n_cols × k) and H (X->n_rows × k) are
  * caller-allocated outputs; W's columns end with unit L2 norm. Deterministic for a given
- * seed and thread count. The error never increases from one iteration to the next.
+ * seed (and OpenBLAS thread setting): opts->threads does not change the result. The error never increases from one iteration to the next.
  * Returns 0, or -1 with err set (k < 1, k > min(docs, terms), X empty or malformed, no
  * memory). res may be NULL. */
 int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double *H,

@@ -1,11 +1,12 @@
 /*
- * par.c - par_for: one pthread per part, created and joined per call. The numeric
- * calls it serves take milliseconds, so a pool would save nothing measurable and would
- * add state that outlives the call.
+ * par.c - par_for and par_for_parts: one pthread per part or worker, created and joined
+ * per call. The numeric calls they serve take milliseconds, so a pool would save nothing
+ * measurable and would add state that outlives the call.
  */
 #include "engine/par.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 typedef struct par_job {
@@ -87,4 +88,51 @@ int par_for(int64_t n, int threads, const int64_t *cost, par_range_fn fn, void *
         }
     }
     return parts;
+}
+
+typedef struct par_parts_job {
+    par_part_fn fn;
+    void *ctx;
+    const int64_t *bounds;
+    int parts;
+    atomic_int next;
+} par_parts_job;
+
+typedef struct par_worker {
+    par_parts_job *job;
+    int worker;
+} par_worker;
+
+static void *par_parts_run(void *arg)
+{
+    par_worker *w = arg;
+    par_parts_job *job = w->job;
+    int p;
+
+    while ((p = atomic_fetch_add(&job->next, 1)) < job->parts)
+        job->fn(job->ctx, w->worker, p, job->bounds[p], job->bounds[p + 1]);
+    return NULL;
+}
+
+void par_for_parts(int parts, const int64_t *bounds, int threads, par_part_fn fn, void *ctx)
+{
+    par_parts_job job = { .fn = fn, .ctx = ctx, .bounds = bounds, .parts = parts };
+    par_worker workers[PAR_MAX_THREADS];
+    pthread_t tids[PAR_MAX_THREADS];
+    int started[PAR_MAX_THREADS];
+    int n = threads < 1 ? 1 : threads > PAR_MAX_THREADS ? PAR_MAX_THREADS : threads;
+
+    if (n > parts)
+        n = parts > 0 ? parts : 1;
+    atomic_init(&job.next, 0);
+    for (int w = 0; w < n; w++)
+        workers[w] = (par_worker){ .job = &job, .worker = w };
+    for (int w = 1; w < n; w++)
+        started[w] = pthread_create(&tids[w], NULL, par_parts_run, &workers[w]) == 0;
+    /* Worker 0 is the calling thread; a worker that could not start leaves its share to
+     * the others through the counter. */
+    par_parts_run(&workers[0]);
+    for (int w = 1; w < n; w++)
+        if (started[w])
+            pthread_join(tids[w], NULL);
 }

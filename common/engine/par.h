@@ -1,9 +1,11 @@
 /*
- * par.h - a deterministic parallel loop over row ranges for the numeric kernels.
+ * par.h - deterministic parallel loops over row ranges for the numeric kernels.
  *
- * The rows [0, n) are cut into `threads` contiguous ranges whose boundaries depend only
- * on n, the thread count and the optional cost prefix sums, so a kernel that writes each
- * row from one thread gives bit-identical results for a given thread count.
+ * par_for cuts the rows [0, n) into `threads` contiguous ranges whose boundaries depend
+ * only on n, the thread count and the optional cost prefix sums, so a kernel that writes
+ * each row from one thread gives bit-identical results for a given thread count.
+ * par_for_parts hands out many fixed parts dynamically instead, for kernels that keep
+ * one partial result per part.
  */
 #ifndef TF_PAR_H
 #define TF_PAR_H
@@ -26,5 +28,17 @@ int par_for(int64_t n, int threads, const int64_t *cost, par_range_fn fn, void *
 /* The boundaries par_for would use: bounds[0..parts], parts returned. bounds has room
  * for threads + 1 entries. */
 int par_split(int64_t n, int threads, const int64_t *cost, int64_t *bounds);
+
+/* fn(ctx, worker, part, begin, end): rows [begin, end) of one part, on worker thread
+ * `worker` (in [0, threads): the index of per-thread scratch). */
+typedef void (*par_part_fn)(void *ctx, int worker, int part, int64_t begin, int64_t end);
+
+/* Run fn over the parts [bounds[p], bounds[p + 1]) for p in [0, parts), handed out in
+ * order to up to `threads` threads as each finishes its previous part: a thread that the
+ * system deschedules, or one with heavier rows, takes fewer parts. Which thread runs a
+ * part varies from run to run, so fn must write its results per part (never per
+ * worker) for them to be reproducible; they then do not depend on the thread count
+ * either. threads <= 1 runs inline. */
+void par_for_parts(int parts, const int64_t *bounds, int threads, par_part_fn fn, void *ctx);
 
 #endif

@@ -8,7 +8,7 @@
  * so C is bit-identical for any thread count.
  *
  * A plan serves repeated products with one A (the iterations of a batch fit): it cuts
- * B's rows into tiles that fit in L2 and regroups each row of A by tile, so a pass over one
+ * B's rows into tiles that fit in the last-level cache and regroups each row of A by tile, so a pass over one
  * tile gathers from cache instead of memory. A planned product sums each row tile by tile
  * (in column order within a tile when A's rows are sorted), so it is also bit-identical for
  * any thread count, though not always to spmm's order.
