@@ -13,7 +13,8 @@
 #include "base/config.h"
 
 typedef struct fuzz_config {
-    const char *pg_url, *amqp_url, *log_level, *name;
+    const char *pg_url, *amqp_url, *log_level, *log_format, *name;
+    tf_amqp_tls amqp_tls;
     long count, max_message;
     double ratio, timeout;
     int json;
