@@ -232,15 +232,18 @@ int applier_prepare_item(applier *a, work_item *item, tf_err *err)
     return rc;
 }
 
+/* Count an item's terms again against the vocabulary held now (its text is kept for it). */
+static int recount(applier *a, work_item *item, tf_err *err)
+{
+    item->bag.n = 0;
+    return count_terms(a, item, err) < 0 ? -1 : 0;
+}
+
 int applier_recount(applier *a, work_item *items, size_t n, tf_err *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].text)
-            continue; /* a deletion counts nothing */
-        items[i].bag.n = 0;
-        if (count_terms(a, &items[i], err) < 0)
+    for (size_t i = 0; i < n; i++)
+        if (items[i].text && recount(a, &items[i], err) < 0) /* a deletion counts nothing */
             return -1;
-    }
     return 0;
 }
 
@@ -265,8 +268,7 @@ int applier_resolve_terms(applier *a, PGconn *conn, work_item *items, size_t n, 
     for (size_t i = 0; i < n; i++) {
         if (!items[i].unknown_terms)
             continue;
-        items[i].bag.n = 0;
-        if (count_terms(a, &items[i], err) < 0)
+        if (recount(a, &items[i], err) < 0)
             goto done;
         if (items[i].unknown_terms) {
             tf_err_set(err, "term ids could not be resolved for document %s", items[i].doc_id);

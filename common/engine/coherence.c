@@ -11,26 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The top (at most) `top` terms of column j with a positive weight, by weight descending. */
-static int top_terms(const double *W, int32_t n_terms, int k, int j, int top, int32_t *out)
-{
-    int n = 0;
-
-    for (int32_t t = 0; t < n_terms; t++) {
-        double w = W[(size_t)t * (size_t)k + (size_t)j];
-        int pos;
-
-        if (!(w > 0) || (n == top && w <= W[(size_t)out[n - 1] * (size_t)k + (size_t)j]))
-            continue;
-        pos = n < top ? n++ : top - 1;
-        while (pos > 0 && W[(size_t)out[pos - 1] * (size_t)k + (size_t)j] < w) {
-            out[pos] = out[pos - 1];
-            pos--;
-        }
-        out[pos] = t;
-    }
-    return n;
-}
+#include "engine/nmf.h"
 
 static double npmi(double n_docs, double ni, double nj, double nij)
 {
@@ -72,7 +53,7 @@ int tf_coherence_npmi(const tf_csr *X, const double *W, int32_t n_terms, int k, 
     for (int32_t t = 0; t < terms; t++)
         slot_of[t] = -1;
     for (int j = 0; j < k; j++) {
-        n_top[j] = top_terms(W, terms, k, j, top, tops + (size_t)j * (size_t)top);
+        n_top[j] = nmf_top_terms(W, terms, k, j, top, 0, tops + (size_t)j * (size_t)top, NULL);
         for (int a = 0; a < n_top[j]; a++) {
             int32_t t = tops[(size_t)j * (size_t)top + (size_t)a];
             if (slot_of[t] < 0)

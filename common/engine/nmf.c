@@ -186,6 +186,31 @@ int nmf_check_k(int k, tf_err *err)
     return 0;
 }
 
+int nmf_top_terms(const double *W, int32_t n_terms, int k, int j, int top, double min_weight,
+                  int32_t *ids, double *w)
+{
+    int n = 0;
+
+#define TOP_W(r) W[(size_t)ids[r] * (size_t)k + (size_t)j]
+    for (int32_t t = 0; t < n_terms; t++) {
+        double x = W[(size_t)t * (size_t)k + (size_t)j];
+        int pos;
+
+        if (!(x > 0) || x < min_weight || (n == top && x <= TOP_W(n - 1)))
+            continue;
+        pos = n < top ? n++ : top - 1;
+        while (pos > 0 && TOP_W(pos - 1) < x) {
+            ids[pos] = ids[pos - 1];
+            pos--;
+        }
+        ids[pos] = t;
+    }
+    for (int r = 0; w && r < n; r++)
+        w[r] = TOP_W(r);
+#undef TOP_W
+    return n;
+}
+
 int nmf_gram(const double *W, int32_t n_terms, int k, double *G, tf_err *err)
 {
     if (nmf_check_k(k, err) < 0)

@@ -36,6 +36,13 @@ typedef struct nmf_fold_info {
 /* Defaults used when a NULL nmf_fold_opts is passed. */
 nmf_fold_opts nmf_fold_defaults(void);
 
+/* The (at most) `top` heaviest terms of topic j of W (n_terms × k), heaviest first, among
+ * the weights >= min_weight (0 excluded either way): their ids, and their weights into w
+ * when w is not NULL. Returns how many. Topic lists, their stored names and coherence all
+ * pick terms this one way. */
+int nmf_top_terms(const double *W, int32_t n_terms, int k, int j, int top, double min_weight,
+                  int32_t *ids, double *w);
+
 /* G = WᵀW (k × k, full symmetric), the Gram matrix shared by every fold-in against the
  * same W: compute it once per model version. */
 int nmf_gram(const double *W, int32_t n_terms, int k, double *G, tf_err *err);

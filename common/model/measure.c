@@ -65,7 +65,7 @@ int tf_model_measure(PGconn *conn, const char *worker, tf_model_quality *q, tf_e
     tf_model m;
     tf_csr X;
     PGresult *res = NULL;
-    double *H = NULL, error = 0, start = tf_now();
+    double *H = NULL, error = 0, x_norm, start = tf_now();
     long long n_terms = 0, done_before = 0;
     int rc = -1, skip = 0;
 
@@ -131,10 +131,11 @@ int tf_model_measure(PGconn *conn, const char *worker, tf_model_quality *q, tf_e
     if (nmf_error(&X, m.W, m.n_terms, H, m.k, 1, &error, err) < 0 ||
         tf_coherence_npmi(&X, m.W, m.n_terms, m.k, TF_COHERENCE_TOP, &q->coherence, err) < 0)
         goto done;
+    x_norm = sqrt(csr_sqnorm(&X));
     q->version = m.version;
     q->epoch = m.epoch;
     q->docs = X.n_rows;
-    q->relative_error = csr_sqnorm(&X) > 0 ? error / sqrt(csr_sqnorm(&X)) : 0;
+    q->relative_error = x_norm > 0 ? error / x_norm : 0;
     q->seconds = tf_now() - start;
     rc = record(conn, worker, q, err);
 done:

@@ -111,29 +111,6 @@ done:
     return rc;
 }
 
-/* The `top` heaviest terms of topic j, by insertion into a small sorted array. */
-static int top_terms(const tf_model *m, int j, int top, int32_t *ids, double *w)
-{
-    int n = 0;
-
-    for (int32_t t = 0; t < m->n_terms; t++) {
-        double x = m->W[(size_t)t * (size_t)m->k + (size_t)j];
-        int pos;
-        /* Below float's range a weight is stored as real: treat it as the zero it is. */
-        if (x < FLT_MIN || (n == top && x <= w[n - 1]))
-            continue;
-        pos = n < top ? n++ : top - 1;
-        while (pos > 0 && w[pos - 1] < x) {
-            w[pos] = w[pos - 1];
-            ids[pos] = ids[pos - 1];
-            pos--;
-        }
-        w[pos] = x;
-        ids[pos] = t;
-    }
-    return n;
-}
-
 static int save_topic_terms(PGconn *conn, const tf_model *m, const tf_vocab *v, int top,
                             tf_err *err)
 {
@@ -158,7 +135,8 @@ static int save_topic_terms(PGconn *conn, const tf_model *m, const tf_vocab *v, 
     tf_buf_append(&terms, "{", 1);
     tf_buf_append(&weights, "{", 1);
     for (int j = 0; j < m->k; j++) {
-        int n = top_terms(m, j, top, ids, w);
+        /* Below float's range a weight is stored as real: treat it as the zero it is. */
+        int n = nmf_top_terms(m->W, m->n_terms, m->k, j, top, FLT_MIN, ids, w);
         for (int r = 0; r < n; r++) {
             size_t len = 0;
             const char *term = tf_vocab_term(v, ids[r], &len);
