@@ -17,7 +17,7 @@
 
 typedef struct track_config {
     const char *pg_url, *log_level, *log_format;
-    const char *id, *text, *aggregate;
+    const char *id, *text, *aggregate, *capture;
 } track_config;
 
 static const tf_option track_options[] = {
@@ -31,6 +31,7 @@ static const tf_option track_options[] = {
      "aggregate type, [a-z][a-z0-9_]*; routing keys are <aggregate>.<event> "
      "(default: the table name singularised)",
      offsetof(track_config, aggregate), 0, 0},
+    TF_OPTIONS_CAPTURE(track_config),
 };
 #define N_TRACK_OPTIONS (sizeof(track_options) / sizeof(track_options[0]))
 
@@ -38,7 +39,11 @@ static const char track_description[] =
     "Attaches topicflow's capture triggers to TABLE: from now on every committed insert, delete,\n"
     "and update of a --text column writes one event to topicflow.outbox in the same transaction.\n"
     "Rows already in the table emit nothing until they change. Running it again on the same\n"
-    "table replaces its columns and aggregate type. The aggregate type defaults to the table\n"
+    "table replaces its columns, aggregate type and capture mode. With --capture wal there are\n"
+    "no triggers: the table joins the publication topicflow_capture with REPLICA IDENTITY FULL,\n"
+    "the database's replication slot is created if missing (wal_level must be logical), and\n"
+    "topicflow-producer --capture wal publishes the same events from the log. The aggregate\n"
+    "type defaults to the table\n"
     "name without schema, lower-cased and naively singularised (jobs -> job,\n"
     "companies -> company, addresses -> address); give --aggregate when that is wrong.";
 
@@ -122,7 +127,7 @@ int cli_track(int argc, char **argv)
     PGconn *conn = NULL;
     PGresult *res = NULL;
     char *columns = NULL, aggregate[128];
-    const char *params[4];
+    const char *params[5];
     tf_err err;
     int first, n_columns, rc;
 
@@ -138,6 +143,8 @@ int cli_track(int argc, char **argv)
         return cli_error("track", CLI_USAGE, "--id is required (see --help)");
     if (!cfg.text)
         return cli_error("track", CLI_USAGE, "--text is required (see --help)");
+    if (tf_capture_parse(cfg.capture, &n_columns, &err) < 0)
+        return cli_error("track", CLI_USAGE, "%s", err.msg);
     columns = array_literal(cfg.text, &n_columns);
     if (!columns)
         return cli_error("track", CLI_USAGE, "--text '%s' has an empty column name", cfg.text);
@@ -170,8 +177,9 @@ int cli_track(int argc, char **argv)
     params[1] = cfg.id;
     params[2] = columns;
     params[3] = aggregate;
-    res = PQexecParams(conn, "select topicflow.track($1::regclass, $2, $3::text[], $4)", 4, NULL,
-                       params, NULL, NULL, 0);
+    params[4] = cfg.capture;
+    res = PQexecParams(conn, "select topicflow.track($1::regclass, $2, $3::text[], $4, $5)", 5,
+                       NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, &err) < 0) {
         res = NULL;
         goto fail;
@@ -179,7 +187,7 @@ int cli_track(int argc, char **argv)
     PQclear(res);
     res = PQexecParams(conn,
                        "select format('%I.%I', n.nspname, c.relname), t.id_column,"
-                       "       array_to_string(t.text_columns, ', '), t.aggregate_type"
+                       "       array_to_string(t.text_columns, ', '), t.aggregate_type, t.capture"
                        "  from pg_class c"
                        "  join pg_namespace n on n.oid = c.relnamespace"
                        "  join topicflow.tracked_tables t on t.source = format('%I.%I', n.nspname, c.relname)"
@@ -193,8 +201,9 @@ int cli_track(int argc, char **argv)
         tf_err_set(&err, "%s is not in topicflow.tracked_tables after tracking it", argv[first]);
         goto fail;
     }
-    printf("tracking %s: aggregate %s, id column %s, text columns %s\n", PQgetvalue(res, 0, 0),
-           PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    printf("tracking %s: aggregate %s, id column %s, text columns %s, capture %s\n",
+           PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 1),
+           PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
     rc = CLI_OK;
     goto done;
 fail:

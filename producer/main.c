@@ -18,6 +18,7 @@
 #include "outbox.h"
 #include "producer_metrics.h"
 #include "publisher.h"
+#include "wal_capture.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
 #include "base/backoff.h"
@@ -46,6 +47,8 @@ typedef struct producer_config {
     double reconnect_max_s;
     long in_flight;
     long max_message;
+    const char *capture, *slot;
+    long slot_warn;
 } producer_config;
 
 static const tf_option producer_options[] = {
@@ -71,6 +74,13 @@ static const tf_option producer_options[] = {
      offsetof(producer_config, in_flight), 1, MAX_SLOTS},
     TF_OPTIONS_MAX_MESSAGE(producer_config, max_message,
                            "larger messages are set aside (topicflow outbox list), not published"),
+    TF_OPTIONS_CAPTURE(producer_config),
+    {"slot", "TOPICFLOW_SLOT", TF_OPT_STRING, NULL,
+     "capture wal: the logical replication slot (default: topicflow.capture_slot(), "
+     "topicflow_<database>)", offsetof(producer_config, slot), 0, 0},
+    {"slot-warn", "TOPICFLOW_SLOT_WARN", TF_OPT_SIZE, "1GiB",
+     "capture wal: warn when the slot retains more WAL than this (0: never)",
+     offsetof(producer_config, slot_warn), 0, 1L << 50},
 };
 #define N_OPTIONS (sizeof(producer_options) / sizeof(producer_options[0]))
 
@@ -552,7 +562,11 @@ int main(int argc, char **argv)
     rc = tf_config_daemon("topicflow-producer",
                           "Publishes every event of topicflow.outbox to the RabbitMQ exchange "
                           "topicflow.events,\nat least once and in id order, marking each "
-                          "published once the broker confirmed it.",
+                          "published once the broker confirmed it.\nWith --capture wal it "
+                          "reads the database's logical replication slot instead (tables\n"
+                          "tracked with topicflow track --capture wal) and publishes each "
+                          "committed change in\ncommit order, moving the slot past a "
+                          "transaction once the broker confirmed all of it.",
                           producer_options, N_OPTIONS, &p.cfg, argc, argv, &level);
     if (rc)
         return rc == 1 ? 0 : rc;
@@ -573,9 +587,20 @@ int main(int argc, char **argv)
     }
     tf_progress_init(&p.progress, 10, tf_now());
     p.n_slots = (int)p.cfg.in_flight;
-    log_info("starting", "version=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION, p.cfg.batch,
+    log_info("starting", "version=%s capture=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION,
+             p.cfg.capture, p.cfg.batch,
              p.cfg.metrics_addr ? tf_log_q(p.cfg.metrics_addr) : "off");
-    run(&p);
+    if (strcmp(p.cfg.capture, "wal") == 0) {
+        /* --batch is the confirm window here: the messages awaiting confirms at most. */
+        wal_capture_config wc = {p.cfg.pg_url, p.cfg.amqp_url, &p.cfg.amqp_tls,
+                                 (int)p.cfg.heartbeat_s, &p.cfg.topology,
+                                 p.cfg.confirm_timeout_s, p.cfg.reconnect_max_s,
+                                 (size_t)p.cfg.batch * (size_t)p.cfg.in_flight,
+                                 (size_t)p.cfg.max_message, p.cfg.slot, p.cfg.slot_warn};
+        wal_capture_run(&wc, &p.metrics);
+    } else {
+        run(&p);
+    }
     log_info("stopped", "published_total=%llu set_aside_total=%llu", p.published, p.set_aside);
     for (int i = 0; i < p.n_slots; i++) {
         outbox_batch_free(&p.slots[i].batch);

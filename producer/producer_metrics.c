@@ -39,6 +39,20 @@ int producer_metrics_init(producer_metrics *pm, tf_err *err)
     pm->reconnects = tf_metrics_counter(
         m, "topicflow_reconnects_total",
         "Connections to PostgreSQL and RabbitMQ re-established after a loss.", NULL, NULL, err);
+    pm->slot_lag_bytes = tf_metrics_gauge(
+        m, "topicflow_capture_slot_lag_bytes",
+        "capture wal: WAL bytes between the server's position and the slot's confirmed one "
+        "(sampled every 5 s).", NULL, NULL, err);
+    pm->slot_lag_seconds = tf_metrics_gauge(
+        m, "topicflow_capture_slot_lag_seconds",
+        "capture wal: seconds since every change was published and confirmed to the slot, "
+        "0 when caught up (sampled every 5 s).", NULL, NULL, err);
+    pm->slot_retained_bytes = tf_metrics_gauge(
+        m, "topicflow_capture_slot_retained_bytes",
+        "capture wal: WAL bytes the slot keeps on the server (sampled every 5 s).", NULL, NULL,
+        err);
+    if (!pm->slot_lag_bytes || !pm->slot_lag_seconds || !pm->slot_retained_bytes)
+        return -1;
     if (!pm->published || !pm->batches || !pm->confirm_seconds || !pm->set_aside ||
         !pm->outbox_pending || !pm->outbox_oldest_age_s || !pm->reconnects)
         return -1;

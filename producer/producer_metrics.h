@@ -18,6 +18,9 @@ typedef struct producer_metrics {
     tf_counter *reconnects;       /* connections re-established after a loss */
     tf_histogram *confirm_seconds; /* a batch's submit to its last confirm */
     tf_gauge *outbox_pending, *outbox_oldest_age_s;
+    /* capture wal: the slot's confirmed position behind the server's WAL, in bytes and in
+     * seconds since the producer was last caught up; the WAL the slot keeps on disk */
+    tf_gauge *slot_lag_bytes, *slot_lag_seconds, *slot_retained_bytes;
 } producer_metrics;
 
 /* Registers every metric (the registry starts unready: not connected yet). 0 ok, -1 with

@@ -99,11 +99,9 @@ static void on_return(void *ctx, const char *message_id, size_t len)
     }
 }
 
-/* 1 published, 0 rejected (too large), -1 failure. */
-static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
-                         uint64_t *tag, tf_err *err)
+int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_t *tag,
+                   size_t *len_out, tf_err *err)
 {
-    const tf_event *ev = &batch->events[i];
     char id[24], rkey[256], *body = NULL;
     const char *type = tf_event_type_name(ev->type);
     amqp_table_entry_t header;
@@ -113,11 +111,9 @@ static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max
 
     if (tf_event_encode(ev, &body, &len, err) < 0)
         return -1;
+    *len_out = len;
     if (len > max_message) {
         free(body);
-        if (outbox_reject(batch, i, "message of %zu bytes exceeds --max-message (%zu bytes)", len,
-                          max_message) < 0)
-            return tf_err_set(err, "out of memory");
         return 0;
     }
     snprintf(id, sizeof(id), "%lld", (long long)ev->id);
@@ -140,6 +136,19 @@ static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max
     rc = tf_broker_publish(b, TF_EXCHANGE_EVENTS, rkey, &props, body, len, tag, err);
     free(body);
     return rc < 0 ? -1 : 1;
+}
+
+/* 1 published, 0 rejected (too large), -1 failure. */
+static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
+                         uint64_t *tag, tf_err *err)
+{
+    size_t len = 0;
+    int rc = publisher_send(b, &batch->events[i], max_message, tag, &len, err);
+
+    if (rc == 0 && outbox_reject(batch, i, "message of %zu bytes exceeds --max-message (%zu bytes)",
+                                 len, max_message) < 0)
+        return tf_err_set(err, "out of memory");
+    return rc;
 }
 
 int publisher_submit(publisher *p, tf_broker *b, outbox_batch *batch, size_t max_message,

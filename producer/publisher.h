@@ -39,6 +39,12 @@ int publisher_settle_oldest(publisher *p, tf_broker *b, double timeout_s, const 
  * (a subset of those not in *acked; the others were returned as unroutable). */
 size_t publisher_last_nacked(const publisher *p);
 
+/* One event as its message (the properties and routing key every mode uses), published
+ * without waiting for its confirm. 1 published with *tag, 0 not published because the
+ * message of *len bytes exceeds max_message, -1 failure. */
+int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_t *tag,
+                   size_t *len, tf_err *err);
+
 /* Forget everything in flight (after the connection was lost: those confirms never come). */
 void publisher_reset(publisher *p);
 

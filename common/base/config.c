@@ -577,6 +577,17 @@ int tf_config_log_level(const tf_option *opts, size_t n_opts, const void *cfg,
     return 0;
 }
 
+int tf_capture_parse(const char *s, int *wal, tf_err *err)
+{
+    if (s && strcmp(s, "outbox") == 0)
+        *wal = 0;
+    else if (s && strcmp(s, "wal") == 0)
+        *wal = 1;
+    else
+        return tf_err_set(err, "--capture must be outbox or wal, not '%s'", s ? s : "");
+    return 0;
+}
+
 int tf_config_daemon(const char *program, const char *description, const tf_option *opts,
                      size_t n_opts, void *cfg, int argc, char **argv, tf_log_level *level)
 {
@@ -602,6 +613,11 @@ int tf_config_daemon(const char *program, const char *description, const tf_opti
         rc = TF_CONFIG_ERROR;
     if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "pg") && !string_setting(opts, n_opts, cfg, "pg"))
         rc = tf_err_set(&err, "no PostgreSQL URL: set --pg, TOPICFLOW_PG_URL or TOPICFLOW_PG_URL_FILE");
+    if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "capture")) {
+        int wal;
+        if (tf_capture_parse(string_setting(opts, n_opts, cfg, "capture"), &wal, &err) < 0)
+            rc = TF_CONFIG_ERROR;
+    }
     if (rc == TF_CONFIG_OK && has_option(opts, n_opts, "amqp") && !string_setting(opts, n_opts, cfg, "amqp"))
         rc = tf_err_set(&err, "no RabbitMQ URL: set --amqp, TOPICFLOW_AMQP_URL or TOPICFLOW_AMQP_URL_FILE");
     if (rc != TF_CONFIG_OK) {

@@ -86,6 +86,17 @@ typedef struct tf_amqp_tls {
      "logfmt, or json: one JSON object per line with the same keys",                             \
      offsetof(type, log_format), 0, 0}
 
+/* The capture mode (DESIGN.md): outbox = triggers + topicflow.outbox; wal = a publication and
+ * a logical replication slot read with pgoutput. For topicflow track and topicflow-producer. */
+#define TF_OPTIONS_CAPTURE(type)                                                                 \
+    {"capture", "TOPICFLOW_CAPTURE", TF_OPT_STRING, "outbox",                                    \
+     "capture mode: outbox (triggers write topicflow.outbox) or wal (a publication and a "        \
+     "logical replication slot read with pgoutput)",                                             \
+     offsetof(type, capture), 0, 0}
+
+/* *wal = 1 for "wal", 0 for "outbox"; -1 with a one-line reason for anything else. */
+int tf_capture_parse(const char *s, int *wal, tf_err *err);
+
 /* All three: what a program that talks to both servers takes. */
 #define TF_OPTIONS_CONNECTION(type) TF_OPTIONS_PG(type), TF_OPTIONS_AMQP(type), TF_OPTIONS_LOG(type)
 

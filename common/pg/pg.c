@@ -22,11 +22,14 @@ static void notice_to_log(void *arg, const char *message)
     log_info("postgresql notice", "text=%s", tf_log_quote(copy, quoted, sizeof(quoted)));
 }
 
-PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err)
+static PGconn *connect_as(const char *url, const char *application_name, int replication,
+                          tf_err *err)
 {
     const char *keys[] = {"dbname", "application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "connect_timeout", NULL};
-    const char *vals[] = {url, application_name, "1", "10", "5", "4", "10", NULL};
+                          "keepalives_interval", "keepalives_count", "connect_timeout",
+                          replication ? "replication" : NULL, NULL};
+    const char *vals[] = {url, application_name, "1", "10", "5", "4", "10",
+                          replication ? "database" : NULL, NULL};
     char redacted[512];
     PGconn *conn;
 
@@ -52,6 +55,16 @@ PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err
     }
     PQsetNoticeProcessor(conn, notice_to_log, NULL);
     return conn;
+}
+
+PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err)
+{
+    return connect_as(url, application_name, 0, err);
+}
+
+PGconn *tf_pg_connect_replication(const char *url, const char *application_name, tf_err *err)
+{
+    return connect_as(url, application_name, 1, err);
 }
 
 int tf_pg_result_error(PGconn *conn, const PGresult *res, tf_err *err)

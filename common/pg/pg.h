@@ -19,6 +19,9 @@
  * dead server is noticed within about 30 s even on an idle LISTEN connection.
  * Returns NULL with a reason (password redacted) on failure. Free with PQfinish. */
 PGconn *tf_pg_connect(const char *url, const char *application_name, tf_err *err);
+/* The same as a logical replication connection (replication=database) to url's database:
+ * it speaks the replication protocol (START_REPLICATION ...) as well as simple queries. */
+PGconn *tf_pg_connect_replication(const char *url, const char *application_name, tf_err *err);
 
 /* Run a constant statement whose result is not needed (BEGIN, COMMIT, LISTEN x,
  * select pg_advisory_lock(...)). 0 or -1 with reason. */

@@ -358,10 +358,10 @@ static int payload(const tf_pgo_message *m, const tf_pgo_table *t, tf_pgo_events
 }
 
 static tf_event *add_event(tf_pgo_events *e, const tf_pgo_table *t, tf_event_type type,
-                           tf_str id, uint64_t lsn, int64_t commit_us)
+                           tf_str id, uint64_t lsn, unsigned first_k, int64_t commit_us)
 {
     tf_event *ev = &e->ev[e->n];
-    int64_t eid = tf_wal_event_id(lsn, (unsigned)e->n);
+    int64_t eid = tf_wal_event_id(lsn, first_k + (unsigned)e->n);
 
     memset(ev, 0, sizeof(*ev));
     ev->id = eid;
@@ -376,7 +376,7 @@ static tf_event *add_event(tf_pgo_events *e, const tf_pgo_table *t, tf_event_typ
 }
 
 int tf_pgo_change_events(const tf_pgo_message *m, const tf_pgo_table *t, uint64_t lsn,
-                         int64_t commit_us, tf_pgo_events *out, tf_err *err)
+                         unsigned first_k, int64_t commit_us, tf_pgo_events *out, tf_err *err)
 {
     const tf_pgo_value *new_id = NULL, *old_id = NULL;
     size_t n_fields = 0;
@@ -394,7 +394,7 @@ int tf_pgo_change_events(const tf_pgo_message *m, const tf_pgo_table *t, uint64_
         return tf_err_set(err, "pgoutput: a %s row of %.*s without its id",
                           m->kind == 'D' ? "deleted" : "new", (int)t->source.len, t->source.ptr);
     if (m->kind == 'D') {
-        add_event(out, t, TF_EVENT_DELETED, old_id->text, lsn, commit_us);
+        add_event(out, t, TF_EVENT_DELETED, old_id->text, lsn, first_k, commit_us);
         return 0;
     }
     if (m->kind == 'U') {
@@ -405,7 +405,7 @@ int tf_pgo_change_events(const tf_pgo_message *m, const tf_pgo_table *t, uint64_
                               (int)t->source.len, t->source.ptr);
         if (old_id && old_id->kind == 't' && !same_value(old_id, new_id)) {
             /* The key changed: one document gone, another new (as the trigger says it). */
-            add_event(out, t, TF_EVENT_DELETED, old_id->text, lsn, commit_us);
+            add_event(out, t, TF_EVENT_DELETED, old_id->text, lsn, first_k, commit_us);
         } else {
             for (size_t i = 0; i < t->n_text && !changed; i++) {
                 size_t col = t->text_col[i];
@@ -424,7 +424,7 @@ int tf_pgo_change_events(const tf_pgo_message *m, const tf_pgo_table *t, uint64_
     }
     ev = add_event(out, t,
                    m->kind == 'I' || out->n == 1 ? TF_EVENT_CREATED : TF_EVENT_UPDATED,
-                   new_id->text, lsn, commit_us);
+                   new_id->text, lsn, first_k, commit_us);
     ev->n_fields = n_fields;
     ev->fields = out->fields;
     return 0;

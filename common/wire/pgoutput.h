@@ -133,12 +133,13 @@ typedef struct tf_pgo_events {
  * payload; updated only when a tracked column changed (the old row is compared, so the
  * table's replica identity must be FULL); a key change is the old key deleted and the new
  * one created. An unchanged TOASTed value is taken from the old row. The events get ids
- * and versions from lsn (see tf_wal_event_id) and occurred_at from commit_us (µs since
+ * and versions from lsn and first_k, the messages already made at lsn (a multi-insert
+ * record holds several rows; see tf_wal_event_id), and occurred_at from commit_us (µs since
  * 2000-01-01). Strings point into m's input and t. 0 ok (out->n may be 0), -1 with reason
  * (a row without the id, an unchanged TOASTed value without an old row to take it from).
  */
 int tf_pgo_change_events(const tf_pgo_message *m, const tf_pgo_table *t, uint64_t lsn,
-                         int64_t commit_us, tf_pgo_events *out, tf_err *err);
+                         unsigned first_k, int64_t commit_us, tf_pgo_events *out, tf_err *err);
 void tf_pgo_events_clear(tf_pgo_events *e);
 
 #endif

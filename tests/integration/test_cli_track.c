@@ -27,7 +27,7 @@ static void test_tracked_table_insert_writes_an_outbox_event(void **state)
                                                   "headline, body", NULL},
                                  NULL, &out, NULL), 0);
     assert_string_equal(out, "tracking public.job_posts: aggregate job_post, id column post_id,"
-                             " text columns headline, body\n");
+                             " text columns headline, body, capture outbox\n");
     free(out);
     harness_sql(&h, "insert into job_posts values ('p1', 'Data intern', 'SQL and Python', 100)");
     harness_sql(&h, "update job_posts set salary = 200"); /* untracked column: no event */

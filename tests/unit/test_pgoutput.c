@@ -167,7 +167,7 @@ static void test_insert_becomes_created_with_tracked_text(void **state)
     u8(&m, 'N');
     tuple(&m, 4, (const char *[]){"t:7", "t:Data intern", "t:ACME", "t:{python,\"c, c++\",NULL}"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x1000, 5, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x1000, 0, 5, &e, &err), 0);
     assert_int_equal(e.n, 1);
     assert_int_equal(e.ev[0].type, TF_EVENT_CREATED);
     assert_true(e.ev[0].id == TF_WAL_ID_BASE + 0x1000 && e.ev[0].version == e.ev[0].id);
@@ -203,13 +203,13 @@ static void test_update_of_untracked_columns_emits_nothing(void **state)
     update(&m, (const char *[]){"t:7", "t:A", "t:ACME", "n"},
            (const char *[]){"t:7", "t:A", "t:Other", "n"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x2000, 0, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x2000, 0, 0, &e, &err), 0);
     assert_int_equal(e.n, 0);
     /* an unchanged TOASTed tracked column is not a change either */
     update(&m, (const char *[]){"t:7", "t:long text", "t:ACME", "n"},
            (const char *[]){"t:7", "u", "t:Other", "n"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x2000, 0, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x2000, 0, 0, &e, &err), 0);
     assert_int_equal(e.n, 0);
     tf_pgo_decoder_free(d);
 }
@@ -226,7 +226,7 @@ static void test_update_takes_unchanged_toast_from_the_old_row(void **state)
     update(&m, (const char *[]){"t:7", "t:long text", "t:ACME", "t:{go}"},
            (const char *[]){"t:7", "u", "t:ACME", "t:{go,rust}"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x3000, 0, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x3000, 0, 0, &e, &err), 0);
     assert_int_equal(e.n, 1);
     assert_int_equal(e.ev[0].type, TF_EVENT_UPDATED);
     assert_true(field_is(&e.ev[0], "title", "long text"));
@@ -249,7 +249,7 @@ static void test_update_without_old_row_is_an_error(void **state)
     u8(&m, 'N');
     tuple(&m, 4, (const char *[]){"t:7", "t:B", "n", "n"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 1, 0, &e, &err), -1);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 1, 0, 0, &e, &err), -1);
     assert_non_null(strstr(err.msg, "FULL"));
     tf_pgo_decoder_free(d);
 }
@@ -265,7 +265,7 @@ static void test_key_change_is_delete_then_create_with_distinct_ids(void **state
 
     update(&m, (const char *[]){"t:7", "t:A", "n", "n"}, (const char *[]){"t:8", "t:A", "n", "n"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x4000, 0, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x4000, 0, 0, &e, &err), 0);
     assert_int_equal(e.n, 2);
     assert_int_equal(e.ev[0].type, TF_EVENT_DELETED);
     assert_memory_equal(e.ev[0].aggregate_id.ptr, "7", 1);
@@ -274,6 +274,9 @@ static void test_key_change_is_delete_then_create_with_distinct_ids(void **state
     assert_memory_equal(e.ev[1].aggregate_id.ptr, "8", 1);
     assert_true(e.ev[1].id == e.ev[0].id + 1);
     assert_true(field_is(&e.ev[1], "title", "A"));
+    /* the third row of a multi-insert record at the same position: ids after the first two */
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x4000, 2, 0, &e, &err), 0);
+    assert_true(e.ev[0].id == TF_WAL_ID_BASE + 0x4000 + 2);
     tf_pgo_decoder_free(d);
 }
 
@@ -291,7 +294,7 @@ static void test_delete_becomes_deleted_from_the_old_row(void **state)
     u8(&m, 'O');
     tuple(&m, 4, (const char *[]){"t:42", "t:A", "n", "n"});
     assert_int_equal(tf_pgo_decode(d, m.b, m.n, &pm, &err), 0);
-    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x5000, 0, &e, &err), 0);
+    assert_int_equal(tf_pgo_change_events(&pm, &t, 0x5000, 0, 0, &e, &err), 0);
     assert_int_equal(e.n, 1);
     assert_int_equal(e.ev[0].type, TF_EVENT_DELETED);
     assert_memory_equal(e.ev[0].aggregate_id.ptr, "42", 2);
