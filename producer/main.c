@@ -600,8 +600,9 @@ int main(int argc, char **argv)
         wal_capture_run(&wc, &p.metrics);
     } else {
         run(&p);
+        log_info("stopped", "published_total=%llu set_aside_total=%llu", p.published,
+                 p.set_aside);
     }
-    log_info("stopped", "published_total=%llu set_aside_total=%llu", p.published, p.set_aside);
     for (int i = 0; i < p.n_slots; i++) {
         outbox_batch_free(&p.slots[i].batch);
         if (p.slots[i].pg)

@@ -122,6 +122,24 @@ static void create_database(harness *h)
 
     snprintf(dbname, sizeof(dbname), "tf_%s", h->name);
     ident = PQescapeIdentifier(admin, dbname, strlen(dbname));
+    /* A database with a replication slot (capture wal) cannot be dropped: its slots go
+     * first, their readers (a producer a failed test left behind) ended before. */
+    snprintf(sql, sizeof(sql),
+             "select pg_terminate_backend(active_pid) from pg_replication_slots"
+             " where database = '%s' and active_pid is not null", dbname);
+    PQclear(PQexec(admin, sql));
+    for (int tries = 0; tries < 50; tries++) {
+        snprintf(sql, sizeof(sql),
+                 "select count(pg_drop_replication_slot(slot_name)) from pg_replication_slots"
+                 " where database = '%s'", dbname);
+        res = PQexec(admin, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            PQclear(res);
+            break;
+        }
+        PQclear(res);
+        usleep(100000); /* still active: its walsender is exiting */
+    }
     snprintf(sql, sizeof(sql), "drop database if exists %s with (force)", ident);
     res = PQexec(admin, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
