@@ -81,6 +81,9 @@ typedef struct status {
     maybe measured_version;
     maybe_real model_error, model_coherence;
     PGresult *workers; /* name, last_batch_at (ISO 8601 or null), events */
+    /* capture wal: the database's slot (topicflow.capture_slot()); unknown without one */
+    maybe slot_lag_bytes, slot_retained_bytes, slot_active;
+    maybe_real slot_lag_s;
 } status;
 
 #define ISO_UTC(col) "to_char(" col " at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -106,6 +109,17 @@ static const char quality_sql[] =
     "       (select settings from topicflow.model_policy order by updated_at desc limit 1)"
     "  from (select 1) one left join topicflow.model_quality q"
     "    on q.version = (select max(version) from topicflow.model_quality)";
+
+/* The slot's lag: WAL bytes behind the server's position, WAL it keeps, and the time the
+ * producer reading it last reported for flushing (pg_stat_replication.flush_lag: 0 when
+ * caught up; unknown when no producer reads it). */
+static const char slot_sql[] =
+    "select (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint,"
+    "       (pg_current_wal_lsn() - s.restart_lsn)::bigint,"
+    "       case when s.active then coalesce(extract(epoch from r.flush_lag)::float8, 0) end,"
+    "       s.active::int"
+    "  from pg_replication_slots s left join pg_stat_replication r on r.pid = s.active_pid"
+    " where s.slot_name = topicflow.capture_slot()";
 
 static const char workers_sql[] =
     "select worker, " ISO_UTC("last_batch_at") ", events from topicflow.worker_activity"
@@ -174,6 +188,16 @@ static int read_database(const status_config *cfg, status *s, tf_err *err)
     pg_text(res, 4, s->measured_at, sizeof(s->measured_at));
     pg_text(res, 5, s->policy_next, sizeof(s->policy_next));
     pg_text(res, 6, s->policy_settings, sizeof(s->policy_settings));
+    PQclear(res);
+    res = PQexec(conn, slot_sql);
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        goto done;
+    if (PQntuples(res) == 1) {
+        s->slot_lag_bytes = pg_maybe(res, 0);
+        s->slot_retained_bytes = pg_maybe(res, 1);
+        s->slot_lag_s = pg_maybe_real(res, 2);
+        s->slot_active = pg_maybe(res, 3);
+    }
     PQclear(res);
     res = PQexec(conn, workers_sql);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
@@ -270,6 +294,10 @@ static void print_json(const status *s)
     json_maybe("queue_unacked", s->queue_unacked);
     json_maybe("queue_consumers", s->queue_consumers);
     json_maybe("dead_letters", s->dead_letters);
+    json_maybe("slot_lag_bytes", s->slot_lag_bytes);
+    json_real("slot_lag_s", s->slot_lag_s, "%.3f");
+    json_maybe("slot_retained_bytes", s->slot_retained_bytes);
+    json_maybe("slot_active", s->slot_active);
     json_maybe("documents", s->documents);
     json_maybe("model_version", s->model_version);
     json_text("model_updated_at", s->model_updated_at);
@@ -334,6 +362,10 @@ static void print_table(const status *s)
     row_maybe("queue_unacked", s->queue_unacked);
     row_maybe("queue_consumers", s->queue_consumers);
     row_maybe("dead_letters", s->dead_letters);
+    row_maybe("slot_lag_bytes", s->slot_lag_bytes);
+    row_real("slot_lag_s", s->slot_lag_s, "%.3f");
+    row_maybe("slot_retained_bytes", s->slot_retained_bytes);
+    row_maybe("slot_active", s->slot_active);
     row_maybe("documents", s->documents);
     row_maybe("model_version", s->model_version);
     row("model_updated_at", s->model_updated_at[0] ? s->model_updated_at : "-");
@@ -396,6 +428,9 @@ int cli_status(int argc, char **argv)
                    "Shows the outbox backlog and the age of its oldest unpublished event, the rows\n"
                    "set aside as unpublishable (topicflow outbox list), the\n"
                    "ready, unacknowledged and consumer counts of topicflow.nmf, the dead letters,\n"
+                   "with capture wal the replication slot's lag (WAL bytes behind the server, the\n"
+                   "reading producer's flush lag in seconds), the WAL it retains and whether a\n"
+                   "producer reads it,\n"
                    "the live documents, the model version and when it last changed, its last\n"
                    "refresh, its relative error and coherence (mean NPMI of the topics' top 10\n"
                    "terms) as a worker last measured them, the last refit (k, documents, terms,\n"

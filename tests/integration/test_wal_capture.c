@@ -187,6 +187,18 @@ static void test_idle_slot_answers_keepalives(void **state)
     harness_insert_internships(&h, 3);
     wal_wait_caught_up(&h, 30);
     assert_false(harness_log_contains(p, "stream restarted"));
+    {
+        /* status shows the slot read by a producer, its lag known */
+        char *out = NULL, *v;
+        assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"status", "--json", NULL},
+                                     NULL, &out, NULL), 0);
+        v = harness_query_text(&h, "select ($1::jsonb->>'slot_active') || ' ' ||"
+                                   " (($1::jsonb->>'slot_lag_bytes')::bigint >= 0)::text || ' ' ||"
+                                   " (($1::jsonb->>'slot_lag_s')::float8 >= 0)::text", out);
+        assert_string_equal(v, "1 true true");
+        free(v);
+        free(out);
+    }
     assert_int_equal(harness_stop(p, SIGTERM), 0);
     assert_int_equal(wal_drain(&h, g, 10, 1.0), 3);
     harness_teardown(&h);
