@@ -262,7 +262,9 @@ static int same_value(const tf_pgo_value *a, const tf_pgo_value *b)
  */
 static char *join_array(const char *s, size_t len, size_t *out_len)
 {
-    char *out = malloc(len + 1), *o = out;
+    /* Each element takes at least one input byte and gains at most ", " in the output
+     * (malformed input need not have the braces and commas that pay for it). */
+    char *out = malloc(3 * len + 1), *o = out;
     size_t i = 0;
     int any = 0;
 

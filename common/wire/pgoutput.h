@@ -110,11 +110,12 @@ typedef struct tf_pgo_table {
 
 /* Event ids and versions of wal mode: a change at WAL position lsn that yields its k-th
  * message there (k < the record's size in bytes, so ids never reach the next record's).
- * At and above 2^62: never an outbox id or an outbox version. */
+ * At and above 2^62: never an outbox id or an outbox version (WAL positions stay far below
+ * 2^62, 4 EiB of WAL; the sum is taken unsigned so that no input overflows). */
 #define TF_WAL_ID_BASE (INT64_C(1) << 62)
 static inline int64_t tf_wal_event_id(uint64_t lsn, unsigned k)
 {
-    return TF_WAL_ID_BASE + (int64_t)lsn + (int64_t)k;
+    return (int64_t)(((uint64_t)TF_WAL_ID_BASE + lsn + k) & (uint64_t)INT64_MAX);
 }
 
 /* Storage for the events of one change: at most two (a key change is a delete and a
