@@ -99,6 +99,7 @@ typedef struct writer_arg {
     const char *url;
     long txns;
     int failed;
+    pthread_barrier_t *done, *sampled;
 } writer_arg;
 
 static void *writer_main(void *p)
@@ -119,6 +120,9 @@ static void *writer_main(void *p)
             a->failed = 1;
         PQclear(res);
     }
+    /* The backend's CPU counts only while it lives: stay connected until it was sampled. */
+    pthread_barrier_wait(a->done);
+    pthread_barrier_wait(a->sampled);
     PQfinish(c);
     return NULL;
 }
@@ -133,21 +137,28 @@ static rate writer_rate(const bench_config *cfg, int listen)
 {
     pthread_t th[64];
     writer_arg args[64];
+    pthread_barrier_t done, sampled;
     tf_err err;
     PGconn *listener = tf_pg_connect(cfg->pg_url, "bench-listener", &err);
-    double t0, pg0;
+    double t0, pg0, pg_used;
     long n = cfg->writers * cfg->writer_txns;
 
     if (!listener)
         die("listener", &err);
     if (listen)
         exec_or_die(listener, "listen topicflow_outbox");
+    pthread_barrier_init(&done, NULL, (unsigned)cfg->writers + 1);
+    pthread_barrier_init(&sampled, NULL, (unsigned)cfg->writers + 1);
     pg0 = proc_cpu_seconds("postgres");
     t0 = now_s();
     for (long i = 0; i < cfg->writers; i++) {
-        args[i] = (writer_arg){cfg->pg_url, cfg->writer_txns, 0};
+        args[i] = (writer_arg){cfg->pg_url, cfg->writer_txns, 0, &done, &sampled};
         pthread_create(&th[i], NULL, writer_main, &args[i]);
     }
+    pthread_barrier_wait(&done);
+    t0 = now_s() - t0;
+    pg_used = proc_cpu_seconds("postgres") - pg0;
+    pthread_barrier_wait(&sampled);
     for (long i = 0; i < cfg->writers; i++) {
         pthread_join(th[i], NULL);
         if (args[i].failed) {
@@ -155,9 +166,10 @@ static rate writer_rate(const bench_config *cfg, int listen)
             exit(1);
         }
     }
-    t0 = now_s() - t0;
     PQfinish(listener);
-    return (rate){(double)n / t0, (proc_cpu_seconds("postgres") - pg0) * 1e6 / (double)n};
+    pthread_barrier_destroy(&done);
+    pthread_barrier_destroy(&sampled);
+    return (rate){(double)n / t0, pg_used * 1e6 / (double)n};
 }
 
 static void purge_queue(const bench_config *cfg)
@@ -177,7 +189,7 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
                   long events)
 {
     char batch[16];
-    double t0, elapsed, pg0 = proc_cpu_seconds("postgres");
+    double t0, elapsed, pg_used, pg0 = proc_cpu_seconds("postgres");
     pid_t pid;
     int status;
 
@@ -205,10 +217,11 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
         usleep(5000);
     }
     elapsed = now_s() - t0;
+    /* sampled while the producer's sessions (and its walsender) still live */
+    pg_used = proc_cpu_seconds("postgres") - pg0;
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
-    return (rate){(double)events / elapsed,
-                  (proc_cpu_seconds("postgres") - pg0) * 1e6 / (double)events};
+    return (rate){(double)events / elapsed, pg_used * 1e6 / (double)events};
 }
 
 /* The broker alone: n messages like the backlog's, published from memory through the same

@@ -18,7 +18,7 @@ typedef struct replay_config {
     const char *pg_url, *log_level, *log_format;
     long from_id, to_id;
     const char *since, *until;
-    int all, dry_run;
+    int all, dry_run, current;
 } replay_config;
 
 static const tf_option replay_options[] = {
@@ -29,6 +29,9 @@ static const tf_option replay_options[] = {
      offsetof(replay_config, since), 0, 0},
     {"until", NULL, TF_OPT_STRING, NULL, "... and before this time", offsetof(replay_config, until), 0, 0},
     {"all", NULL, TF_OPT_BOOL, "off", "replay every retained event", offsetof(replay_config, all), 0, 0},
+    {"current", NULL, TF_OPT_BOOL, "off",
+     "re-emit the current row of every stored document of the tracked tables (any capture mode; "
+     "for capture wal, which keeps no outbox history)", offsetof(replay_config, current), 0, 0},
     {"dry-run", NULL, TF_OPT_BOOL, "off", "count what would be replayed; change nothing", offsetof(replay_config, dry_run), 0, 0},
 };
 
@@ -48,7 +51,7 @@ int cli_replay(int argc, char **argv)
     tf_err err;
     int first, status, modes;
 
-    status = cli_parse("replay", "topicflow replay (--from-id N [--to-id M] | --since TIME [--until TIME] | --all) [--dry-run]",
+    status = cli_parse("replay", "topicflow replay (--from-id N [--to-id M] | --since TIME [--until TIME] | --all) [--dry-run] | --current",
                        "Re-publishes past events so that the worker recomputes their documents "
                        "(after a change of the\ntext pipeline or the model). Each replayed event "
                        "takes effect once; newer state always wins.",
@@ -59,9 +62,11 @@ int cli_replay(int argc, char **argv)
     status = CLI_OK;
     if (first < argc)
         return cli_error("replay", CLI_USAGE, "unexpected argument '%s'", argv[first]);
-    modes = (cfg.from_id || cfg.to_id) + (cfg.since || cfg.until) + cfg.all;
+    modes = (cfg.from_id || cfg.to_id) + (cfg.since || cfg.until) + cfg.all + cfg.current;
     if (modes != 1)
-        return cli_error("replay", CLI_USAGE, "choose exactly one of --from-id/--to-id, --since/--until, --all");
+        return cli_error("replay", CLI_USAGE, "choose exactly one of --from-id/--to-id, --since/--until, --all, --current");
+    if (cfg.current && cfg.dry_run)
+        return cli_error("replay", CLI_USAGE, "--dry-run is for the history modes, not --current");
     if (cfg.to_id && cfg.to_id < cfg.from_id)
         return cli_error("replay", CLI_USAGE, "--to-id %ld is below --from-id %ld", cfg.to_id, cfg.from_id);
     if (cfg.until && !cfg.since)
@@ -75,6 +80,20 @@ int cli_replay(int argc, char **argv)
     params[1] = to;
     params[2] = cfg.since;
     params[3] = cfg.until;
+    if (cfg.current) {
+        /* Replay events in the outbox, published by an outbox-mode producer. */
+        res = PQexec(c, "select topicflow.replay_current()");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            tf_pg_result_error(c, res, &err);
+            status = cli_error("replay", CLI_FAIL, "%s", err.msg);
+        } else {
+            printf("replayed the current rows of %s stored document%s\n", PQgetvalue(res, 0, 0),
+                   strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s");
+        }
+        PQclear(res);
+        PQfinish(c);
+        return status;
+    }
     if (cfg.dry_run)
         res = PQexecParams(c, "select count(*), min(id), max(id)" RANGE_SQL, 4, NULL, params,
                            NULL, NULL, 0);

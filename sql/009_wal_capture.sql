@@ -124,3 +124,40 @@ revoke execute on function topicflow.track(regclass, text, text[], text, text) f
 
 -- The wal producer maps relations through tracked_tables and reports its slot's lag.
 grant select on topicflow.tracked_tables to topicflow_producer;
+
+-- Replay of the current rows (topicflow replay --current): one replay event per row of every
+-- tracked table, whichever its capture mode, whose document the workers store, with the
+-- stored version (a replay of it recomputes the document, an older one never wins) and
+-- replay_of = the event that produced it. Rows never captured stay as in trigger mode. They go through the outbox: an
+-- outbox-mode producer publishes them (in a wal deployment, run one until outbox_pending is 0).
+create function topicflow.replay_current() returns bigint
+language plpgsql as $$
+declare
+    t record;
+    n bigint;
+    total bigint := 0;
+begin
+    for t in select * from topicflow.tracked_tables order by source loop
+        execute format(
+            'insert into topicflow.outbox (source, aggregate_type, aggregate_id, event_type, version,'
+            '                              payload, replay_of)'
+            ' select %L, %L, r.j ->> %L, ''updated'', d.version,'
+            '        coalesce((select jsonb_object_agg(c, topicflow.column_text(r.j -> c))'
+            '                    from unnest(%L::text[]) c'
+            '                   where topicflow.column_text(r.j -> c) is not null), ''{}''),'
+            '        d.event_id'
+            '   from (select to_jsonb(x) j from %s x) r'
+            '   join topicflow.documents d on d.source = %L and d.doc_id = r.j ->> %L'
+            '  where not d.deleted',
+            t.source, t.aggregate_type, t.id_column, t.text_columns, t.source::regclass,
+            t.source, t.id_column);
+        get diagnostics n = row_count;
+        total := total + n;
+    end loop;
+    if total > 0 then
+        perform pg_notify('topicflow_outbox', '');
+    end if;
+    return total;
+end
+$$;
+revoke execute on function topicflow.replay_current() from public;

@@ -230,6 +230,53 @@ static void test_second_producer_waits_as_standby_and_takes_over(void **state)
     harness_teardown(&h);
 }
 
+static void test_replay_current_reemits_stored_documents_of_a_wal_table(void **state)
+{
+    harness h;
+    wal_got g[20];
+    char *out = NULL;
+    size_t n;
+    pid_t p;
+
+    harness_setup(&h, "wal_replay");
+    wal_track_internships(&h);
+    p = harness_spawn(&h, "topicflow-producer", (const char *[]){"--capture", "wal", NULL});
+    harness_sql(&h, "insert into internships (title) values ('A'), ('B'), ('C')");
+    wal_wait_caught_up(&h, 30);
+    n = wal_drain(&h, g, 20, 1.0);
+    assert_int_equal(n, 3);
+    /* what a worker stores for the first two (the third is deleted) */
+    for (int i = 0; i < 3; i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), "insert into topicflow.documents (source, doc_id, version,"
+                 " deleted, event_id) values ('public.internships', '%s', %lld, %s, %lld)",
+                 g[i].doc, (long long)g[i].version, i == 2 ? "true" : "false", (long long)g[i].id);
+        harness_sql(&h, sql);
+    }
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"replay", "--current", NULL},
+                                 NULL, &out, NULL), 0);
+    assert_string_equal(out, "replayed the current rows of 2 stored documents\n");
+    free(out);
+    /* an outbox-mode producer publishes them beside the wal one */
+    {
+        pid_t o = harness_spawn(&h, "topicflow-producer", NULL);
+        assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.outbox"
+                                                 " where published_at is null", 0, 30), 0);
+        assert_int_equal(harness_stop(o, SIGTERM), 0);
+    }
+    assert_int_equal(harness_stop(p, SIGTERM), 0);
+    n = wal_drain(&h, g, 20, 1.0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        /* the stored version, under an id of its own */
+        assert_true(g[i].version >= (INT64_C(1) << 62) && g[i].id < (INT64_C(1) << 62));
+        assert_string_equal(g[i].type, "updated");
+    }
+    assert_string_equal(g[0].doc, "1");
+    assert_string_equal(g[0].title, "A");
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_transaction_of_100000_rows_streams_in_bounded_memory),
         cmocka_unit_test(test_idle_slot_answers_keepalives),
         cmocka_unit_test(test_second_producer_waits_as_standby_and_takes_over),
+        cmocka_unit_test(test_replay_current_reemits_stored_documents_of_a_wal_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
