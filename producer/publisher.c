@@ -79,10 +79,9 @@ static int reserve(publisher *p, size_t n, tf_err *err)
     return 0;
 }
 
-/* A returned message carries no delivery tag: find its entry by message_id (= outbox id). */
-static void on_return(void *ctx, const char *message_id, size_t len)
+void publisher_mark_returned(const int64_t *ids, uint8_t *state, size_t n,
+                             const char *message_id, size_t len)
 {
-    publisher *p = ctx;
     char buf[32];
     long long id;
 
@@ -91,12 +90,18 @@ static void on_return(void *ctx, const char *message_id, size_t len)
     memcpy(buf, message_id, len);
     buf[len] = '\0';
     id = strtoll(buf, NULL, 10);
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->ids[i] == id && p->state[i] == TF_CONFIRM_PENDING) {
-            p->state[i] = TF_CONFIRM_RETURNED;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] == id && state[i] == TF_CONFIRM_PENDING) {
+            state[i] = TF_CONFIRM_RETURNED;
             return;
         }
     }
+}
+
+static void on_return(void *ctx, const char *message_id, size_t len)
+{
+    publisher *p = ctx;
+    publisher_mark_returned(p->ids, p->state, p->n, message_id, len);
 }
 
 int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_t *tag,

@@ -45,6 +45,11 @@ size_t publisher_last_nacked(const publisher *p);
 int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_t *tag,
                    size_t *len, tf_err *err);
 
+/* A returned message carries no delivery tag: mark the pending entry of the window
+ * (ids[i] and state[i] for i < n) whose event id is the message_id as returned. */
+void publisher_mark_returned(const int64_t *ids, uint8_t *state, size_t n,
+                             const char *message_id, size_t len);
+
 /* Forget everything in flight (after the connection was lost: those confirms never come). */
 void publisher_reset(publisher *p);
 

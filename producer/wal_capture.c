@@ -214,19 +214,7 @@ done:
 static void on_return(void *ctx, const char *message_id, size_t len)
 {
     capture *c = ctx;
-    char buf[32];
-    long long id;
-
-    if (len == 0 || len >= sizeof(buf))
-        return;
-    memcpy(buf, message_id, len);
-    buf[len] = '\0';
-    id = strtoll(buf, NULL, 10);
-    for (size_t i = 0; i < c->n; i++)
-        if (c->ids[i] == id && c->state[i] == TF_CONFIRM_PENDING) {
-            c->state[i] = TF_CONFIRM_RETURNED;
-            return;
-        }
+    publisher_mark_returned(c->ids, c->state, c->n, message_id, len);
 }
 
 /* Report every commit whose messages are all acked. */
