@@ -44,6 +44,15 @@ static const tf_option bench_options[] = {
 };
 #define N_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
 
+/* This server's postmaster (the parent of our backend): its tree's CPU is PostgreSQL's here,
+ * whatever other servers the machine runs. */
+static int postmaster;
+
+static double pg_cpu(void)
+{
+    return proc_cpu_seconds_tree(postmaster);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -149,7 +158,7 @@ static rate writer_rate(const bench_config *cfg, int listen)
         exec_or_die(listener, "listen topicflow_outbox");
     pthread_barrier_init(&done, NULL, (unsigned)cfg->writers + 1);
     pthread_barrier_init(&sampled, NULL, (unsigned)cfg->writers + 1);
-    pg0 = proc_cpu_seconds("postgres");
+    pg0 = pg_cpu();
     t0 = now_s();
     for (long i = 0; i < cfg->writers; i++) {
         args[i] = (writer_arg){cfg->pg_url, cfg->writer_txns, 0, &done, &sampled};
@@ -157,7 +166,7 @@ static rate writer_rate(const bench_config *cfg, int listen)
     }
     pthread_barrier_wait(&done);
     t0 = now_s() - t0;
-    pg_used = proc_cpu_seconds("postgres") - pg0;
+    pg_used = pg_cpu() - pg0;
     pthread_barrier_wait(&sampled);
     for (long i = 0; i < cfg->writers; i++) {
         pthread_join(th[i], NULL);
@@ -189,7 +198,7 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
                   long events)
 {
     char batch[16];
-    double t0, elapsed, pg_used, pg0 = proc_cpu_seconds("postgres");
+    double t0, elapsed, pg_used, pg0 = pg_cpu();
     pid_t pid;
     int status;
 
@@ -218,7 +227,7 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
     }
     elapsed = now_s() - t0;
     /* sampled while the producer's sessions (and its walsender) still live */
-    pg_used = proc_cpu_seconds("postgres") - pg0;
+    pg_used = pg_cpu() - pg0;
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
     return (rate){(double)events / elapsed, pg_used * 1e6 / (double)events};
@@ -323,6 +332,18 @@ int main(int argc, char **argv)
     if (!c)
         die("connect", &err);
     exec_or_die(c, "set client_min_messages = warning");
+    {
+        char path[64], buf[512], *close;
+        FILE *f;
+        snprintf(path, sizeof(path), "/proc/%d/stat", PQbackendPID(c));
+        f = fopen(path, "r");
+        if (!f || !fgets(buf, sizeof(buf), f) || !(close = strrchr(buf, ')')) ||
+            sscanf(close + 2, "%*c %d", &postmaster) != 1) {
+            fprintf(stderr, "bench-capture: the server must run on this machine (%s)\n", path);
+            return 1;
+        }
+        fclose(f);
+    }
 
     /* outbox, NOTIFY on */
     exec_or_die(c, "select topicflow.track('internships', 'id', array['title', 'description',"

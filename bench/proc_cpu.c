@@ -5,6 +5,7 @@
 #include "proc_cpu.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,3 +46,40 @@ double proc_cpu_seconds(const char *comm)
     return total;
 }
 
+
+/* CPU seconds so far of process `parent` and its children (a postmaster and its backends:
+ * one server's share on a machine that runs several). */
+double proc_cpu_seconds_tree(int parent)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    double total = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[1024];
+        unsigned long ut, st;
+        int pid, ppid;
+        FILE *f;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(buf, sizeof(buf), f)) {
+            char *close = strrchr(buf, ')');
+            pid = atoi(buf);
+            /* fields after the name: state(3) ppid(4) ... utime(14) stime(15) */
+            if (close && sscanf(close + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                                &ppid, &ut, &st) == 3 &&
+                (pid == parent || ppid == parent))
+                total += (double)(ut + st) / (double)tick;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}

@@ -6,5 +6,7 @@
 #define TF_BENCH_PROC_CPU_H
 
 double proc_cpu_seconds(const char *comm);
+/* The same for process `parent` and its children (one PostgreSQL server's share). */
+double proc_cpu_seconds_tree(int parent);
 
 #endif
