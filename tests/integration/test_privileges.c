@@ -58,6 +58,10 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
         {"select topicflow.outbox_set_aside(1, 'test')", 1},
         {"select topicflow.outbox_delete_published(3600, 10)", 1},
         {"delete from topicflow.outbox where published_at is null", 0},
+        /* capture wal: the relation mapping, never a forged replay */
+        {"select source, id_column, text_columns from topicflow.tracked_tables where capture = 'wal'", 1},
+        {"select topicflow.replay_current()", 0},
+        {"select topicflow.track('public.internships', 'id', array['title'], 'x', 'wal')", 0},
         {"update topicflow.outbox set payload = '{}' where id = 1", 0},
         {"insert into topicflow.outbox (source, aggregate_type, aggregate_id, event_type, version, payload)"
          " values ('public.internships', 'internship', '1', 'created', 9, '{}')", 0},
