@@ -1,7 +1,8 @@
 /*
- * track.c - `topicflow track TABLE --id COL --text COL[,COL...] [--aggregate NAME]`: attaches
- * the capture triggers to a table of the user's through topicflow.track(), with every value
- * passed as a parameter. Without --aggregate the aggregate type is the table's name (without
+ * track.c - `topicflow track TABLE --id COL --text COL[,COL...] [--aggregate NAME]
+ * [--capture outbox|wal]`: attaches capture to a table of the user's through topicflow.track()
+ * (triggers, or in wal mode the publication and the slot), with every value passed as a
+ * parameter. Without --aggregate the aggregate type is the table's name (without
  * schema) lower-cased and naively singularised: jobs -> job, companies -> company,
  * addresses -> address, boxes -> box, status -> status.
  */
@@ -43,9 +44,9 @@ static const char track_description[] =
     "no triggers: the table joins the publication topicflow_capture with REPLICA IDENTITY FULL,\n"
     "the database's replication slot is created if missing (wal_level must be logical), and\n"
     "topicflow-producer --capture wal publishes the same events from the log. The aggregate\n"
-    "type defaults to the table\n"
-    "name without schema, lower-cased and naively singularised (jobs -> job,\n"
-    "companies -> company, addresses -> address); give --aggregate when that is wrong.";
+    "type defaults to the table name without schema, lower-cased and naively singularised\n"
+    "(jobs -> job, companies -> company, addresses -> address); give --aggregate when that is\n"
+    "wrong.";
 
 static int ends_with(const char *s, size_t n, const char *suffix)
 {
