@@ -110,6 +110,66 @@ static const char *one_term(tf_text *t, const char *s, size_t len, int arabic, s
     return w;
 }
 
+/* One vote for (Arabic word ar[0..alen), English term en[0..elen)) under each term the
+ * pipeline makes of the Arabic word with and without the definite article: running text
+ * writes a noun both ways, a dictionary one way, and Snowball's arabic stemmer does not
+ * always make one stem of the two (برمجيات -> رمجيا, البرمجيات -> برمج). */
+static int vote_pair(tf_lexicon_builder *b, tf_text *ta, const char *ar, size_t alen,
+                     const char *en, size_t elen, tf_err *err)
+{
+    static const char al[] = "\xD8\xA7\xD9\x84"; /* ال */
+    char variant[256], first[256];
+    const char *w;
+    size_t wlen, first_len = 0;
+
+    while (alen && (*ar == ' ' || *ar == '\t'))
+        ar++, alen--;
+    while (alen && (ar[alen - 1] == ' ' || ar[alen - 1] == '\t'))
+        alen--;
+    if (alen + 4 >= sizeof(variant))
+        return 0;
+    if (alen > 4 && !memcmp(ar, al, 4)) {
+        memcpy(variant, ar + 4, alen - 4);
+        wlen = alen - 4;
+    } else {
+        memcpy(variant, al, 4);
+        memcpy(variant + 4, ar, alen);
+        wlen = alen + 4;
+    }
+    w = one_term(ta, ar, alen, 1, &first_len);
+    if (w) {
+        memcpy(first, w, first_len);
+        if (tf_lexicon_builder_vote(b, first, first_len, en, elen, err) < 0)
+            return -1;
+    }
+    w = one_term(ta, variant, wlen, 1, &wlen);
+    if (w && (!first_len || wlen != first_len || memcmp(w, first, wlen)) &&
+        tf_lexicon_builder_vote(b, w, wlen, en, elen, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* The English terms of an entry's text, each counted once per entry: how common a term is
+ * in the dictionaries, which breaks ties between an Arabic term's translations. */
+static int count_english(tf_lexicon_builder *b, tf_text *te, const char *s, size_t len,
+                         tf_err *err)
+{
+    tf_tokens toks;
+
+    if (tf_text_tokenize(te, s, len, &toks, err) < 0)
+        return -1;
+    for (size_t i = 0; i < toks.n; i++) {
+        const char *w = toks.bytes + toks.tok[i].off;
+        size_t j, n = toks.tok[i].len;
+        for (j = 0; j < i; j++)
+            if (toks.tok[j].len == n && !memcmp(toks.bytes + toks.tok[j].off, w, n))
+                break;
+        if (j == i && (unsigned char)w[0] < 0x80 && tf_lexicon_builder_english(b, w, n, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Each translation of an entry: its lines after the headword line, a "N. " numbering
  * dropped, split at , and ;. */
 static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const char *head,
@@ -118,9 +178,12 @@ static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const cha
 {
     const char *end = body + body_len, *p = memchr(body, '\n', body_len);
     size_t hlen, key_len;
-    const char *hterm = one_term(head_arabic ? ta : te, head, head_len, head_arabic, &hlen);
+    const char *hterm;
     char key[256];
 
+    if (count_english(b, te, body, body_len, err) < 0)
+        return -1;
+    hterm = one_term(head_arabic ? ta : te, head, head_len, head_arabic, &hlen);
     if (!hterm || !p || hlen >= sizeof(key))
         return 0;
     memcpy(key, hterm, hlen); /* the tf_text's buffer is reused by the next call */
@@ -138,8 +201,8 @@ static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const cha
             while (sep < eol && *sep != ',' && *sep != ';')
                 sep++;
             w = one_term(head_arabic ? te : ta, q, (size_t)(sep - q), !head_arabic, &wlen);
-            if (w && (head_arabic ? tf_lexicon_builder_vote(b, key, key_len, w, wlen, err)
-                                  : tf_lexicon_builder_vote(b, w, wlen, key, key_len, err)) < 0)
+            if (w && (head_arabic ? vote_pair(b, ta, head, head_len, w, wlen, err)
+                                  : vote_pair(b, ta, q, (size_t)(sep - q), key, key_len, err)) < 0)
                 return -1;
             q = sep < eol ? sep + 1 : eol;
         }

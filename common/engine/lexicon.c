@@ -132,9 +132,9 @@ int tf_lexicon_open(const char *setting, const char *data_dir, tf_lexicon **out,
 
 /* ---- builder --------------------------------------------------------------------------- */
 
-/* Votes keyed by "arabic\tenglish"; val counts them. */
+/* Votes keyed by "arabic\tenglish"; val counts them. common: English term -> entries. */
 struct tf_lexicon_builder {
-    tf_strmap votes;
+    tf_strmap votes, common;
     char *key;
     size_t key_cap;
 };
@@ -143,7 +143,8 @@ tf_lexicon_builder *tf_lexicon_builder_new(tf_err *err)
 {
     tf_lexicon_builder *b = calloc(1, sizeof(*b));
 
-    if (!b || tf_strmap_init(&b->votes, 1 << 16, 1 << 22) < 0) {
+    if (!b || tf_strmap_init(&b->votes, 1 << 16, 1 << 22) < 0 ||
+        tf_strmap_init(&b->common, 1 << 16, 1 << 20) < 0) {
         tf_lexicon_builder_free(b);
         tf_err_set(err, "out of memory");
         return NULL;
@@ -156,6 +157,7 @@ void tf_lexicon_builder_free(tf_lexicon_builder *b)
     if (!b)
         return;
     tf_strmap_free(&b->votes);
+    tf_strmap_free(&b->common);
     free(b->key);
     free(b);
 }
@@ -185,13 +187,28 @@ int tf_lexicon_builder_vote(tf_lexicon_builder *b, const char *arabic, size_t al
     return 0;
 }
 
+int tf_lexicon_builder_english(tf_lexicon_builder *b, const char *english, size_t elen,
+                               tf_err *err)
+{
+    tf_strmap_slot *s;
+
+    if (!elen)
+        return 0;
+    s = tf_strmap_put(&b->common, tf_hash_bytes(english, elen), english, elen);
+    if (!s)
+        return tf_err_set(err, "out of memory");
+    s->val++;
+    return 0;
+}
+
 typedef struct vote {
     const char *key; /* "arabic\tenglish", NUL-terminated in the arena */
     size_t alen;
-    int32_t n;
+    int32_t n, common;
 } vote;
 
-/* Arabic term ascending, then votes descending, then English ascending. */
+/* Arabic term ascending, then votes descending, then the English term's commonness
+ * descending, then English ascending. */
 static int vote_cmp(const void *pa, const void *pb)
 {
     const vote *a = pa, *b = pb;
@@ -204,6 +221,8 @@ static int vote_cmp(const void *pa, const void *pb)
         return a->alen < b->alen ? -1 : 1;
     if (a->n != b->n)
         return a->n > b->n ? -1 : 1;
+    if (a->common != b->common)
+        return a->common > b->common ? -1 : 1;
     return strcmp(a->key + a->alen + 1, b->key + b->alen + 1);
 }
 
@@ -224,6 +243,12 @@ int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *h
         v[n].key = k;
         v[n].alen = (size_t)((const char *)memchr(k, '\t', s->key_len) - k);
         v[n].n = s->val;
+        {
+            const char *en = k + v[n].alen + 1;
+            size_t elen = s->key_len - v[n].alen - 1;
+            const tf_strmap_slot *c = tf_strmap_find(&b->common, tf_hash_bytes(en, elen), en, elen);
+            v[n].common = c->key_len ? c->val : 0;
+        }
         n++;
     }
     qsort(v, n, sizeof(*v), vote_cmp);
