@@ -6,7 +6,10 @@
  * "specific": only terms whose Arabic mass is mostly in that field), the field's heaviest
  * Arabic terms with what the lexicon makes of them, and the tokenizer's CPU per document
  * with and without it (same run, same documents). Usage:
- *   bench-lexicon [--count N] [--seed S] [--lexicon auto|FILE] [--top N] [--quiet]
+ *   bench-lexicon [--count N] [--seed S] [--lexicon auto|FILE] [--candidates FILE] [--top N]
+ *                 [--quiet]
+ * --candidates takes `topicflow lexicon build --candidates` output and adds the ceiling: the
+ * coverage if each Arabic term took whichever of the dictionaries' translations fits best.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ typedef struct term_stat {
     double ar_mass[MAX_FIELDS]; /* occurrences in Arabic documents, from Arabic words */
     char *stem;                 /* an Arabic stem (without lexicon) that made it, first seen */
     char *form;
+    uint32_t reach;             /* fields where some candidate translation is used (--candidates) */
 } term_stat;
 
 typedef struct tally {
@@ -66,6 +70,12 @@ static int is_arabic(const char *s)
     return c >= 0xD8 && c <= 0xDB;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static double cpu_now(void)
 {
     struct timespec ts;
@@ -94,6 +104,53 @@ static size_t posting_text(const tf_posting *p, char **buf, size_t *cap)
     return len;
 }
 
+/* Whether the field's English postings use term: at least 2 % of them hold it. */
+static int used_by(const tally *terms, const char *term, size_t len, size_t f, size_t en_docs)
+{
+    const tf_strmap_slot *sl = tf_strmap_find(&terms->map, tf_hash_bytes(term, len), term, len);
+
+    return sl->key_len && terms->stats[sl->val].en_docs[f] >= 0.02 * (double)en_docs;
+}
+
+/* The ceiling: for each Arabic stem of the corpus, the fields where the stem itself or any
+ * translation `topicflow lexicon build --candidates` lists is used by the English postings. */
+static void mark_reach(tally *stems, const tally *terms, size_t n_fields, const size_t *en_docs,
+                       const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (!f) {
+        fprintf(stderr, "bench-lexicon: cannot read %s\n", path);
+        exit(1);
+    }
+    for (size_t i = 0; i <= stems->map.mask; i++) {
+        const tf_strmap_slot *sl = &stems->map.slots[i];
+        if (!sl->key_len)
+            continue;
+        for (size_t g = 0; g < n_fields; g++)
+            if (used_by(terms, tf_strmap_at(&stems->map, sl->key_off), sl->key_len, g, en_docs[g]))
+                stems->stats[sl->val].reach |= 1u << g;
+    }
+    while ((n = getline(&line, &cap, f)) > 0) {
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+        const tf_strmap_slot *sl;
+        if (!t2 || line[0] == '#')
+            continue;
+        sl = tf_strmap_find(&stems->map, tf_hash_bytes(line, (size_t)(t1 - line)), line,
+                            (size_t)(t1 - line));
+        if (!sl->key_len)
+            continue;
+        for (size_t g = 0; g < n_fields; g++)
+            if (used_by(terms, t1 + 1, (size_t)(t2 - t1 - 1), g, en_docs[g]))
+                stems->stats[sl->val].reach |= 1u << g;
+    }
+    free(line);
+    fclose(f);
+}
+
 typedef struct ranked {
     int id;
     double mass;
@@ -109,7 +166,7 @@ int main(int argc, char **argv)
 {
     long count = 5000, top = 12;
     uint64_t seed = 7, rng;
-    const char *setting = "auto";
+    const char *setting = "auto", *candidates = NULL;
     int quiet = 0;
     tf_err err;
     tf_sample *gen;
@@ -132,13 +189,15 @@ int main(int argc, char **argv)
             seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--lexicon") && i + 1 < argc)
             setting = argv[++i];
+        else if (!strcmp(argv[i], "--candidates") && i + 1 < argc)
+            candidates = argv[++i];
         else if (!strcmp(argv[i], "--top") && i + 1 < argc)
             top = atol(argv[++i]);
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
         else {
             fprintf(stderr, "usage: bench-lexicon [--count N] [--seed S] [--lexicon auto|FILE] "
-                            "[--top N] [--quiet]\n");
+                            "[--candidates FILE] [--top N] [--quiet]\n");
             return 2;
         }
     }
@@ -230,14 +289,17 @@ int main(int argc, char **argv)
 
     /* Coverage per field. A term "is used" by a field's English postings when at least 2 % of
      * them hold it. Specific: the Arabic term's mass is mostly (> 50 %) in this field. */
-    double all_hit = 0, all_mass = 0, spec_hit_all = 0, spec_mass_all = 0;
+    double all_hit = 0, all_mass = 0, spec_hit_all = 0, spec_mass_all = 0, all_reach = 0;
+
+    if (candidates)
+        mark_reach(&stems, &terms, n_fields, field_en_docs, candidates);
     printf("coverage of Arabic term mass by the same field's English terms (lexicon: %s, %zu entries;"
            " %ld postings, seed %llu)\n",
            setting, tf_lexicon_size(lx), count, (unsigned long long)seed);
-    printf("| field | ar docs | en docs | coverage | specific coverage | specific share |\n");
-    printf("|---|---|---|---|---|---|\n");
+    printf("| field | ar docs | en docs | coverage | specific coverage | specific share | ceiling |\n");
+    printf("|---|---|---|---|---|---|---|\n");
     for (size_t f = 0; f < n_fields; f++) {
-        double hit = 0, mass = 0, shit = 0, smass = 0;
+        double hit = 0, mass = 0, shit = 0, smass = 0, reach = 0;
         for (size_t s = 0; s < stems.n; s++) {
             term_stat *ss = &stems.stats[s];
             double m = ss->ar_mass[f], total = 0;
@@ -245,12 +307,9 @@ int main(int argc, char **argv)
                 continue;
             for (size_t g = 0; g < n_fields; g++)
                 total += ss->ar_mass[g];
-            const char *term = ss->stem;
-            tf_strmap_slot *sl = tf_strmap_find(&terms.map, tf_hash_bytes(term, strlen(term)), term,
-                                                strlen(term));
-            int used = sl->key_len &&
-                       terms.stats[sl->val].en_docs[f] >= 0.02 * (double)field_en_docs[f];
+            int used = used_by(&terms, ss->stem, strlen(ss->stem), f, field_en_docs[f]);
             mass += m;
+            reach += (ss->reach >> f) & 1 ? m : 0;
             hit += used ? m : 0;
             if (m > 0.5 * total) {
                 smass += m;
@@ -261,13 +320,21 @@ int main(int argc, char **argv)
         all_mass += mass;
         spec_hit_all += shit;
         spec_mass_all += smass;
-        printf("| %s | %zu | %zu | %.1f %% | %.1f %% | %.1f %% |\n", tf_sample_field_name(gen, f),
-               field_ar_docs[f], field_en_docs[f], mass ? 100 * hit / mass : 0,
-               smass ? 100 * shit / smass : 0, mass ? 100 * smass / mass : 0);
+        all_reach += reach;
+        printf("| %s | %zu | %zu | %.1f %% | %.1f %% | %.1f %% | %s%.1f %% |\n",
+               tf_sample_field_name(gen, f), field_ar_docs[f], field_en_docs[f],
+               mass ? 100 * hit / mass : 0, smass ? 100 * shit / smass : 0,
+               mass ? 100 * smass / mass : 0, candidates ? "" : "-", mass ? 100 * reach / mass : 0);
     }
-    printf("| all | | | %.1f %% | %.1f %% | %.1f %% |\n\n", all_mass ? 100 * all_hit / all_mass : 0,
+    printf("| all | | | %.1f %% | %.1f %% | %.1f %% | %s%.1f %% |\n\n",
+           all_mass ? 100 * all_hit / all_mass : 0,
            spec_mass_all ? 100 * spec_hit_all / spec_mass_all : 0,
-           all_mass ? 100 * spec_mass_all / all_mass : 0);
+           all_mass ? 100 * spec_mass_all / all_mass : 0, candidates ? "" : "-",
+           all_mass ? 100 * all_reach / all_mass : 0);
+    printf("coverage: share of the Arabic postings' term mass (terms made of Arabic words) whose term\n"
+           "the same field's English postings use (>= 2 %% of them); specific: only terms whose Arabic\n"
+           "mass is mostly (> 50 %%) in that field; ceiling (--candidates): the coverage if every\n"
+           "Arabic term took, of all the dictionaries' translations, one the field uses\n\n");
 
     if (!quiet) {
         ranked *r = malloc(stems.n * sizeof(*r));
@@ -286,10 +353,7 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < n && i < (size_t)top; i++) {
                 term_stat *ss = &stems.stats[r[i].id];
                 const char *term = ss->stem;
-                tf_strmap_slot *sl = tf_strmap_find(&terms.map, tf_hash_bytes(term, strlen(term)),
-                                                    term, strlen(term));
-                int used = sl->key_len &&
-                           terms.stats[sl->val].en_docs[f] >= 0.02 * (double)field_en_docs[f];
+                int used = used_by(&terms, term, strlen(term), f, field_en_docs[f]);
                 printf(" %s->%s%s %.0f;", ss->form, term, used ? "[+]" : "", r[i].mass);
             }
             printf("\n");
@@ -299,21 +363,31 @@ int main(int argc, char **argv)
     }
 
     /* CPU of the tokenizer per document, without and with the lexicon, on the same documents
-     * (fresh pipelines: their word caches start cold, as a worker's does). */
-    for (int rep = 0; rep < 3; rep++) {
-        double s[2];
-        for (int with = 0; with < 2; with++) {
-            tf_text_opts oo = {.data_dir = tf_data_dir(), .lexicon = with ? lx : NULL};
-            tf_text *t = tf_text_new(&oo, &err);
-            tf_tokens k;
-            double t0 = cpu_now();
-            for (long d = 0; d < count; d++)
-                tf_text_tokenize(t, docs[d], lens[d], &k, &err);
-            s[with] = cpu_now() - t0;
-            tf_text_free(t);
+     * (fresh pipelines: their word caches start cold, as a worker's does); 7 alternating
+     * rounds, the median of each and of the ratios. */
+    {
+        enum { ROUNDS = 7 };
+        double s[2][ROUNDS], ratio[ROUNDS];
+        for (int rep = 0; rep < ROUNDS; rep++) {
+            for (int with = 0; with < 2; with++) {
+                tf_text_opts oo = {.data_dir = tf_data_dir(), .lexicon = with ? lx : NULL};
+                tf_text *t = tf_text_new(&oo, &err);
+                tf_tokens k;
+                double t0 = cpu_now();
+                for (long d = 0; d < count; d++)
+                    tf_text_tokenize(t, docs[d], lens[d], &k, &err);
+                s[with][rep] = (cpu_now() - t0) / (double)count;
+                tf_text_free(t);
+            }
+            ratio[rep] = s[1][rep] / s[0][rep];
         }
-        printf("tokenize CPU per document: without lexicon %.2f us, with %.2f us: ratio %.3f\n",
-               1e6 * s[0] / (double)count, 1e6 * s[1] / (double)count, s[1] / s[0]);
+        qsort(s[0], ROUNDS, sizeof(double), cmp_double);
+        qsort(s[1], ROUNDS, sizeof(double), cmp_double);
+        qsort(ratio, ROUNDS, sizeof(double), cmp_double);
+        printf("tokenizer CPU per posting (median of %d rounds): without lexicon %.2f us, with %.2f us;"
+               " median ratio with/without %.3f (range %.3f-%.3f)\n",
+               ROUNDS, 1e6 * s[0][ROUNDS / 2], 1e6 * s[1][ROUNDS / 2], ratio[ROUNDS / 2], ratio[0],
+               ratio[ROUNDS - 1]);
     }
     return 0;
 }

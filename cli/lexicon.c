@@ -20,6 +20,7 @@
 
 typedef struct lexicon_config {
     const char *dictd, *out, *lexicon;
+    int candidates;
 } lexicon_config;
 
 static const tf_option lexicon_options[] = {
@@ -28,6 +29,10 @@ static const tf_option lexicon_options[] = {
      offsetof(lexicon_config, dictd), 0, 0},
     {"out", NULL, TF_OPT_STRING, NULL, "build: write the table here (default: standard output)",
      offsetof(lexicon_config, out), 0, 0},
+    {"candidates", NULL, TF_OPT_BOOL, "false",
+     "build: write every translation the dictionaries offer (arabic TAB english TAB votes, the"
+     " chosen one first) instead of the table: a diagnostic (bench-lexicon --candidates)",
+     offsetof(lexicon_config, candidates), 0, 0},
     {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
      "lookup: the table (auto: the data directory's " TF_LEXICON_DEFAULT ", off: none)",
      offsetof(lexicon_config, lexicon), 0, 0},
@@ -292,7 +297,8 @@ static int build(const lexicon_config *cfg)
              "# eng-ara (%ld entries) and ara-eng (%ld entries) dictionaries (GPL-2+);\n"
              "# see data/lexicon/README.md.\n",
              eng_ara, ara_eng);
-    if (tf_lexicon_builder_write(b, out, header, &written, &err) < 0)
+    if ((cfg->candidates ? tf_lexicon_builder_write_candidates(b, out, &written, &err)
+                         : tf_lexicon_builder_write(b, out, header, &written, &err)) < 0)
         goto done;
     if (out != stdout && fclose(out) != 0) {
         out = stdout;
@@ -361,7 +367,7 @@ int cli_lexicon(int argc, char **argv)
     const char *verb;
     int first, status;
 
-    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] | lookup WORD...",
+    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] [--candidates] | lookup WORD...",
                        "build: the bilingual lexicon (Arabic term TAB English term) from FreeDict's\n"
                        "English-Arabic and Arabic-English dictionaries (Debian: dict-freedict-eng-ara,\n"
                        "dict-freedict-ara-eng), through the workers' own normalisation and stemming;\n"

@@ -226,8 +226,8 @@ static int vote_cmp(const void *pa, const void *pb)
     return strcmp(a->key + a->alen + 1, b->key + b->alen + 1);
 }
 
-int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
-                             size_t *entries, tf_err *err)
+static int write_votes(const tf_lexicon_builder *b, FILE *f, const char *header, int all,
+                       size_t *entries, tf_err *err)
 {
     vote *v = malloc((b->votes.count + 1) * sizeof(*v));
     size_t n = 0, out = 0;
@@ -255,6 +255,11 @@ int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *h
     if (header)
         fputs(header, f);
     for (size_t i = 0; i < n; i++) {
+        if (all) {
+            fprintf(f, "%s\t%d\n", v[i].key, (int)v[i].n);
+            out++;
+            continue;
+        }
         if (i && v[i].alen == v[i - 1].alen && !memcmp(v[i].key, v[i - 1].key, v[i].alen))
             continue; /* a lesser meaning of the same Arabic term */
         fprintf(f, "%s\n", v[i].key);
@@ -265,4 +270,16 @@ int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *h
         return tf_err_set(err, "cannot write the lexicon: %s", strerror(errno));
     *entries = out;
     return 0;
+}
+
+int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
+                             size_t *entries, tf_err *err)
+{
+    return write_votes(b, f, header, 0, entries, err);
+}
+
+int tf_lexicon_builder_write_candidates(const tf_lexicon_builder *b, FILE *f, size_t *entries,
+                                        tf_err *err)
+{
+    return write_votes(b, f, NULL, 1, entries, err);
 }

@@ -61,4 +61,9 @@ int tf_lexicon_builder_english(tf_lexicon_builder *b, const char *english, size_
 int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
                              size_t *entries, tf_err *err);
 
+/* Every candidate instead: "arabic TAB english TAB votes" for each pair voted for, the
+ * chosen translation of each Arabic term first (a diagnostic: what the dictionaries offer). */
+int tf_lexicon_builder_write_candidates(const tf_lexicon_builder *b, FILE *f, size_t *entries,
+                                        tf_err *err);
+
 #endif
