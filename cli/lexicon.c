@@ -15,11 +15,13 @@
 
 #include "options.h"
 #include "base/datadir.h"
+#include "base/hash.h"
+#include "base/strmap.h"
 #include "engine/lexicon.h"
 #include "engine/text.h"
 
 typedef struct lexicon_config {
-    const char *dictd, *out, *lexicon;
+    const char *dictd, *out, *lexicon, *corpus;
     int candidates;
 } lexicon_config;
 
@@ -29,6 +31,11 @@ static const tf_option lexicon_options[] = {
      offsetof(lexicon_config, dictd), 0, 0},
     {"out", NULL, TF_OPT_STRING, NULL, "build: write the table here (default: standard output)",
      offsetof(lexicon_config, out), 0, 0},
+    {"corpus", NULL, TF_OPT_STRING, NULL,
+     "build: a file of the deployment's documents, one a line (JSONL will do); of an Arabic"
+     " term's translations, the one most of its documents use wins (default: none, the"
+     " dictionaries' votes decide)",
+     offsetof(lexicon_config, corpus), 0, 0},
     {"candidates", NULL, TF_OPT_BOOL, "false",
      "build: write every translation the dictionaries offer (arabic TAB english TAB votes, the"
      " chosen one first) instead of the table: a diagnostic (bench-lexicon --candidates)",
@@ -266,13 +273,66 @@ done:
     return rc;
 }
 
+/* Each English term of path's lines, counted once per line, as a preference (engine/lexicon.h). */
+static int read_corpus(tf_lexicon_builder *b, tf_text *te, const char *path, long *docs,
+                       tf_err *err)
+{
+    tf_strmap df;
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = -1;
+
+    if (!f)
+        return tf_err_set(err, "cannot read %s: %s", path, strerror(errno));
+    if (tf_strmap_init(&df, 1 << 12, 1 << 16) < 0) {
+        fclose(f);
+        return tf_err_set(err, "out of memory");
+    }
+    while ((n = getline(&line, &cap, f)) > 0) {
+        tf_tokens toks;
+        if (tf_text_tokenize(te, line, (size_t)n, &toks, err) < 0)
+            goto done;
+        for (size_t i = 0; i < toks.n; i++) {
+            const char *w = toks.bytes + toks.tok[i].off;
+            size_t len = toks.tok[i].len;
+            tf_strmap_slot *s;
+            if ((unsigned char)w[0] >= 0x80)
+                continue; /* English terms only */
+            s = tf_strmap_put(&df, tf_hash_bytes(w, len), w, len);
+            if (!s) {
+                tf_err_set(err, "out of memory");
+                goto done;
+            }
+            if (s->val_off != (uint32_t)(*docs + 1)) { /* once per line */
+                s->val_off = (uint32_t)(*docs + 1);
+                s->val++;
+            }
+        }
+        (*docs)++;
+    }
+    for (size_t i = 0; i <= df.mask; i++) {
+        const tf_strmap_slot *s = &df.slots[i];
+        if (s->key_len &&
+            tf_lexicon_builder_prefer(b, tf_strmap_at(&df, s->key_off), s->key_len, s->val, err) < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(line);
+    fclose(f);
+    tf_strmap_free(&df);
+    return rc;
+}
+
 static int build(const lexicon_config *cfg)
 {
     tf_text_opts o = {.data_dir = tf_data_dir()};
     tf_text *ta = NULL, *te = NULL;
     tf_lexicon_builder *b = NULL;
     FILE *out = stdout;
-    long eng_ara = 0, ara_eng = 0;
+    long eng_ara = 0, ara_eng = 0, corpus_docs = 0;
     size_t written = 0;
     char header[512];
     tf_err err;
@@ -283,6 +343,8 @@ static int build(const lexicon_config *cfg)
     te = ta ? tf_text_new(&o, &err) : NULL;
     b = te ? tf_lexicon_builder_new(&err) : NULL;
     if (!b)
+        goto done;
+    if (cfg->corpus && read_corpus(b, te, cfg->corpus, &corpus_docs, &err) < 0)
         goto done;
     if (read_dictionary(b, ta, te, cfg->dictd, "freedict-eng-ara", 0, &eng_ara, &err) < 0 ||
         read_dictionary(b, ta, te, cfg->dictd, "freedict-ara-eng", 1, &ara_eng, &err) < 0)
@@ -295,8 +357,10 @@ static int build(const lexicon_config *cfg)
              "# topicflow bilingual lexicon: Arabic term TAB English term (both as the text\n"
              "# pipeline makes them). Made by `topicflow lexicon build` from FreeDict's\n"
              "# eng-ara (%ld entries) and ara-eng (%ld entries) dictionaries (GPL-2+);\n"
-             "# see data/lexicon/README.md.\n",
-             eng_ara, ara_eng);
+             "# see data/lexicon/README.md.\n%s",
+             eng_ara, ara_eng,
+             cfg->corpus ? "# Translations chosen by how many documents of a corpus use them\n"
+                           "# (topicflow lexicon build --corpus).\n" : "");
     if ((cfg->candidates ? tf_lexicon_builder_write_candidates(b, out, &written, &err)
                          : tf_lexicon_builder_write(b, out, header, &written, &err)) < 0)
         goto done;
@@ -367,7 +431,7 @@ int cli_lexicon(int argc, char **argv)
     const char *verb;
     int first, status;
 
-    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] [--candidates] | lookup WORD...",
+    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] [--corpus FILE] [--candidates] | lookup WORD...",
                        "build: the bilingual lexicon (Arabic term TAB English term) from FreeDict's\n"
                        "English-Arabic and Arabic-English dictionaries (Debian: dict-freedict-eng-ara,\n"
                        "dict-freedict-ara-eng), through the workers' own normalisation and stemming;\n"

@@ -56,6 +56,13 @@ int tf_lexicon_builder_vote(tf_lexicon_builder *b, const char *arabic, size_t al
 int tf_lexicon_builder_english(tf_lexicon_builder *b, const char *english, size_t elen,
                                tf_err *err);
 
+/* A corpus of the deployment's documents holds english[0..elen) in `docs` documents. With
+ * any such counts, an Arabic term takes, of its translations, the one the most documents
+ * hold; the votes (then commonness, then byte order) decide only among translations the
+ * corpus never uses. 0, or -1 out of memory. */
+int tf_lexicon_builder_prefer(tf_lexicon_builder *b, const char *english, size_t elen,
+                              int docs, tf_err *err);
+
 /* Write the table (sorted by Arabic term, byte order) to f after the comment lines of
  * header (may be NULL). *entries gets the line count. 0, or -1 with err set. */
 int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,

@@ -105,6 +105,33 @@ static void test_builder_breaks_ties_by_commonness(void **state)
     free(out);
 }
 
+/* With a corpus, the translation most of its documents use wins over the votes; the votes
+ * still decide among translations the corpus never uses. */
+static void test_builder_prefers_what_the_corpus_uses(void **state)
+{
+    size_t entries = 0;
+    tf_err err;
+    tf_lexicon_builder *b = tf_lexicon_builder_new(&err);
+    char *out;
+
+    (void)state;
+    assert_non_null(b);
+    vote(b, "مستخدم", "employe");
+    vote(b, "مستخدم", "employe");
+    vote(b, "مستخدم", "user");
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "dishonor");
+    assert_int_equal(tf_lexicon_builder_prefer(b, "user", 4, 40, &err), 0);
+    assert_int_equal(tf_lexicon_builder_prefer(b, "employe", 7, 3, &err), 0);
+    assert_int_equal(tf_lexicon_builder_prefer(b, "design", 6, 90, &err), 0); /* no candidate */
+    out = written(b, NULL, &entries);
+    assert_int_equal(entries, 2);
+    assert_string_equal(out, "مخز\twarehous\n"
+                             "مستخدم\tuser\n");
+    free(out);
+}
+
 static void test_load_and_look_up(void **state)
 {
     const char *path = write_temp("# comment\n\nتصميم\tdesign\nمخز\twarehous\n");
@@ -221,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_keeps_the_most_voted_meaning),
         cmocka_unit_test(test_builder_breaks_ties_by_commonness),
+        cmocka_unit_test(test_builder_prefers_what_the_corpus_uses),
         cmocka_unit_test(test_load_and_look_up),
         cmocka_unit_test(test_malformed_lines_are_named),
         cmocka_unit_test(test_open_settings),
