@@ -122,42 +122,75 @@ static const char *one_term(tf_text *t, const char *s, size_t len, int arabic, s
     return w;
 }
 
-/* One vote for (Arabic word ar[0..alen), English term en[0..elen)) under each term the
- * pipeline makes of the Arabic word with and without the definite article: running text
- * writes a noun both ways, a dictionary one way, and Snowball's arabic stemmer does not
- * always make one stem of the two (برمجيات -> رمجيا, البرمجيات -> برمج). */
+/* Votes for (Arabic word ar[0..alen), English term en[0..elen)) under each term the
+ * pipeline makes of the word's written variants: with and without the definite article
+ * (two votes each: running text writes a noun both ways, a dictionary one way, and
+ * Snowball's arabic stemmer does not always make one stem of the two: برمجيات -> رمجيا,
+ * البرمجيات -> برمج), and, one vote each, its regular inflections the stemmer does not
+ * undo: the feminine of a nisba adjective (طبي -> الطبية) and the sound plurals (ات, ين,
+ * ون; ة -> ات). A term gets one pair's votes once, at the variant's highest weight. */
+#define MAX_VARIANTS 12
 static int vote_pair(tf_lexicon_builder *b, tf_text *ta, const char *ar, size_t alen,
                      const char *en, size_t elen, tf_err *err)
 {
-    static const char al[] = "\xD8\xA7\xD9\x84"; /* ال */
-    char variant[256], first[256];
-    const char *w;
-    size_t wlen, first_len = 0;
+    static const char al[] = "\xD8\xA7\xD9\x84", ta_marbuta[] = "\xD8\xA9", yeh[] = "\xD9\x8A";
+    static const char *const plural[] = {"\xD8\xA7\xD8\xAA", "\xD9\x8A\xD9\x86", "\xD9\x88\xD9\x86"};
+    char bare[256], forms[MAX_VARIANTS][272], terms[2 * MAX_VARIANTS][256];
+    int weight[2 * MAX_VARIANTS], n_forms = 0, n_terms = 0, form_weight[MAX_VARIANTS];
+    size_t bare_len, term_len[2 * MAX_VARIANTS];
 
     while (alen && (*ar == ' ' || *ar == '\t'))
         ar++, alen--;
     while (alen && (ar[alen - 1] == ' ' || ar[alen - 1] == '\t'))
         alen--;
-    if (alen + 4 >= sizeof(variant))
+    if (alen > 4 && !memcmp(ar, al, 4))
+        ar += 4, alen -= 4;
+    if (alen + 8 >= sizeof(bare) || !alen)
         return 0;
-    if (alen > 4 && !memcmp(ar, al, 4)) {
-        memcpy(variant, ar + 4, alen - 4);
-        wlen = alen - 4;
-    } else {
-        memcpy(variant, al, 4);
-        memcpy(variant + 4, ar, alen);
-        wlen = alen + 4;
+    memcpy(bare, ar, alen);
+    bare_len = alen;
+#define ADD(w8, ...)                                                                          \
+    do {                                                                                      \
+        if (n_forms < MAX_VARIANTS) {                                                         \
+            snprintf(forms[n_forms], sizeof(forms[0]), __VA_ARGS__);                          \
+            form_weight[n_forms++] = (w8);                                                    \
+        }                                                                                     \
+    } while (0)
+    ADD(2, "%.*s", (int)bare_len, bare);
+    if (bare_len >= 4 && !memcmp(bare + bare_len - 2, yeh, 2))
+        ADD(1, "%.*s%s", (int)bare_len, bare, ta_marbuta);
+    if (bare_len >= 4 && !memcmp(bare + bare_len - 2, ta_marbuta, 2))
+        ADD(1, "%.*s%s", (int)(bare_len - 2), bare, plural[0]);
+    else
+        for (int i = 0; i < 3; i++)
+            ADD(1, "%.*s%s", (int)bare_len, bare, plural[i]);
+#undef ADD
+    for (int f = 0; f < n_forms; f++) {
+        for (int art = 0; art < 2; art++) {
+            char word[288];
+            size_t wlen;
+            const char *w;
+            int j;
+            snprintf(word, sizeof(word), "%s%.270s", art ? al : "", forms[f]);
+            w = one_term(ta, word, strlen(word), 1, &wlen);
+            if (!w || wlen >= sizeof(terms[0]))
+                continue;
+            for (j = 0; j < n_terms; j++)
+                if (term_len[j] == wlen && !memcmp(terms[j], w, wlen))
+                    break;
+            if (j == n_terms) {
+                memcpy(terms[n_terms], w, wlen);
+                term_len[n_terms] = wlen;
+                weight[n_terms++] = form_weight[f];
+            } else if (weight[j] < form_weight[f]) {
+                weight[j] = form_weight[f];
+            }
+        }
     }
-    w = one_term(ta, ar, alen, 1, &first_len);
-    if (w) {
-        memcpy(first, w, first_len);
-        if (tf_lexicon_builder_vote(b, first, first_len, en, elen, err) < 0)
-            return -1;
-    }
-    w = one_term(ta, variant, wlen, 1, &wlen);
-    if (w && (!first_len || wlen != first_len || memcmp(w, first, wlen)) &&
-        tf_lexicon_builder_vote(b, w, wlen, en, elen, err) < 0)
-        return -1;
+    for (int j = 0; j < n_terms; j++)
+        for (int v = 0; v < weight[j]; v++)
+            if (tf_lexicon_builder_vote(b, terms[j], term_len[j], en, elen, err) < 0)
+                return -1;
     return 0;
 }
 

@@ -76,8 +76,8 @@ static void test_builder_keeps_the_most_voted_meaning(void **state)
     free(out);
 }
 
-/* A tie of votes goes to the English term more entries of the dictionaries hold (data, not
- * communiqu, for البيانات), and only then to the smaller in byte order. */
+/* A tie of votes goes to the English term more entries of the dictionaries hold (say data
+ * over communiqu), and only then to the smaller in byte order. */
 static void test_builder_breaks_ties_by_commonness(void **state)
 {
     size_t entries = 0;
