@@ -36,7 +36,7 @@ static const tf_option lexicon_options[] = {
      " term's translations, the one most of its documents use wins (default: none, the"
      " dictionaries' votes decide)",
      offsetof(lexicon_config, corpus), 0, 0},
-    {"candidates", NULL, TF_OPT_BOOL, "false",
+    {"candidates", NULL, TF_OPT_BOOL, "off",
      "build: write every translation the dictionaries offer (arabic TAB english TAB votes, the"
      " chosen one first) instead of the table: a diagnostic (bench-lexicon --candidates)",
      offsetof(lexicon_config, candidates), 0, 0},
