@@ -15,11 +15,14 @@
 
 #include "options.h"
 #include "base/datadir.h"
+#include "base/hash.h"
+#include "base/strmap.h"
 #include "engine/lexicon.h"
 #include "engine/text.h"
 
 typedef struct lexicon_config {
-    const char *dictd, *out, *lexicon;
+    const char *dictd, *out, *lexicon, *corpus;
+    int candidates;
 } lexicon_config;
 
 static const tf_option lexicon_options[] = {
@@ -28,6 +31,15 @@ static const tf_option lexicon_options[] = {
      offsetof(lexicon_config, dictd), 0, 0},
     {"out", NULL, TF_OPT_STRING, NULL, "build: write the table here (default: standard output)",
      offsetof(lexicon_config, out), 0, 0},
+    {"corpus", NULL, TF_OPT_STRING, NULL,
+     "build: a file of the deployment's documents, one a line (JSONL will do); of an Arabic"
+     " term's translations, the one most of its documents use wins (default: none, the"
+     " dictionaries' votes decide)",
+     offsetof(lexicon_config, corpus), 0, 0},
+    {"candidates", NULL, TF_OPT_BOOL, "off",
+     "build: write every translation the dictionaries offer (arabic TAB english TAB votes, the"
+     " chosen one first) instead of the table: a diagnostic (bench-lexicon --candidates)",
+     offsetof(lexicon_config, candidates), 0, 0},
     {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
      "lookup: the table (auto: the data directory's " TF_LEXICON_DEFAULT ", off: none)",
      offsetof(lexicon_config, lexicon), 0, 0},
@@ -110,6 +122,99 @@ static const char *one_term(tf_text *t, const char *s, size_t len, int arabic, s
     return w;
 }
 
+/* Votes for (Arabic word ar[0..alen), English term en[0..elen)) under each term the
+ * pipeline makes of the word's written variants: with and without the definite article
+ * (two votes each: running text writes a noun both ways, a dictionary one way, and
+ * Snowball's arabic stemmer does not always make one stem of the two: برمجيات -> رمجيا,
+ * البرمجيات -> برمج), and, one vote each, its regular inflections the stemmer does not
+ * undo: the feminine of a nisba adjective (طبي -> الطبية) and the sound plurals (ات, ين,
+ * ون; ة -> ات). A term gets one pair's votes once, at the variant's highest weight. */
+#define MAX_VARIANTS 12
+static int vote_pair(tf_lexicon_builder *b, tf_text *ta, const char *ar, size_t alen,
+                     const char *en, size_t elen, tf_err *err)
+{
+    static const char al[] = "\xD8\xA7\xD9\x84", ta_marbuta[] = "\xD8\xA9", yeh[] = "\xD9\x8A";
+    static const char *const plural[] = {"\xD8\xA7\xD8\xAA", "\xD9\x8A\xD9\x86", "\xD9\x88\xD9\x86"};
+    char bare[256], forms[MAX_VARIANTS][272], terms[2 * MAX_VARIANTS][256];
+    int weight[2 * MAX_VARIANTS], n_forms = 0, n_terms = 0, form_weight[MAX_VARIANTS];
+    size_t bare_len, term_len[2 * MAX_VARIANTS];
+
+    while (alen && (*ar == ' ' || *ar == '\t'))
+        ar++, alen--;
+    while (alen && (ar[alen - 1] == ' ' || ar[alen - 1] == '\t'))
+        alen--;
+    if (alen > 4 && !memcmp(ar, al, 4))
+        ar += 4, alen -= 4;
+    if (alen + 8 >= sizeof(bare) || !alen)
+        return 0;
+    memcpy(bare, ar, alen);
+    bare_len = alen;
+#define ADD(w8, ...)                                                                          \
+    do {                                                                                      \
+        if (n_forms < MAX_VARIANTS) {                                                         \
+            snprintf(forms[n_forms], sizeof(forms[0]), __VA_ARGS__);                          \
+            form_weight[n_forms++] = (w8);                                                    \
+        }                                                                                     \
+    } while (0)
+    ADD(2, "%.*s", (int)bare_len, bare);
+    if (bare_len >= 4 && !memcmp(bare + bare_len - 2, yeh, 2))
+        ADD(1, "%.*s%s", (int)bare_len, bare, ta_marbuta);
+    if (bare_len >= 4 && !memcmp(bare + bare_len - 2, ta_marbuta, 2))
+        ADD(1, "%.*s%s", (int)(bare_len - 2), bare, plural[0]);
+    else
+        for (int i = 0; i < 3; i++)
+            ADD(1, "%.*s%s", (int)bare_len, bare, plural[i]);
+#undef ADD
+    for (int f = 0; f < n_forms; f++) {
+        for (int art = 0; art < 2; art++) {
+            char word[288];
+            size_t wlen;
+            const char *w;
+            int j;
+            snprintf(word, sizeof(word), "%s%.270s", art ? al : "", forms[f]);
+            w = one_term(ta, word, strlen(word), 1, &wlen);
+            if (!w || wlen >= sizeof(terms[0]))
+                continue;
+            for (j = 0; j < n_terms; j++)
+                if (term_len[j] == wlen && !memcmp(terms[j], w, wlen))
+                    break;
+            if (j == n_terms) {
+                memcpy(terms[n_terms], w, wlen);
+                term_len[n_terms] = wlen;
+                weight[n_terms++] = form_weight[f];
+            } else if (weight[j] < form_weight[f]) {
+                weight[j] = form_weight[f];
+            }
+        }
+    }
+    for (int j = 0; j < n_terms; j++)
+        for (int v = 0; v < weight[j]; v++)
+            if (tf_lexicon_builder_vote(b, terms[j], term_len[j], en, elen, err) < 0)
+                return -1;
+    return 0;
+}
+
+/* The English terms of an entry's text, each counted once per entry: how common a term is
+ * in the dictionaries, which breaks ties between an Arabic term's translations. */
+static int count_english(tf_lexicon_builder *b, tf_text *te, const char *s, size_t len,
+                         tf_err *err)
+{
+    tf_tokens toks;
+
+    if (tf_text_tokenize(te, s, len, &toks, err) < 0)
+        return -1;
+    for (size_t i = 0; i < toks.n; i++) {
+        const char *w = toks.bytes + toks.tok[i].off;
+        size_t j, n = toks.tok[i].len;
+        for (j = 0; j < i; j++)
+            if (toks.tok[j].len == n && !memcmp(toks.bytes + toks.tok[j].off, w, n))
+                break;
+        if (j == i && (unsigned char)w[0] < 0x80 && tf_lexicon_builder_english(b, w, n, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Each translation of an entry: its lines after the headword line, a "N. " numbering
  * dropped, split at , and ;. */
 static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const char *head,
@@ -118,9 +223,12 @@ static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const cha
 {
     const char *end = body + body_len, *p = memchr(body, '\n', body_len);
     size_t hlen, key_len;
-    const char *hterm = one_term(head_arabic ? ta : te, head, head_len, head_arabic, &hlen);
+    const char *hterm;
     char key[256];
 
+    if (count_english(b, te, body, body_len, err) < 0)
+        return -1;
+    hterm = one_term(head_arabic ? ta : te, head, head_len, head_arabic, &hlen);
     if (!hterm || !p || hlen >= sizeof(key))
         return 0;
     memcpy(key, hterm, hlen); /* the tf_text's buffer is reused by the next call */
@@ -138,8 +246,8 @@ static int vote_entry(tf_lexicon_builder *b, tf_text *ta, tf_text *te, const cha
             while (sep < eol && *sep != ',' && *sep != ';')
                 sep++;
             w = one_term(head_arabic ? te : ta, q, (size_t)(sep - q), !head_arabic, &wlen);
-            if (w && (head_arabic ? tf_lexicon_builder_vote(b, key, key_len, w, wlen, err)
-                                  : tf_lexicon_builder_vote(b, w, wlen, key, key_len, err)) < 0)
+            if (w && (head_arabic ? vote_pair(b, ta, head, head_len, w, wlen, err)
+                                  : vote_pair(b, ta, q, (size_t)(sep - q), key, key_len, err)) < 0)
                 return -1;
             q = sep < eol ? sep + 1 : eol;
         }
@@ -198,13 +306,66 @@ done:
     return rc;
 }
 
+/* Each English term of path's lines, counted once per line, as a preference (engine/lexicon.h). */
+static int read_corpus(tf_lexicon_builder *b, tf_text *te, const char *path, long *docs,
+                       tf_err *err)
+{
+    tf_strmap df;
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = -1;
+
+    if (!f)
+        return tf_err_set(err, "cannot read %s: %s", path, strerror(errno));
+    if (tf_strmap_init(&df, 1 << 12, 1 << 16) < 0) {
+        fclose(f);
+        return tf_err_set(err, "out of memory");
+    }
+    while ((n = getline(&line, &cap, f)) > 0) {
+        tf_tokens toks;
+        if (tf_text_tokenize(te, line, (size_t)n, &toks, err) < 0)
+            goto done;
+        for (size_t i = 0; i < toks.n; i++) {
+            const char *w = toks.bytes + toks.tok[i].off;
+            size_t len = toks.tok[i].len;
+            tf_strmap_slot *s;
+            if ((unsigned char)w[0] >= 0x80)
+                continue; /* English terms only */
+            s = tf_strmap_put(&df, tf_hash_bytes(w, len), w, len);
+            if (!s) {
+                tf_err_set(err, "out of memory");
+                goto done;
+            }
+            if (s->val_off != (uint32_t)(*docs + 1)) { /* once per line */
+                s->val_off = (uint32_t)(*docs + 1);
+                s->val++;
+            }
+        }
+        (*docs)++;
+    }
+    for (size_t i = 0; i <= df.mask; i++) {
+        const tf_strmap_slot *s = &df.slots[i];
+        if (s->key_len &&
+            tf_lexicon_builder_prefer(b, tf_strmap_at(&df, s->key_off), s->key_len, s->val, err) < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(line);
+    fclose(f);
+    tf_strmap_free(&df);
+    return rc;
+}
+
 static int build(const lexicon_config *cfg)
 {
     tf_text_opts o = {.data_dir = tf_data_dir()};
     tf_text *ta = NULL, *te = NULL;
     tf_lexicon_builder *b = NULL;
     FILE *out = stdout;
-    long eng_ara = 0, ara_eng = 0;
+    long eng_ara = 0, ara_eng = 0, corpus_docs = 0;
     size_t written = 0;
     char header[512];
     tf_err err;
@@ -215,6 +376,8 @@ static int build(const lexicon_config *cfg)
     te = ta ? tf_text_new(&o, &err) : NULL;
     b = te ? tf_lexicon_builder_new(&err) : NULL;
     if (!b)
+        goto done;
+    if (cfg->corpus && read_corpus(b, te, cfg->corpus, &corpus_docs, &err) < 0)
         goto done;
     if (read_dictionary(b, ta, te, cfg->dictd, "freedict-eng-ara", 0, &eng_ara, &err) < 0 ||
         read_dictionary(b, ta, te, cfg->dictd, "freedict-ara-eng", 1, &ara_eng, &err) < 0)
@@ -227,9 +390,12 @@ static int build(const lexicon_config *cfg)
              "# topicflow bilingual lexicon: Arabic term TAB English term (both as the text\n"
              "# pipeline makes them). Made by `topicflow lexicon build` from FreeDict's\n"
              "# eng-ara (%ld entries) and ara-eng (%ld entries) dictionaries (GPL-2+);\n"
-             "# see data/lexicon/README.md.\n",
-             eng_ara, ara_eng);
-    if (tf_lexicon_builder_write(b, out, header, &written, &err) < 0)
+             "# see data/lexicon/README.md.\n%s",
+             eng_ara, ara_eng,
+             cfg->corpus ? "# Translations chosen by how many documents of a corpus use them\n"
+                           "# (topicflow lexicon build --corpus).\n" : "");
+    if ((cfg->candidates ? tf_lexicon_builder_write_candidates(b, out, &written, &err)
+                         : tf_lexicon_builder_write(b, out, header, &written, &err)) < 0)
         goto done;
     if (out != stdout && fclose(out) != 0) {
         out = stdout;
@@ -298,7 +464,7 @@ int cli_lexicon(int argc, char **argv)
     const char *verb;
     int first, status;
 
-    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] | lookup WORD...",
+    status = cli_parse("lexicon", "topicflow lexicon build [--dictd DIR] [--out FILE] [--corpus FILE] [--candidates] | lookup WORD...",
                        "build: the bilingual lexicon (Arabic term TAB English term) from FreeDict's\n"
                        "English-Arabic and Arabic-English dictionaries (Debian: dict-freedict-eng-ara,\n"
                        "dict-freedict-ara-eng), through the workers' own normalisation and stemming;\n"

@@ -132,9 +132,10 @@ int tf_lexicon_open(const char *setting, const char *data_dir, tf_lexicon **out,
 
 /* ---- builder --------------------------------------------------------------------------- */
 
-/* Votes keyed by "arabic\tenglish"; val counts them. */
+/* Votes keyed by "arabic\tenglish"; val counts them. common: English term -> dictionary
+ * entries holding it; prefer: English term -> documents of a corpus holding it. */
 struct tf_lexicon_builder {
-    tf_strmap votes;
+    tf_strmap votes, common, prefer;
     char *key;
     size_t key_cap;
 };
@@ -143,7 +144,9 @@ tf_lexicon_builder *tf_lexicon_builder_new(tf_err *err)
 {
     tf_lexicon_builder *b = calloc(1, sizeof(*b));
 
-    if (!b || tf_strmap_init(&b->votes, 1 << 16, 1 << 22) < 0) {
+    if (!b || tf_strmap_init(&b->votes, 1 << 16, 1 << 22) < 0 ||
+        tf_strmap_init(&b->common, 1 << 16, 1 << 20) < 0 ||
+        tf_strmap_init(&b->prefer, 1 << 10, 1 << 14) < 0) {
         tf_lexicon_builder_free(b);
         tf_err_set(err, "out of memory");
         return NULL;
@@ -156,6 +159,8 @@ void tf_lexicon_builder_free(tf_lexicon_builder *b)
     if (!b)
         return;
     tf_strmap_free(&b->votes);
+    tf_strmap_free(&b->common);
+    tf_strmap_free(&b->prefer);
     free(b->key);
     free(b);
 }
@@ -185,13 +190,46 @@ int tf_lexicon_builder_vote(tf_lexicon_builder *b, const char *arabic, size_t al
     return 0;
 }
 
+static int add_count(tf_strmap *m, const char *english, size_t elen, int n, tf_err *err)
+{
+    tf_strmap_slot *s;
+
+    if (!elen)
+        return 0;
+    s = tf_strmap_put(m, tf_hash_bytes(english, elen), english, elen);
+    if (!s)
+        return tf_err_set(err, "out of memory");
+    s->val += n;
+    return 0;
+}
+
+int tf_lexicon_builder_english(tf_lexicon_builder *b, const char *english, size_t elen,
+                               tf_err *err)
+{
+    return add_count(&b->common, english, elen, 1, err);
+}
+
+int tf_lexicon_builder_prefer(tf_lexicon_builder *b, const char *english, size_t elen,
+                              int docs, tf_err *err)
+{
+    return add_count(&b->prefer, english, elen, docs, err);
+}
+
+static int32_t count_of(const tf_strmap *m, const char *english, size_t elen)
+{
+    const tf_strmap_slot *c = tf_strmap_find(m, tf_hash_bytes(english, elen), english, elen);
+
+    return c->key_len ? c->val : 0;
+}
+
 typedef struct vote {
     const char *key; /* "arabic\tenglish", NUL-terminated in the arena */
     size_t alen;
-    int32_t n;
+    int32_t n, common, prefer;
 } vote;
 
-/* Arabic term ascending, then votes descending, then English ascending. */
+/* Arabic term ascending, then the English term's documents in the corpus descending, then
+ * votes descending, then the English term's commonness descending, then English ascending. */
 static int vote_cmp(const void *pa, const void *pb)
 {
     const vote *a = pa, *b = pb;
@@ -202,13 +240,17 @@ static int vote_cmp(const void *pa, const void *pb)
         return c;
     if (a->alen != b->alen)
         return a->alen < b->alen ? -1 : 1;
+    if (a->prefer != b->prefer)
+        return a->prefer > b->prefer ? -1 : 1;
     if (a->n != b->n)
         return a->n > b->n ? -1 : 1;
+    if (a->common != b->common)
+        return a->common > b->common ? -1 : 1;
     return strcmp(a->key + a->alen + 1, b->key + b->alen + 1);
 }
 
-int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
-                             size_t *entries, tf_err *err)
+static int write_votes(const tf_lexicon_builder *b, FILE *f, const char *header, int all,
+                       size_t *entries, tf_err *err)
 {
     vote *v = malloc((b->votes.count + 1) * sizeof(*v));
     size_t n = 0, out = 0;
@@ -224,12 +266,23 @@ int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *h
         v[n].key = k;
         v[n].alen = (size_t)((const char *)memchr(k, '\t', s->key_len) - k);
         v[n].n = s->val;
+        {
+            const char *en = k + v[n].alen + 1;
+            size_t elen = s->key_len - v[n].alen - 1;
+            v[n].common = count_of(&b->common, en, elen);
+            v[n].prefer = count_of(&b->prefer, en, elen);
+        }
         n++;
     }
     qsort(v, n, sizeof(*v), vote_cmp);
     if (header)
         fputs(header, f);
     for (size_t i = 0; i < n; i++) {
+        if (all) {
+            fprintf(f, "%s\t%d\n", v[i].key, (int)v[i].n);
+            out++;
+            continue;
+        }
         if (i && v[i].alen == v[i - 1].alen && !memcmp(v[i].key, v[i - 1].key, v[i].alen))
             continue; /* a lesser meaning of the same Arabic term */
         fprintf(f, "%s\n", v[i].key);
@@ -240,4 +293,16 @@ int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *h
         return tf_err_set(err, "cannot write the lexicon: %s", strerror(errno));
     *entries = out;
     return 0;
+}
+
+int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
+                             size_t *entries, tf_err *err)
+{
+    return write_votes(b, f, header, 0, entries, err);
+}
+
+int tf_lexicon_builder_write_candidates(const tf_lexicon_builder *b, FILE *f, size_t *entries,
+                                        tf_err *err)
+{
+    return write_votes(b, f, NULL, 1, entries, err);
 }

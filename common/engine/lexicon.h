@@ -50,9 +50,27 @@ void tf_lexicon_builder_free(tf_lexicon_builder *b);
 int tf_lexicon_builder_vote(tf_lexicon_builder *b, const char *arabic, size_t alen,
                             const char *english, size_t elen, tf_err *err);
 
+/* One entry of the dictionaries holds english[0..elen): how common the English term is,
+ * which breaks a tie of votes between two translations of one Arabic term (the commoner
+ * wins; then the smaller in byte order). 0, or -1 out of memory. */
+int tf_lexicon_builder_english(tf_lexicon_builder *b, const char *english, size_t elen,
+                               tf_err *err);
+
+/* A corpus of the deployment's documents holds english[0..elen) in `docs` documents. With
+ * any such counts, an Arabic term takes, of its translations, the one the most documents
+ * hold; the votes (then commonness, then byte order) decide only among translations the
+ * corpus never uses. 0, or -1 out of memory. */
+int tf_lexicon_builder_prefer(tf_lexicon_builder *b, const char *english, size_t elen,
+                              int docs, tf_err *err);
+
 /* Write the table (sorted by Arabic term, byte order) to f after the comment lines of
  * header (may be NULL). *entries gets the line count. 0, or -1 with err set. */
 int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
                              size_t *entries, tf_err *err);
+
+/* Every candidate instead: "arabic TAB english TAB votes" for each pair voted for, the
+ * chosen translation of each Arabic term first (a diagnostic: what the dictionaries offer). */
+int tf_lexicon_builder_write_candidates(const tf_lexicon_builder *b, FILE *f, size_t *entries,
+                                        tf_err *err);
 
 #endif

@@ -37,16 +37,29 @@ static void vote(tf_lexicon_builder *b, const char *ar, const char *en)
     assert_int_equal(tf_lexicon_builder_vote(b, ar, strlen(ar), en, strlen(en), &err), 0);
 }
 
-static void test_builder_keeps_the_most_voted_meaning(void **state)
+/* The table b writes after header, as a string to free; frees b. */
+static char *written(tf_lexicon_builder *b, const char *header, size_t *entries)
 {
-    tf_lexicon_builder *b;
     char *out = NULL;
-    size_t len = 0, entries = 0;
+    size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     tf_err err;
 
+    assert_non_null(f);
+    assert_int_equal(tf_lexicon_builder_write(b, f, header, entries, &err), 0);
+    fclose(f);
+    tf_lexicon_builder_free(b);
+    return out;
+}
+
+static void test_builder_keeps_the_most_voted_meaning(void **state)
+{
+    size_t entries = 0;
+    tf_err err;
+    tf_lexicon_builder *b = tf_lexicon_builder_new(&err);
+    char *out;
+
     (void)state;
-    b = tf_lexicon_builder_new(&err);
     assert_non_null(b);
     vote(b, "مخز", "dishonor");
     vote(b, "مخز", "warehous");
@@ -54,15 +67,69 @@ static void test_builder_keeps_the_most_voted_meaning(void **state)
     vote(b, "تصميم", "design");
     vote(b, "قان", "law");      /* a tie: the smaller English term */
     vote(b, "قان", "canon");
-    assert_int_equal(tf_lexicon_builder_write(b, f, "# head\n", &entries, &err), 0);
-    fclose(f);
+    out = written(b, "# head\n", &entries);
     assert_int_equal(entries, 3);
     assert_string_equal(out, "# head\n"
                              "تصميم\tdesign\n"
                              "قان\tcanon\n"
                              "مخز\twarehous\n");
     free(out);
-    tf_lexicon_builder_free(b);
+}
+
+/* A tie of votes goes to the English term more entries of the dictionaries hold (say data
+ * over communiqu), and only then to the smaller in byte order. */
+static void test_builder_breaks_ties_by_commonness(void **state)
+{
+    size_t entries = 0;
+    tf_err err;
+    tf_lexicon_builder *b = tf_lexicon_builder_new(&err);
+    char *out;
+
+    (void)state;
+    assert_non_null(b);
+    vote(b, "بيان", "communiqu");
+    vote(b, "بيان", "data");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tf_lexicon_builder_english(b, "data", 4, &err), 0);
+    assert_int_equal(tf_lexicon_builder_english(b, "communiqu", 9, &err), 0);
+    vote(b, "قان", "law"); /* neither counted: the smaller */
+    vote(b, "قان", "canon");
+    vote(b, "مخز", "warehous"); /* more votes beat commonness */
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "data");
+    out = written(b, NULL, &entries);
+    assert_int_equal(entries, 3);
+    assert_string_equal(out, "بيان\tdata\n"
+                             "قان\tcanon\n"
+                             "مخز\twarehous\n");
+    free(out);
+}
+
+/* With a corpus, the translation most of its documents use wins over the votes; the votes
+ * still decide among translations the corpus never uses. */
+static void test_builder_prefers_what_the_corpus_uses(void **state)
+{
+    size_t entries = 0;
+    tf_err err;
+    tf_lexicon_builder *b = tf_lexicon_builder_new(&err);
+    char *out;
+
+    (void)state;
+    assert_non_null(b);
+    vote(b, "مستخدم", "employe");
+    vote(b, "مستخدم", "employe");
+    vote(b, "مستخدم", "user");
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "warehous");
+    vote(b, "مخز", "dishonor");
+    assert_int_equal(tf_lexicon_builder_prefer(b, "user", 4, 40, &err), 0);
+    assert_int_equal(tf_lexicon_builder_prefer(b, "employe", 7, 3, &err), 0);
+    assert_int_equal(tf_lexicon_builder_prefer(b, "design", 6, 90, &err), 0); /* no candidate */
+    out = written(b, NULL, &entries);
+    assert_int_equal(entries, 2);
+    assert_string_equal(out, "مخز\twarehous\n"
+                             "مستخدم\tuser\n");
+    free(out);
 }
 
 static void test_load_and_look_up(void **state)
@@ -159,6 +226,17 @@ static void test_text_maps_arabic_terms_to_their_concept(void **state)
     /* twice: the word cache keeps the mapped term */
     terms_of(tm, "التصميم", b, sizeof(b));
     assert_string_equal(b, "design");
+    /* the shared term keeps each word's own surface form, for display (design / التصميم) */
+    {
+        tf_tokens toks;
+        const char *doc = "Design التصميم";
+        assert_int_equal(tf_text_tokenize(tm, doc, strlen(doc), &toks, &err), 0);
+        assert_int_equal(toks.n, 2);
+        assert_string_equal(toks.bytes + toks.tok[0].off, "design");
+        assert_string_equal(toks.bytes + toks.tok[1].off, "design");
+        assert_string_equal(toks.bytes + toks.tok[0].form_off, "design");
+        assert_string_equal(toks.bytes + toks.tok[1].form_off, "التصميم");
+    }
     tf_text_free(tp);
     tf_text_free(tm);
     tf_lexicon_free(lx);
@@ -169,6 +247,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_keeps_the_most_voted_meaning),
+        cmocka_unit_test(test_builder_breaks_ties_by_commonness),
+        cmocka_unit_test(test_builder_prefers_what_the_corpus_uses),
         cmocka_unit_test(test_load_and_look_up),
         cmocka_unit_test(test_malformed_lines_are_named),
         cmocka_unit_test(test_open_settings),

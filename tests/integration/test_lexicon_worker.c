@@ -1,0 +1,111 @@
+/*
+ * test_lexicon_worker.c - the bilingual lexicon in a real worker: with --lexicon naming a
+ * table that maps تصميم to design, English and Arabic design postings are stored under one
+ * term, `design`, whose written forms keep both languages (term_forms) and whose topic
+ * shows both (`design / التصميم`); an Arabic word without an entry stays its own term.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "pipeline.h"
+
+#define DOCS 200
+#define STALE "select case when not exists (select 1 from topicflow.model) then -1 else" \
+              " (select count(*) from topicflow.documents where not deleted and" \
+              " coalesce(model_version, 0) < (select max(epoch) from topicflow.model)) end"
+#define AR_DESIGN "\xD8\xA7\xD9\x84\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"    /* التصميم */
+#define STEM_DESIGN "\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"                /* تصميم */
+#define AR_CONCRETE "\xD8\xA7\xD9\x84\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD8\xA9" /* الخرسانة */
+
+static harness H;
+static char lexicon_path[64];
+
+static void test_arabic_and_english_share_the_concept_term(void **state)
+{
+    pid_t producer, worker;
+    char *v;
+    int fd;
+    const char table[] = "# test table\n" STEM_DESIGN "\tdesign\n";
+
+    (void)state;
+    snprintf(lexicon_path, sizeof(lexicon_path), "/tmp/tf-lexicon-test-XXXXXX");
+    fd = mkstemp(lexicon_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, table, sizeof(table) - 1), (ssize_t)(sizeof(table) - 1));
+    close(fd);
+
+    /* English design postings (3 of 4 of the design ones), Arabic ones, and a concrete theme */
+    harness_sql(&H,
+        "insert into internships (title, description, skills)"
+        " select case g % 4"
+        "   when 0 then 'Design intern ' || g"
+        "   when 1 then '" AR_DESIGN " ' || g"
+        "   when 2 then 'Design studio intern ' || g"
+        "   else '" AR_CONCRETE " ' || g end,"
+        "  (array['design sketches typography palettes',"
+        "         '" AR_DESIGN " " AR_DESIGN " " AR_DESIGN "',"
+        "         'design sketches typography palettes',"
+        "         '" AR_CONCRETE " " AR_CONCRETE "'])[g % 4 + 1] || ' ' || md5(g::text),"
+        "  array['skill' || (g % 3)]"
+        " from generate_series(1, 200) g");
+    producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                        "--lexicon", lexicon_path, NULL});
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events", DOCS, 120), DOCS);
+    assert_int_equal(harness_wait_scalar(&H, STALE, 0, 120), 0);
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
+    assert_int_equal(harness_stop(worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    unlink(lexicon_path);
+
+    /* one term: the Arabic stem was never stored */
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = 'design'"), 1);
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = '" STEM_DESIGN "'"), 0);
+    /* each document counts once, in the form of its first occurrence: 100 English, 50 Arabic */
+    assert_int_equal(harness_scalar(&H, "select docs from topicflow.term_forms f join topicflow.terms t"
+                                        " on t.id = f.term_id where t.term = 'design' and f.form = 'design'"),
+                     100);
+    assert_int_equal(harness_scalar(&H, "select docs from topicflow.term_forms f join topicflow.terms t"
+                                        " on t.id = f.term_id where t.term = 'design' and f.form = '" AR_DESIGN "'"),
+                     50);
+    v = harness_query_text(&H, "select distinct display from topicflow.topics where term = $1", "design");
+    assert_non_null(v);
+    assert_string_equal(v, "design / " AR_DESIGN);
+    free(v);
+    /* without an entry: its own term, shown in its one form */
+    v = harness_query_text(&H, "select distinct display from topicflow.topics where term = $1", "\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87");
+    assert_non_null(v);
+    assert_string_equal(v, AR_CONCRETE);
+    free(v);
+}
+
+static int group_setup(void **state)
+{
+    harness_setup(&H, "lexicon_worker");
+    *state = &H;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    harness_teardown(&H);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arabic_and_english_share_the_concept_term),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
