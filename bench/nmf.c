@@ -42,6 +42,7 @@ typedef struct bench_opts {
     const char *matrix, *corpus, *save;
     int32_t count;
     int planted, sklearn;
+    double target;
 } bench_opts;
 
 /* The workers' vocabulary cut (model/update.c defaults): a term in one document cannot
@@ -446,29 +447,61 @@ static double gemm_peak(int n, int single)
 typedef struct sk_result {
     double seconds, cpu, error;
     int iters;
+    int n;          /* points of the traced run, 0 when not traced */
+    double *t, *e;  /* its cumulative seconds and error after each iteration (0: init) */
 } sk_result;
 
-/* One run of scikit-learn on the matrix file written by the caller. */
+/* One run of scikit-learn on the matrix file written by the caller; with r->t set, also
+ * its traced run (nmf_sklearn.py trace), up to o->iters + 1 points. */
 static int run_sklearn(const bench_opts *o, const char *path, sk_result *r)
 {
-    char cmd[1024], line[512];
+    char cmd[1024], *line = NULL;
+    size_t cap = 0;
     int ok = 0;
     FILE *p;
 
     /* The peer gets the same thread budget as we do (its coordinate descent itself is
      * single-threaded Cython; only its dense BLAS calls can use the second thread). */
     snprintf(cmd, sizeof(cmd),
-             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d /usr/bin/python3 %s/nmf_sklearn.py %s %d %d %llu",
+             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d /usr/bin/python3 %s/nmf_sklearn.py %s %d %d %llu%s",
              o->threads, o->threads, BENCH_SOURCE_DIR, path, o->k, o->iters,
-             (unsigned long long)o->seed);
+             (unsigned long long)o->seed, r->t ? " trace" : "");
+    r->n = 0;
     p = popen(cmd, "r");
-    while (p && fgets(line, sizeof(line), p))
+    while (p && getline(&line, &cap, p) > 0) {
         if (sscanf(line, "sklearn_seconds=%lf sklearn_cpu=%lf sklearn_error=%lf sklearn_iters=%d",
                    &r->seconds, &r->cpu, &r->error, &r->iters) == 4)
             ok = 1;
+        if (r->t && !strncmp(line, "sklearn_trace=", 14)) {
+            char *q = line + 14, *end;
+            while (r->n <= o->iters) {
+                r->t[r->n] = strtod(q, &end);
+                if (end == q || *end != ':')
+                    break;
+                q = end + 1;
+                r->e[r->n] = strtod(q, &end);
+                if (end == q)
+                    break;
+                r->n++;
+                if (*end != ',')
+                    break;
+                q = end + 1;
+            }
+        }
+    }
+    free(line);
     if (p)
         pclose(p);
     return ok ? 0 : -1;
+}
+
+/* First index whose error is at or below target, or -1. */
+static int first_reach(const double *e, int n, double target)
+{
+    for (int i = 0; i < n; i++)
+        if (e[i] <= target)
+            return i;
+    return -1;
 }
 
 static int has_sklearn(void)
@@ -480,7 +513,8 @@ static int has_sklearn(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench-nmf [--k N] [--iters N] [--inner N] [--threads N] [--seed N] [--repeat N] [--no-sklearn]\n"
+            "usage: bench-nmf [--k N] [--iters N] [--inner N] [--threads N] [--seed N] [--repeat N]\n"
+            "                 [--no-sklearn [--target ERROR]]\n"
             "                 [--docs N] [--terms N] [--planted] | --corpus FILE.jsonl [--count N] |\n"
             "                 --matrix FILE.mtx [--save-matrix FILE.mtx]\n");
 }
@@ -524,7 +558,7 @@ static void print_shape(const tf_csr *X)
 /* The error after each iteration (index 0: after the initialisation) and the wall time
  * since the fit was called. */
 typedef struct bench_trace {
-    double t0, *t, *e;
+    double t0, c0, *t, *c, *e;
     int n;
 } bench_trace;
 
@@ -534,6 +568,7 @@ static int trace_progress(void *ctx, int iter, int max_iter, double error)
 
     (void)max_iter;
     tr->t[iter] = tf_now() - tr->t0;
+    tr->c[iter] = cpu_seconds() - tr->c0;
     tr->e[iter] = error;
     tr->n = iter + 1;
     return 0;
@@ -559,8 +594,10 @@ int main(int argc, char **argv)
     nmf_fold_info info;
     bench_trace tr = { 0 }, best = { 0 };
     sk_result sk = { 0 };
+    double *sk_t, *sk_e;
+    int sk_n = 0;
     char sk_path[] = "/tmp/bench-nmf-XXXXXX.mtx";
-    int terms_set = 0, its, sk_ok, sk_written = 0;
+    int terms_set = 0, its, sk_ok, sk_written = 0, reach = -1;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -582,6 +619,8 @@ int main(int argc, char **argv)
             o.iters = atoi(v);
         else if (!strcmp(a, "--inner"))
             o.inner = atoi(v);
+        else if (!strcmp(a, "--target"))
+            o.target = atof(v);
         else if (!strcmp(a, "--repeat"))
             o.repeat = atoi(v);
         else if (!strcmp(a, "--threads"))
@@ -640,8 +679,12 @@ int main(int argc, char **argv)
     G = malloc(sizeof(double) * (size_t)o.k * o.k);
     tr.t = malloc(sizeof(double) * ((size_t)o.iters + 1));
     tr.e = malloc(sizeof(double) * ((size_t)o.iters + 1));
+    tr.c = malloc(sizeof(double) * ((size_t)o.iters + 1));
+    best.c = malloc(sizeof(double) * ((size_t)o.iters + 1));
     best.t = malloc(sizeof(double) * ((size_t)o.iters + 1));
     best.e = malloc(sizeof(double) * ((size_t)o.iters + 1));
+    sk_t = malloc(sizeof(double) * ((size_t)o.iters + 1));
+    sk_e = malloc(sizeof(double) * ((size_t)o.iters + 1));
     bo = nmf_batch_defaults(o.k);
     bo.max_iter = o.iters;
     bo.tol = 0.0;
@@ -664,9 +707,10 @@ int main(int argc, char **argv)
     for (int rep = 0; rep < o.repeat; rep++) {
         double c0 = cpu_seconds(), f_s;
         nmf_batch_result r;
-        sk_result sr;
+        sk_result sr = { .t = rep == 0 ? sk_t : NULL, .e = sk_e };
         tr.n = 0;
         tr.t0 = tf_now();
+        tr.c0 = c0;
         if (nmf_batch_fit(&X, &bo, W, H, &r, &err) < 0) {
             fprintf(stderr, "bench-nmf: %s\n", err.msg);
             return 1;
@@ -680,6 +724,7 @@ int main(int argc, char **argv)
             best.n = tr.n;
             memcpy(best.t, tr.t, sizeof(double) * (size_t)tr.n);
             memcpy(best.e, tr.e, sizeof(double) * (size_t)tr.n);
+            memcpy(best.c, tr.c, sizeof(double) * (size_t)tr.n);
         }
         if (sk_ok) {
             if (run_sklearn(&o, sk_path, &sr) < 0) {
@@ -688,6 +733,8 @@ int main(int argc, char **argv)
                 continue;
             }
             printf(", scikit-learn %.3f s (CPU %.3f s)", sr.seconds, sr.cpu);
+            if (rep == 0)
+                sk_n = sr.n;
             if (rep == 0 || sr.seconds < sk.seconds)
                 sk = sr;
         }
@@ -738,37 +785,54 @@ int main(int argc, char **argv)
     printf("%-34s %14.1f\n", "fold-in mean sweeps per doc", (double)info.sweeps / fold_docs);
     printf("%-34s %14.6f\n", "error (ours)", res.error);
     printf("%-34s %14.6f\n", "relative error (ours)", res.error / res.x_norm);
+    if (!sk_ok && o.target > 0.0) {
+        reach = first_reach(best.e, best.n, o.target);
+        if (reach >= 0)
+            printf("ours: error %.6f reached after %d iterations, %.3f s, %.3f CPU s\n", o.target,
+                   reach, best.t[reach], best.c[reach]);
+        else
+            printf("ours: error %.6f not reached in %d iterations\n", o.target, o.iters);
+    }
     if (sk_ok) {
-        int reach = -1;
-        for (int i = 0; i < best.n; i++)
-            if (best.e[i] <= sk.error) {
-                reach = i;
-                break;
-            }
+        /* Equal error: the worse of the two final errors, which both reach; each side's
+         * time to first reach it (the peer's from its traced run, as a share of its best
+         * time: the traced run repeats the same steps). */
+        double target = res.error > sk.error ? res.error : sk.error, sk_reach_s = 0.0;
+        int sk_reach = sk_n > 0 ? first_reach(sk_e, sk_n, target) : -1;
+        reach = first_reach(best.e, best.n, target);
+        if (sk_reach >= 0 && sk_t[sk_n - 1] > 0.0)
+            sk_reach_s = sk.seconds * sk_t[sk_reach] / sk_t[sk_n - 1];
         printf("\ncomparison: the same matrix, k, seed and iteration count (%d, tol 0: no early stop) for both;\n"
                "NNDSVDa initialisation for both (ours from a randomized SVD, scikit-learn's its own);\n"
                "error = ||X - HW^T||_F = sqrt(||X||^2 - 2<XW,H> + <W^TW,H^TH>) for both (scikit-learn's\n"
                "reconstruction_err_); times are wall seconds from the input matrix in memory to the factors,\n"
                "initialisation included, best of %d alternated runs each; ours uses %d threads, scikit-learn's\n"
-               "coordinate descent is single-threaded Cython (its BLAS calls may use %d).\n",
+               "coordinate descent is single-threaded Cython (its BLAS calls may use %d).\n"
+               "Equal error: the worse final error of the two; each side's time until its error first\n"
+               "reached it (scikit-learn's from a traced run of the same steps, as a share of its best time).\n",
                o.iters, o.repeat, o.threads, o.threads);
         printf("%-34s %14.3f\n", "sklearn seconds (cd, nndsvda)", sk.seconds);
         printf("%-34s %14.3f\n", "sklearn CPU seconds", sk.cpu);
         printf("%-34s %14d\n", "sklearn iterations", sk.iters);
         printf("%-34s %14.6f\n", "sklearn error", sk.error);
+        if (sk_n > 0)
+            printf("%-34s %14.6f\n", "sklearn error (traced run)", sk_e[sk_n - 1]);
         printf("%-34s %14.6f / %.6f (%+.4f%%)\n", "error ours / sklearn", res.error, sk.error,
                100.0 * (res.error - sk.error) / sk.error);
         printf("%-34s %14.2f\n", "time ratio sklearn/ours (same its)", sk.seconds / fit_s);
         printf("%-34s %14.2f\n", "CPU ratio sklearn/ours (same its)", sk.cpu / cpu_s);
-        if (reach >= 0) {
-            printf("%-34s %14d\n", "ours: iterations to sklearn error", reach);
-            printf("%-34s %14.3f\n", "ours: seconds to sklearn error", best.t[reach]);
-            printf("%-34s %14.2f\n", "time ratio to equal error", sk.seconds / best.t[reach]);
-        } else {
-            printf("ours never reached scikit-learn's error in %d iterations\n", o.iters);
-        }
+        printf("%-34s %14.6f\n", "equal-error target", target);
+        if (reach >= 0)
+            printf("%-34s %8d its %8.3f s\n", "ours: reaches it after", reach, best.t[reach]);
+        if (sk_reach >= 0)
+            printf("%-34s %8d its %8.3f s\n", "sklearn: reaches it after", sk_reach, sk_reach_s);
+        if (reach >= 0 && sk_reach >= 0 && best.t[reach] > 0.0)
+            printf("%-34s %14.2f\n", "time ratio at equal error", sk_reach_s / best.t[reach]);
+        else
+            printf("time ratio at equal error: not available (no traced scikit-learn run)\n");
         printf("sklearn_seconds=%.3f sklearn_error=%.6f ratio_same_iters=%.3f ratio_equal_error=%.3f\n",
-               sk.seconds, sk.error, sk.seconds / fit_s, reach >= 0 ? sk.seconds / best.t[reach] : 0.0);
+               sk.seconds, sk.error, sk.seconds / fit_s,
+               reach >= 0 && sk_reach >= 0 ? sk_reach_s / best.t[reach] : 0.0);
     } else {
         printf("sklearn: not run (%s)\n", o.sklearn ? "/usr/bin/python3 cannot import sklearn or scipy, or it failed" : "--no-sklearn");
     }
@@ -776,6 +840,10 @@ int main(int argc, char **argv)
            res.error / res.x_norm);
     free(tr.t);
     free(tr.e);
+    free(tr.c);
+    free(best.c);
+    free(sk_t);
+    free(sk_e);
     free(best.t);
     free(best.e);
     free(W);
