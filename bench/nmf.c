@@ -652,6 +652,9 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    /* Line by line even into a file: a run at k = 100 takes minutes, and the per-run lines
+     * show how far it got. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     openblas_set_num_threads(o.threads);
     t0 = tf_now();
     if (o.matrix ? read_mtx(o.matrix, &X)
