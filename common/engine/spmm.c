@@ -51,13 +51,29 @@ typedef double spmm_v8 __attribute__((vector_size(8 * sizeof(double))));
         (acc) += (v) * b8_;                                                                  \
     } while (0)
 
+/* Non-zeros ahead of the one being summed whose rows of B are prefetched: the column
+ * indices are known in advance but scattered, so the hardware prefetcher cannot guess
+ * them, and a gathered row that misses L2 is the whole cost of a non-zero. */
+#define SPMM_AHEAD 16
+
+/* Asks for the cache lines of B's row i, columns [0, cw) (B already offset to the chunk). */
+static inline __attribute__((always_inline)) void
+spmm_prefetch(const double *B, int32_t i, int32_t b_rows, int k, int cw)
+{
+    const double *b = B + (int64_t)(i < b_rows ? i : 0) * k;
+
+    for (int o = 0; o < cw; o += 8)
+        __builtin_prefetch(b + o, 0, 3);
+    __builtin_prefetch(b + cw - 1, 0, 3);
+}
+
 /* Columns [0, cw) of one output row from the non-zeros idx/val (n of them), B's rows being
  * k doubles apart: nv full vectors of 8, then, when cw % 8 != 0, one vector that ends at
  * column cw and overlaps the previous ones (it stays inside B's row because the caller
  * guarantees the chunk ends at column >= 8 of it), of which only the last cw % 8 lanes are
  * kept. nv and tail are constants after inlining, so the branches on them vanish. */
 static inline __attribute__((always_inline)) void
-spmm_chunk(const int32_t *restrict idx, const float *restrict val, int64_t n,
+spmm_chunk(const int32_t *restrict idx, const float *restrict val, int64_t n, int64_t ahead,
            const double *restrict B, int32_t b_rows, int k, int cw, int accumulate,
            double *restrict out, const int nv, const int tail)
 {
@@ -74,6 +90,10 @@ spmm_chunk(const int32_t *restrict idx, const float *restrict val, int64_t n,
         double v = i0 < b_rows ? val[p] : 0.0, w = i1 < b_rows ? val[p + 1] : 0.0;
         const double *restrict b = B + (int64_t)(i0 < b_rows ? i0 : 0) * k;
         const double *restrict c = B + (int64_t)(i1 < b_rows ? i1 : 0) * k;
+        if (p + SPMM_AHEAD + 1 < ahead) {
+            spmm_prefetch(B, idx[p + SPMM_AHEAD], b_rows, k, cw);
+            spmm_prefetch(B, idx[p + SPMM_AHEAD + 1], b_rows, k, cw);
+        }
         if (nv > 0) {
             SPMM_FMA8(a0, v, b);
             SPMM_FMA8(e0, w, c);
@@ -153,7 +173,7 @@ static inline void spmm_narrow(const int32_t *restrict idx, const float *restric
  * Cloned for x86-64-v4 and v3: the build targets baseline x86-64, and wider vectors pay
  * where the CPU has them (chosen once at load time). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-static void spmm_row(const int32_t *restrict idx, const float *restrict val, int64_t n,
+static void spmm_row(const int32_t *restrict idx, const float *restrict val, int64_t n, int64_t ahead,
                      const double *restrict B, int32_t b_rows, int k, int accumulate,
                      double *restrict out)
 {
@@ -166,14 +186,14 @@ static void spmm_row(const int32_t *restrict idx, const float *restrict val, int
         const double *Bc = B + c0;
         double *oc = out + c0;
         switch (cw / 8 * 2 + tail) {
-        case 1: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 0, 1); break;
-        case 2: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 1, 0); break;
-        case 3: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 1, 1); break;
-        case 4: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 2, 0); break;
-        case 5: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 2, 1); break;
-        case 6: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 3, 0); break;
-        case 7: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 3, 1); break;
-        default: spmm_chunk(idx, val, n, Bc, b_rows, k, cw, accumulate, oc, 4, 0); break;
+        case 1: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 0, 1); break;
+        case 2: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 1, 0); break;
+        case 3: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 1, 1); break;
+        case 4: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 2, 0); break;
+        case 5: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 2, 1); break;
+        case 6: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 3, 0); break;
+        case 7: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 3, 1); break;
+        default: spmm_chunk(idx, val, n, ahead, Bc, b_rows, k, cw, accumulate, oc, 4, 0); break;
         }
     }
 }
@@ -183,10 +203,13 @@ static void spmm_range(void *ctx, int part, int64_t begin, int64_t end)
     const spmm_job *job = ctx;
     const tf_csr *A = job->A;
 
+    /* The prefetches run ahead into the next rows of the range. */
+    int64_t last = A->row_ptr[job->row0 + end];
+
     for (int64_t r = begin; r < end; r++) {
         int64_t i = job->row0 + r;
         int64_t p0 = A->row_ptr[i];
-        spmm_row(A->col_idx + p0, A->val + p0, A->row_ptr[i + 1] - p0, job->B, job->b_rows,
+        spmm_row(A->col_idx + p0, A->val + p0, A->row_ptr[i + 1] - p0, last - p0, job->B, job->b_rows,
                  job->k, 0, job->C + r * job->k);
     }
 }
@@ -240,7 +263,7 @@ static void spmm_tile_range(void *ctx, int part, int64_t begin, int64_t end)
     for (int t = 0; t < pl->tiles; t++)
         for (int64_t r = begin; r < end; r++) {
             const int64_t *s = pl->seg + r * stride;
-            spmm_row(pl->idx + s[t], pl->val + s[t], s[t + 1] - s[t], job->B, pl->b_rows, k,
+            spmm_row(pl->idx + s[t], pl->val + s[t], s[t + 1] - s[t], s[t + 1] - s[t], job->B, pl->b_rows, k,
                      t > 0, job->C + r * k);
         }
 }
