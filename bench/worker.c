@@ -505,15 +505,18 @@ static double settle(const bench_config *cfg, PGconn *c, const char *trace_path)
     w = spawn(cfg, "topicflow-worker",
               (const char *[]){"--k", k, "--trace", trace_path, "--name", "bench-settle", NULL});
 
-    usleep(3000000);
-    while (now_s() - t0 < 300 &&
-           scalar(c, "select (select count(*) from topicflow.documents where not deleted and"
-                     " coalesce(model_version, 0) < (select epoch from topicflow.model"
-                     " order by version desc limit 1))"
-                     " + (select count(*) from topicflow.model_policy where worker = 'bench-settle'"
-                     "    and next not like 'refit (growth) at%')"
-                     " + (select count(*) from topicflow.model_deltas)") > 0)
-        usleep(500000);
+    exec_sql(c, "delete from topicflow.model_policy where worker = 'bench-settle'");
+    /* settled: the policy says only when the next growth refit will be, nothing is stale and
+     * no delta waits, twice in a row 2 s apart */
+    for (int calm = 0; calm < 2 && now_s() - t0 < 600;) {
+        usleep(2000000);
+        calm = scalar(c, "select (select count(*) from topicflow.model_policy where worker = 'bench-settle'"
+                         "    and next like 'refit (growth) at%')"
+                         " - (select count(*) from topicflow.documents where not deleted and"
+                         "    coalesce(model_version, 0) < (select epoch from topicflow.model"
+                         "    order by version desc limit 1))"
+                         " - (select count(*) from topicflow.model_deltas)") == 1 ? calm + 1 : 0;
+    }
     stop_child(w);
     return now_s() - t0;
 }
