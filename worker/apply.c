@@ -107,12 +107,9 @@ void applier_forget(applier *a)
     a->behind_since = 0;
 }
 
-int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
+/* applier_sync_model for a head already read. */
+static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_err *err)
 {
-    int64_t version, epoch;
-
-    if (tf_model_head(conn, &version, &epoch, err) < 0)
-        return -1;
     if (a->vocab && version == a->model.version) {
         a->behind_since = 0;
         return 0;
@@ -151,6 +148,15 @@ delta:
             return -1;
     }
     return 0;
+}
+
+int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
+{
+    int64_t version, epoch;
+
+    if (tf_model_head(conn, &version, &epoch, err) < 0)
+        return -1;
+    return sync_to(a, conn, version, epoch, err);
 }
 
 static char *strndup_str(tf_str s)
@@ -755,6 +761,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
     batch_result res;
     batch_model bm;
     upsert up;
+    int64_t head_version, head_epoch;
     int rc = -1;
 
     memset(stats, 0, sizeof(*stats));
@@ -766,9 +773,8 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
         tf_err_set(err, "out of memory");
         goto done;
     }
-    if (tf_pg_command(conn, "begin", err) < 0)
-        goto fail;
-    if (applier_sync_model(a, conn, err) < 0)
+    if (tf_model_begin_head(conn, &head_version, &head_epoch, err) < 0 ||
+        sync_to(a, conn, head_version, head_epoch, err) < 0)
         goto fail;
     stage_clock_lap(a->clock, STAGE_SYNC);
     bm = (batch_model){a->model.version, a->model.epoch, a->model.k, a->model.n_terms,
