@@ -7,4 +7,9 @@
 
 double proc_cpu_seconds(const char *comm);
 
+/* The same, counting only the processes whose command line, or whose parent's, contains
+ * `needle` (a server's state directory: its postmaster and backends, its beam.smp), so that
+ * other servers on a shared machine are left out. NULL needle: every process of comm. */
+double proc_cpu_seconds_of(const char *comm, const char *needle);
+
 #endif
