@@ -1,5 +1,6 @@
 /*
- * proc_cpu.c - summing utime + stime of /proc/<pid>/stat over processes named `comm`.
+ * proc_cpu.c - summing utime + stime of /proc/<pid>/stat over processes named `comm` (and,
+ * optionally, started from a given state directory).
  * Processes that exited during the interval are not counted: sample before they exit.
  */
 #include "proc_cpu.h"
@@ -10,8 +11,33 @@
 #include <string.h>
 #include <unistd.h>
 
-/* CPU seconds so far of every process whose command name is `comm` (from /proc). */
+/* Whether /proc/<pid>/cmdline contains needle (its NUL-separated arguments as one text). */
+static int cmdline_has(const char *pid, const char *needle)
+{
+    char path[300], buf[4096];
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
 double proc_cpu_seconds(const char *comm)
+{
+    return proc_cpu_seconds_of(comm, NULL);
+}
+
+/* CPU seconds so far of every process whose command name is `comm` (from /proc). */
+double proc_cpu_seconds_of(const char *comm, const char *needle)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -34,10 +60,15 @@ double proc_cpu_seconds(const char *comm)
             char *open = strchr(buf, '('), *close = strrchr(buf, ')');
             if (open && close && close > open) {
                 snprintf(name, sizeof(name), "%.*s", (int)(close - open - 1), open + 1);
-                /* fields after the name: state(3) ... utime(14) stime(15) */
+                int ppid = 0;
+                char parent[24];
+                /* fields after the name: state(3) ppid(4) ... utime(14) stime(15) */
                 if (strcmp(name, comm) == 0 &&
-                    sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                    total += (double)(ut + st) / (double)tick;
+                    sscanf(close + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid, &ut, &st) == 3) {
+                    snprintf(parent, sizeof(parent), "%d", ppid);
+                    if (!needle || cmdline_has(e->d_name, needle) || cmdline_has(parent, needle))
+                        total += (double)(ut + st) / (double)tick;
+                }
             }
         }
         fclose(f);

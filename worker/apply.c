@@ -28,6 +28,7 @@ struct applier {
     model_source_fn source;
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
+    stage_clock *clock;  /* the caller's batch account (NULL: none) */
 };
 
 applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
@@ -69,6 +70,11 @@ const tf_vocab *applier_vocab(const applier *a)
     return a->vocab;
 }
 
+void applier_set_clock(applier *a, stage_clock *clock)
+{
+    a->clock = clock;
+}
+
 void applier_set_model_source(applier *a, model_source_fn fn, void *ctx)
 {
     a->source = fn;
@@ -101,12 +107,9 @@ void applier_forget(applier *a)
     a->behind_since = 0;
 }
 
-int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
+/* applier_sync_model for a head already read. */
+static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_err *err)
 {
-    int64_t version, epoch;
-
-    if (tf_model_head(conn, &version, &epoch, err) < 0)
-        return -1;
     if (a->vocab && version == a->model.version) {
         a->behind_since = 0;
         return 0;
@@ -145,6 +148,15 @@ delta:
             return -1;
     }
     return 0;
+}
+
+int applier_sync_model(applier *a, PGconn *conn, tf_err *err)
+{
+    int64_t version, epoch;
+
+    if (tf_model_head(conn, &version, &epoch, err) < 0)
+        return -1;
+    return sync_to(a, conn, version, epoch, err);
 }
 
 static char *strndup_str(tf_str s)
@@ -326,46 +338,6 @@ static int event_ids_param(tf_buf *arr, const work_item *items, size_t n, int sk
     return tf_buf_ok(arr) ? 0 : tf_err_set(err, "out of memory");
 }
 
-/* Drops the events already processed (read from processed_events), then the batch's own
- * duplicates and superseded events (batch_mark_duplicates). */
-static int mark_duplicates(PGconn *conn, work_item *items, size_t n, tf_err *err)
-{
-    int64_t *done_ids = malloc((n + 1) * sizeof(*done_ids));
-    tf_buf arr;
-    const char *params[1];
-    PGresult *res = NULL;
-    size_t n_done = 0, m;
-    int rc = -1;
-
-    tf_buf_init(&arr);
-    if (!done_ids) {
-        tf_err_set(err, "out of memory");
-        goto done;
-    }
-    if (event_ids_param(&arr, items, n, 0, &m, err) < 0)
-        goto done;
-    params[0] = arr.p;
-    if (exec_params(conn, "select event_id from topicflow.processed_events"
-                          " where event_id = any($1::bigint[])",
-                    1, params, PGRES_TUPLES_OK, &res, err) < 0)
-        goto done;
-    for (int r = 0; r < PQntuples(res) && n_done < n; r++) {
-        long long id;
-        if (tf_pg_get_int64(res, r, 0, &id) < 0) {
-            tf_err_set(err, "malformed event id in processed_events");
-            goto done;
-        }
-        done_ids[n_done++] = id;
-    }
-    batch_mark_duplicates(items, n, done_ids, n_done);
-    rc = 0;
-done:
-    PQclear(res);
-    free(done_ids);
-    tf_buf_free(&arr);
-    return rc;
-}
-
 /* The advisory lock key of a document: FNV-1a over source, a NUL, and the id. Every worker
  * of every release computes the same key (the raw hash, not the table hash). */
 static int64_t doc_lock_key(const char *source, const char *doc_id)
@@ -375,31 +347,73 @@ static int64_t doc_lock_key(const char *source, const char *doc_id)
     return (int64_t)tf_fnv1a(h, doc_id, strlen(doc_id));
 }
 
-static int lock_documents(PGconn *conn, const work_item *items, size_t n, tf_err *err)
+/* One round trip: takes the documents' advisory locks (sorted keys, so that every worker
+ * locks in the same order and none deadlocks; a key of an event that then turns out to be a
+ * duplicate is locked for nothing, harmlessly) and reads which events were already
+ * processed; then drops those, and the batch's own duplicates and superseded events
+ * (batch_mark_duplicates). A concurrent worker's commit of one of these events after this
+ * read is caught by processed_events' key (see record_batch). */
+static int lock_and_mark_duplicates(PGconn *conn, work_item *items, size_t n, tf_err *err)
 {
-    int64_t *keys = malloc((n + 1) * sizeof(*keys));
-    size_t m = 0;
-    tf_buf arr;
-    const char *params[1];
+    int64_t *keys = malloc((n + 1) * sizeof(*keys)), *done_ids = NULL;
+    tf_buf arr, karr;
+    const char *params[2];
+    PGresult *res = NULL;
+    size_t n_done = 0, m;
     int rc = -1;
 
     tf_buf_init(&arr);
-    if (!keys)
-        return tf_err_set(err, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (items[i].outcome == ITEM_PENDING)
-            keys[m++] = doc_lock_key(items[i].source, items[i].doc_id);
-    qsort(keys, m, sizeof(*keys), cmp_i64);
-    tf_pg_append_int64_array(&arr, keys, m);
-    params[0] = arr.p;
-    /* unnest keeps the array's (sorted) order: every worker locks in the same order. */
-    if (!tf_buf_ok(&arr))
+    tf_buf_init(&karr);
+    if (!keys) {
         tf_err_set(err, "out of memory");
-    else if (exec_params(conn, "select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) k",
-                         1, params, PGRES_TUPLES_OK, NULL, err) == 0)
-        rc = 0;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        keys[i] = doc_lock_key(items[i].source, items[i].doc_id);
+    qsort(keys, n, sizeof(*keys), cmp_i64);
+    tf_pg_append_int64_array(&karr, keys, n);
+    if (event_ids_param(&arr, items, n, 0, &m, err) < 0)
+        goto done;
+    if (!tf_buf_ok(&karr)) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    params[0] = arr.p;
+    params[1] = karr.p;
+    /* The locks are taken before the processed events are read: unnest keeps the array's
+     * (sorted) order. */
+    if (exec_params(conn, "select (select count(pg_advisory_xact_lock(k)) from unnest($2::bigint[]) k),"
+                          " array(select event_id from topicflow.processed_events"
+                          " where event_id = any($1::bigint[]))",
+                    2, params, PGRES_TUPLES_OK, &res, err) < 0)
+        goto done;
+    if (PQntuples(res) != 1) {
+        tf_err_set(err, "malformed processed events");
+        goto done;
+    }
+    done_ids = malloc((n + 1) * sizeof(*done_ids));
+    if (!done_ids) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    /* a bigint[] in text: "{}" or "{1,2,3}" (at most n: the ids asked about) */
+    for (const char *p = PQgetvalue(res, 0, 1) + 1; *p && *p != '}' && n_done < n;) {
+        char *end;
+        done_ids[n_done++] = strtoll(p, &end, 10);
+        if (end == p) {
+            tf_err_set(err, "malformed processed events");
+            goto done;
+        }
+        p = *end == ',' ? end + 1 : end;
+    }
+    batch_mark_duplicates(items, n, done_ids, n_done);
+    rc = 0;
+done:
+    PQclear(res);
     free(keys);
+    free(done_ids);
     tf_buf_free(&arr);
+    tf_buf_free(&karr);
     return rc;
 }
 
@@ -621,53 +635,22 @@ done:
     return rc;
 }
 
-static int record_processed(PGconn *conn, const char *name, const work_item *items, size_t n,
-                            tf_err *err)
+/* One statement for the batch's records: the surface forms of the documents it stored,
+ * one row of (term id, form) pairs per batch, appended like the statistics deltas so that no
+ * worker shares a hot row (the upkeep thread folds them into term_forms, sql/008); the
+ * events as processed; this worker's activity. */
+static int record_batch(PGconn *conn, const char *name, const work_item *items, size_t n,
+                        const batch_result *r, tf_err *err)
 {
-    tf_buf arr;
+    tf_buf ids, forms, events;
     char count[24];
-    const char *params[2];
-    size_t m = 0;
-    int rc = -1;
-
-    tf_buf_init(&arr);
-    if (event_ids_param(&arr, items, n, 1, &m, err) < 0)
-        goto done;
-    params[0] = arr.p;
-    /* A unique violation here means another worker processed one of these events since
-     * mark_duplicates: the batch rolls back and its retry drops it as a duplicate (the
-     * retry policy counts 23505 as transient for this reason). */
-    if (m && exec_params(conn, "insert into topicflow.processed_events (event_id)"
-                               " select unnest($1::bigint[])",
-                         1, params, PGRES_COMMAND_OK, NULL, err) < 0)
-        goto done;
-    snprintf(count, sizeof(count), "%zu", n);
-    params[0] = name;
-    params[1] = count;
-    if (exec_params(conn, "insert into topicflow.worker_activity (worker, started_at, last_batch_at, events)"
-                          " values ($1, now(), now(), $2) on conflict (worker) do update"
-                          " set last_batch_at = now(), events = topicflow.worker_activity.events + $2",
-                    2, params, PGRES_COMMAND_OK, NULL, err) < 0)
-        goto done;
-    rc = 0;
-done:
-    tf_buf_free(&arr);
-    return rc;
-}
-
-/* The surface forms of the documents this batch stored, one row of (term id, form) pairs
- * per batch, appended like the statistics deltas so that no worker shares a hot row: the
- * upkeep thread folds them into term_forms (sql/008). */
-static int record_forms(PGconn *conn, const work_item *items, const batch_result *r, tf_err *err)
-{
-    tf_buf ids, forms;
-    const char *params[2];
+    const char *params[5];
     int rc = -1, first = 1;
+    size_t m = 0;
 
-    if (r->add.X.n_rows == 0)
-        return 0;
     tf_buf_init(&ids);
     tf_buf_init(&forms);
+    tf_buf_init(&events);
     tf_buf_append(&ids, "{", 1);
     tf_buf_append(&forms, "{", 1);
     for (int32_t row = 0; row < r->add.X.n_rows; row++) {
@@ -685,18 +668,34 @@ static int record_forms(PGconn *conn, const work_item *items, const batch_result
     }
     tf_buf_append(&ids, "}", 1);
     tf_buf_append(&forms, "}", 1);
-    params[0] = ids.p;
-    params[1] = forms.p;
-    if (!tf_buf_ok(&ids) || !tf_buf_ok(&forms))
+    if (event_ids_param(&events, items, n, 1, &m, err) < 0)
+        goto done;
+    if (!tf_buf_ok(&ids) || !tf_buf_ok(&forms)) {
         tf_err_set(err, "out of memory");
-    else if (!first && exec_params(conn, "insert into topicflow.term_form_deltas (term_ids, forms)"
-                                         " values ($1::int[], $2::text[])",
-                                   2, params, PGRES_COMMAND_OK, NULL, err) == 0)
-        rc = 0;
-    else if (first)
-        rc = 0;
+        goto done;
+    }
+    snprintf(count, sizeof(count), "%zu", n);
+    params[0] = first ? NULL : ids.p;
+    params[1] = first ? NULL : forms.p;
+    params[2] = events.p;
+    params[3] = name;
+    params[4] = count;
+    /* A unique violation on processed_events means another worker processed one of these
+     * events since lock_and_mark_duplicates: the batch rolls back and its retry drops it as
+     * a duplicate (the retry policy counts 23505 as transient for this reason). */
+    rc = exec_params(conn,
+        "with forms as (insert into topicflow.term_form_deltas (term_ids, forms)"
+        "  select $1::int[], $2::text[] where $1::int[] is not null),"
+        " processed as (insert into topicflow.processed_events (event_id)"
+        "  select unnest($3::bigint[]))"
+        " insert into topicflow.worker_activity (worker, started_at, last_batch_at, events)"
+        " values ($4, now(), now(), $5::bigint) on conflict (worker) do update"
+        " set last_batch_at = now(), events = topicflow.worker_activity.events + $5::bigint",
+        5, params, PGRES_COMMAND_OK, NULL, err);
+done:
     tf_buf_free(&ids);
     tf_buf_free(&forms);
+    tf_buf_free(&events);
     return rc;
 }
 
@@ -762,6 +761,7 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
     batch_result res;
     batch_model bm;
     upsert up;
+    int64_t head_version, head_epoch;
     int rc = -1;
 
     memset(stats, 0, sizeof(*stats));
@@ -773,19 +773,27 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
         tf_err_set(err, "out of memory");
         goto done;
     }
-    if (tf_pg_command(conn, "begin", err) < 0)
+    if (tf_model_begin_head(conn, &head_version, &head_epoch, err) < 0 ||
+        sync_to(a, conn, head_version, head_epoch, err) < 0)
         goto fail;
-    if (applier_sync_model(a, conn, err) < 0)
-        goto fail;
+    stage_clock_lap(a->clock, STAGE_SYNC);
     bm = (batch_model){a->model.version, a->model.epoch, a->model.k, a->model.n_terms,
                        a->model.W, a->model.G};
     batch_result_init(&res, a->model.k);
     up.k = a->model.k;
-    if (mark_duplicates(conn, items, n, err) < 0 || lock_documents(conn, items, n, err) < 0 ||
-        read_documents(conn, items, n, states, err) < 0 || check_epoch(a, conn, states, n, err) < 0 ||
-        batch_compute(items, n, states, &bm, a->vocab, &res, err) < 0 ||
-        fill_upsert(a, items, n, &res, &up, err) < 0 || upsert_run(conn, &up, err) < 0)
+    if (lock_and_mark_duplicates(conn, items, n, err) < 0)
         goto fail;
+    stage_clock_lap(a->clock, STAGE_LOCK);
+    if (read_documents(conn, items, n, states, err) < 0 || check_epoch(a, conn, states, n, err) < 0)
+        goto fail;
+    stage_clock_lap(a->clock, STAGE_READ);
+    if (batch_compute(items, n, states, &bm, a->vocab, &res, err) < 0 ||
+        fill_upsert(a, items, n, &res, &up, err) < 0)
+        goto fail;
+    stage_clock_lap(a->clock, STAGE_FOLD);
+    if (upsert_run(conn, &up, err) < 0)
+        goto fail;
+    stage_clock_lap(a->clock, STAGE_UPSERT);
     if (up.n > 0) {
         nmf_delta *d = NULL;
         if (a->model.version) {
@@ -795,13 +803,18 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
                 (res.add.X.n_rows && nmf_delta_add(d, &res.add.X, res.add.H, 1.0, err) < 0))
                 goto fail;
         }
+        stage_clock_lap(a->clock, STAGE_DELTA);
         if (tf_model_write_delta(conn, a->name, a->model.version, res.n_docs, d, res.df.terms,
                                  res.df.deltas, res.df.n, err) < 0)
             goto fail;
+        stage_clock_lap(a->clock, STAGE_DELTA_SQL);
     }
-    if (record_forms(conn, items, &res, err) < 0 || record_processed(conn, a->name, items, n, err) < 0 ||
-        tf_pg_command(conn, "commit", err) < 0)
+    if (record_batch(conn, a->name, items, n, &res, err) < 0)
         goto fail;
+    stage_clock_lap(a->clock, STAGE_RECORD);
+    if (tf_pg_command(conn, "commit", err) < 0)
+        goto fail;
+    stage_clock_lap(a->clock, STAGE_COMMIT);
     stats->applied = res.applied;
     stats->duplicates = res.duplicates;
     stats->stale = res.stale;

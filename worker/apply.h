@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "stage_clock.h"
 #include "base/error.h"
 #include "engine/text.h"
 #include "engine/vocab.h"
@@ -55,6 +56,10 @@ int applier_apply(applier *a, PGconn *conn, work_item *items, size_t n, apply_st
 /* Where a newer model may already be waiting, loaded off the hot path: fills *model and
  * *vocab (ownership passes to the caller) and returns 1 when it holds exactly `version`,
  * else 0. */
+/* The batch account the transaction's stages are added to (NULL: none); the caller starts
+ * it for each batch. */
+void applier_set_clock(applier *a, stage_clock *clock);
+
 typedef int (*model_source_fn)(void *ctx, int64_t version, tf_model *model, tf_vocab **vocab);
 void applier_set_model_source(applier *a, model_source_fn fn, void *ctx);
 

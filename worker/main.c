@@ -18,6 +18,7 @@
 #include "apply.h"
 #include "dead_letter.h"
 #include "maintenance.h"
+#include "stage_clock.h"
 #include "worker_metrics.h"
 #include "amqp/broker.h"
 #include "amqp/topology.h"
@@ -57,6 +58,7 @@ typedef struct worker_config {
     const char *name;
     double reconnect_max_s;
     const char *data_dir, *lexicon;
+    const char *trace;
 } worker_config;
 
 static const tf_option worker_options[] = {
@@ -115,12 +117,17 @@ static const tf_option worker_options[] = {
      TF_LEXICON_DEFAULT " when present) or a file; every worker of a database must agree"
      " (off by default: it does not yet join the languages' topics, data/lexicon/README.md)",
      offsetof(worker_config, lexicon), 0, 0},
+    {"trace", "TOPICFLOW_WORKER_TRACE", TF_OPT_STRING, NULL,
+     "append one line per batch and per upkeep step with its stage timings to this file"
+     " (diagnostics: docs/OPERATIONS.md, \"Tracing latency\")",
+     offsetof(worker_config, trace), 0, 0},
 };
 #define N_OPTIONS (sizeof(worker_options) / sizeof(worker_options[0]))
 
 /* Deliveries received and not yet acked, in delivery order. */
 typedef struct inbox {
     amqp_envelope_t *env;
+    double *at;             /* wall-clock time each was received */
     size_t n, cap;
 } inbox;
 
@@ -140,6 +147,8 @@ typedef struct worker {
     worker_metrics metrics;
     int connected_once;     /* a later connect is a reconnect */
     int stopping;           /* consumption cancelled: finishing what was received */
+    stage_clock clock;      /* the current batch's stage account */
+    stage_trace *trace;     /* --trace (NULL: off) */
 } worker;
 
 
@@ -257,9 +266,14 @@ static int inbox_fill(worker *w, size_t want, double timeout_s, tf_err *err)
         if (w->in.n == w->in.cap) {
             size_t cap = w->in.cap ? w->in.cap * 2 : 256;
             amqp_envelope_t *e = realloc(w->in.env, cap * sizeof(*e));
+            double *at;
             if (!e)
                 return tf_err_set(err, "out of memory");
             w->in.env = e;
+            at = realloc(w->in.at, cap * sizeof(*at));
+            if (!at)
+                return tf_err_set(err, "out of memory");
+            w->in.at = at;
             w->in.cap = cap;
         }
         rc = tf_broker_next(w->consumer, &w->in.env[w->in.n], left > 0 ? (int)(left * 1000) : 0, err);
@@ -267,6 +281,7 @@ static int inbox_fill(worker *w, size_t want, double timeout_s, tf_err *err)
             return -1;
         if (rc == 0)
             break;
+        w->in.at[w->in.n] = stage_wall_now();
         w->in.n++;
     }
     return 0;
@@ -349,6 +364,7 @@ static void ack_front(worker *w, size_t n, tf_err *err)
     for (size_t i = 0; i < n; i++)
         amqp_destroy_envelope(&w->in.env[i]);
     memmove(w->in.env, w->in.env + n, (w->in.n - n) * sizeof(*w->in.env));
+    memmove(w->in.at, w->in.at + n, (w->in.n - n) * sizeof(*w->in.at));
     w->in.n -= n;
 }
 
@@ -389,6 +405,7 @@ static int apply_with_retries(worker *w, work_item *items, amqp_envelope_t **env
                 goto wait;
         }
         if (applier_resolve_terms(w->app, w->pg, items, n, err) == 0 &&
+            (stage_clock_lap(&w->clock, STAGE_RESOLVE), 1) &&
             applier_apply(w->app, w->pg, items, n, &st, err) == 0) {
             tf_backoff_reset(&w->backoff);
             w->events += (unsigned long long)n;
@@ -431,11 +448,13 @@ static int process_batch(worker *w, tf_err *err)
 {
     size_t n = w->in.n < (size_t)w->cfg.batch ? w->in.n : (size_t)w->cfg.batch, m = 0;
     amqp_envelope_t **envs = malloc((n + 1) * sizeof(*envs));
-    double start = tf_now();
+    double start = tf_now(), start_wall = stage_wall_now();
     int rc = -1;
 
     if (!envs)
         return tf_err_set(err, "out of memory");
+    stage_clock_start(&w->clock, start);
+    w->clock.sec[STAGE_FILL] = n ? start_wall - w->in.at[0] : 0;
     for (size_t i = 0; i < n; i++) {
         tf_err why;
         dead_letter_reason kind;
@@ -451,6 +470,7 @@ static int process_batch(worker *w, tf_err *err)
         }
         envs[m++] = &w->in.env[i];
     }
+    stage_clock_lap(&w->clock, STAGE_TEXT);
     /* The dead letters are confirmed before anything is acked. */
     if (dead_letter_flush(w->dl, w->publisher, 30, err) < 0)
         goto done;
@@ -458,7 +478,20 @@ static int process_batch(worker *w, tf_err *err)
         goto done;
     if (dead_letter_flush(w->dl, w->publisher, 30, err) < 0)
         goto done;
-    ack_front(w, n, err);
+    {
+        double recv = w->in.at[0];
+        ack_front(w, n, err);
+        stage_clock_lap(&w->clock, STAGE_ACK);
+        worker_metrics_add_stages(&w->metrics, w->clock.sec);
+        if (w->trace) {
+            int64_t *ids = malloc((m + 1) * sizeof(*ids));
+            for (size_t i = 0; ids && i < m; i++)
+                ids[i] = w->items[i].ev.id;
+            if (ids)
+                stage_trace_batch(w->trace, recv, stage_wall_now(), &w->clock, ids, m);
+            free(ids);
+        }
+    }
     maintenance_note_batch(w->upkeep);
     tf_histogram_observe(w->metrics.batch_seconds, tf_now() - start);
     rc = 0;
@@ -541,6 +574,15 @@ int main(int argc, char **argv)
         worker_metrics_free(&w.metrics);
         return 2;
     }
+    if (w.cfg.trace) {
+        const char *why = NULL;
+        w.trace = stage_trace_open(w.cfg.trace, &why);
+        if (!w.trace) {
+            fprintf(stderr, "topicflow-worker: --trace %s: %s\n", w.cfg.trace, why);
+            worker_metrics_free(&w.metrics);
+            return 2;
+        }
+    }
     tf_signals_install();
     gethostname(host, sizeof(host) - 1);
     if (w.cfg.name)
@@ -571,7 +613,7 @@ int main(int argc, char **argv)
         maintenance_opts mo = {w.cfg.pg_url, w.name, w.cfg.min_docs, w.cfg.refresh_every,
                                w.cfg.refresh_interval_s, w.cfg.refold_chunk, w.cfg.refit_auto,
                                w.cfg.refit_growth, w.cfg.refit_quiet_s, w.cfg.refit_min_interval_s,
-                               w.cfg.measure_interval_s, &w.metrics, tf_update_defaults()};
+                               w.cfg.measure_interval_s, &w.metrics, w.trace, tf_update_defaults()};
         mo.update.k = (int)w.cfg.k;
         mo.update.max_iter = (int)w.cfg.fit_iters;
         mo.update.tol = w.cfg.fit_tol;
@@ -584,6 +626,7 @@ int main(int argc, char **argv)
             return 1;
         }
         applier_set_model_source(w.app, maintenance_take_model, w.upkeep);
+        applier_set_clock(w.app, &w.clock);
     }
     log_info("starting", "version=%s worker=%s batch=%ld metrics_addr=%s", TOPICFLOW_VERSION,
              tf_log_q(w.name), w.cfg.batch, w.cfg.metrics_addr ? tf_log_q(w.cfg.metrics_addr) : "off");
@@ -599,6 +642,8 @@ int main(int argc, char **argv)
     dead_letter_free(w.dl);
     free(w.items);
     free(w.in.env);
+    free(w.in.at);
+    stage_trace_close(w.trace);
     tf_metrics_server_stop(server);
     worker_metrics_free(&w.metrics);
     return 0;

@@ -32,7 +32,7 @@ struct maintenance {
     tf_vocab *vocab;
     double next_refresh;
     double next_policy;      /* when auto_refit looks at the corpus again */
-    double last_measure;     /* tf_now() of the last quality measure (0: none) */
+    double last_measure;     /* tf_now() of the last quality measure (or of the start) */
     double next_quality;     /* when the quality gauges are read again */
     int64_t measured;        /* the version it measured */
     char settings[256];      /* the policy's settings, for topicflow.model_policy */
@@ -429,6 +429,18 @@ static int sample_quality(maintenance *m, tf_err *err)
     return rc < 0 ? -1 : 0;
 }
 
+/* Runs one step; with --trace, a step that took a millisecond or more is written down. */
+static int step(maintenance *m, const char *name, int (*fn)(maintenance *, tf_err *), tf_err *err)
+{
+    double t0 = tf_now(), wall = stage_wall_now();
+    int rc = fn(m, err);
+    double took = tf_now() - t0;
+
+    if (took >= 0.001)
+        stage_trace_upkeep(m->opts.trace, name, wall, took);
+    return rc;
+}
+
 static void pass(maintenance *m)
 {
     tf_err err;
@@ -452,11 +464,13 @@ static void pass(maintenance *m)
         m->prepared_vocab = NULL;
         pthread_mutex_unlock(&m->lock);
     }
-    if (sync_model(m, &err) < 0 || (!m->model.version && first_fit(m, &err) < 0) ||
-        sync_model(m, &err) < 0 || (m->model.version && refold(m, &err) < 0) ||
-        refresh(m, &err) < 0 || auto_refit(m, &err) < 0 || measure(m, &err) < 0 ||
-        fold_forms(m, &err) < 0 ||
-        sample_quality(m, &err) < 0)
+    if (step(m, "sync", sync_model, &err) < 0 ||
+        (!m->model.version && step(m, "first_fit", first_fit, &err) < 0) ||
+        step(m, "sync", sync_model, &err) < 0 ||
+        (m->model.version && step(m, "refold", refold, &err) < 0) ||
+        step(m, "refresh", refresh, &err) < 0 || step(m, "policy", auto_refit, &err) < 0 ||
+        step(m, "measure", measure, &err) < 0 || step(m, "fold_forms", fold_forms, &err) < 0 ||
+        step(m, "quality", sample_quality, &err) < 0)
         log_warn("model maintenance failed (retried later)", "reason=%s", tf_log_q(err.msg));
 }
 
@@ -484,6 +498,9 @@ maintenance *maintenance_start(const maintenance_opts *opts, tf_err *err)
     atomic_init(&m->stop, 0);
     atomic_init(&m->batches, 0);
     atomic_init(&m->last_batch_at, 0.0);
+    /* A start is no reason to measure: the first measure waits its interval (a fresh
+     * worker would otherwise read the whole corpus at once, in the middle of the stream). */
+    m->last_measure = tf_now();
     pthread_mutex_init(&m->lock, NULL);
     if (pthread_create(&m->thread, NULL, run, m) != 0) {
         free(m);

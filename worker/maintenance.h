@@ -11,6 +11,7 @@
 #ifndef TF_MAINTENANCE_H
 #define TF_MAINTENANCE_H
 
+#include "stage_clock.h"
 #include "worker_metrics.h"
 #include "base/error.h"
 #include "model/update.h"
@@ -28,6 +29,7 @@ typedef struct maintenance_opts {
     double refit_min_interval_s; /* least time between two automatic refits (any worker) */
     double measure_interval_s;   /* least time between two quality measures (0: never) */
     worker_metrics *metrics;     /* gets the newest measured quality (must outlive the thread) */
+    stage_trace *trace;          /* each step's timing (NULL: off; must outlive the thread) */
     tf_update_opts update;  /* k and iterations of the first fit, refresh passes, ... */
 } maintenance_opts;
 

@@ -59,6 +59,14 @@ int worker_metrics_init(worker_metrics *wm, tf_err *err)
     wm->reconnects = tf_metrics_counter(
         m, "topicflow_reconnects_total",
         "Connections to PostgreSQL and RabbitMQ re-established after a loss.", NULL, NULL, err);
+    for (int st = 0; st < STAGE_N; st++) {
+        wm->stage_us[st] = tf_metrics_counter(
+            m, "topicflow_batch_stage_microseconds_total",
+            "Time the mini-batches spent per stage (fill: waiting for deliveries; text; the SQL"
+            " statements; fold and delta: the model; commit; ack), in microseconds.",
+            "stage", stage_name((stage_id)st), err);
+        ok &= wm->stage_us[st] != NULL;
+    }
     if (!ok || !wm->documents || !wm->batch_seconds || !wm->model_version ||
         !wm->measured_version || !wm->relative_error || !wm->coherence || !wm->reconnects)
         return -1;
@@ -71,4 +79,11 @@ void worker_metrics_free(worker_metrics *wm)
 {
     tf_metrics_free(wm->registry);
     wm->registry = NULL;
+}
+
+void worker_metrics_add_stages(worker_metrics *wm, const double *sec)
+{
+    for (int st = 0; st < STAGE_N; st++)
+        if (sec[st] > 0)
+            tf_counter_add(wm->stage_us[st], (uint64_t)(sec[st] * 1e6 + 0.5));
 }

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/metrics.h"
+#include "stage_clock.h"
 
 /* Why a message was dead-lettered: the label values of topicflow_dead_letters_total. */
 typedef enum {
@@ -29,11 +30,14 @@ typedef struct worker_metrics {
     tf_counter *reconnects;
     tf_gauge *model_version;      /* the version this worker folds its next documents in with */
     tf_gauge *measured_version, *relative_error, *coherence; /* topicflow.model_quality's newest */
+    tf_counter *stage_us[STAGE_N]; /* microseconds spent per batch stage (stage_clock.h) */
 } worker_metrics;
 
 /* Registers every metric (the registry starts unready: not connected yet). 0 ok, -1 with
  * err set; worker_metrics_free in both cases. */
 int worker_metrics_init(worker_metrics *wm, tf_err *err);
 void worker_metrics_free(worker_metrics *wm);
+/* Adds one batch's seconds per stage (stage_clock.h) to the stage counters. */
+void worker_metrics_add_stages(worker_metrics *wm, const double *sec);
 
 #endif

@@ -34,10 +34,9 @@ int tf_model_gram(tf_model *m, tf_err *err)
     return nmf_gram(m->W, m->n_terms, m->k, m->G, err);
 }
 
-int tf_model_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err)
+static int read_head(PGconn *conn, const char *sql, int64_t *version, int64_t *epoch, tf_err *err)
 {
-    PGresult *res = PQexec(conn, "select version, epoch from topicflow.model"
-                                 " order by version desc limit 1");
+    PGresult *res = PQexec(conn, sql);
     long long v = 0, e = 0;
 
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
@@ -51,6 +50,19 @@ int tf_model_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err)
     *version = v;
     *epoch = e;
     return 0;
+}
+
+int tf_model_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err)
+{
+    return read_head(conn, "select version, epoch from topicflow.model order by version desc limit 1",
+                     version, epoch, err);
+}
+
+int tf_model_begin_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err)
+{
+    /* one round trip: a simple query may hold two statements, the result is the last one's */
+    return read_head(conn, "begin; select version, epoch from topicflow.model"
+                           " order by version desc limit 1", version, epoch, err);
 }
 
 static int64_t binary_int8(const PGresult *res, int row, int col)

@@ -35,6 +35,9 @@ typedef struct tf_model {
 
 /* The newest version and its epoch; both 0 when no model exists yet. */
 int tf_model_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err);
+/* The same, after beginning a transaction in the same round trip (the caller commits or
+ * rolls back; on failure the transaction may be open and aborted). */
+int tf_model_begin_head(PGconn *conn, int64_t *version, int64_t *epoch, tf_err *err);
 
 /* Load the newest model into m (replacing what it held). with_stats also loads A and B.
  * 1 loaded, 0 no model yet (m cleared), -1 error. */

@@ -2,8 +2,10 @@
  * test_metrics_endpoint.c - --metrics-addr on both daemons, scraped as Prometheus would: the counters
  * follow the traffic exactly (documents processed = events sent = events published), dead
  * letters are counted by reason, the quality gauges read topicflow.model_quality's newest row,
- * and /readyz turns 503 while RabbitMQ is down and 200 again after. Runs alone (it stops the
- * shared RabbitMQ).
+ * and /readyz turns 503 while RabbitMQ is down and 200 again after. The worker's stage
+ * account: the per-stage counters grow with the batches, and --trace writes one line per
+ * batch naming every event it carried, exactly once. Runs alone (it stops the shared
+ * RabbitMQ).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -26,6 +28,7 @@
 typedef struct daemons {
     pid_t producer, worker;
     int producer_port, worker_port;
+    char dir[64], trace[96]; /* the worker's --trace file */
 } daemons;
 
 static void spawn_daemons(harness *h, daemons *d)
@@ -38,13 +41,17 @@ static void spawn_daemons(harness *h, daemons *d)
     while (d->worker_port == d->producer_port);
     snprintf(paddr, sizeof(paddr), "127.0.0.1:%d", d->producer_port);
     snprintf(waddr, sizeof(waddr), "127.0.0.1:%d", d->worker_port);
+    snprintf(d->dir, sizeof(d->dir), "/tmp/tf-trace-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->trace, sizeof(d->trace), "%s/worker.trace", d->dir);
     d->producer = harness_spawn(h, "topicflow-producer",
                                 (const char *[]){"--metrics-addr", paddr, "--poll", "200ms",
                                                  "--reconnect-max", "1s", NULL});
     /* no model fit: the test counts events, and the quality gauges read a row it writes */
     d->worker = harness_spawn(h, "topicflow-worker",
                               (const char *[]){"--metrics-addr", waddr, "--min-docs", "1000000",
-                                               "--batch", "50", "--reconnect-max", "1s", NULL});
+                                               "--batch", "50", "--reconnect-max", "1s",
+                                               "--trace", d->trace, NULL});
     assert_true(harness_wait_http(d->producer_port, "/readyz", 200, 30));
     assert_true(harness_wait_http(d->worker_port, "/readyz", 200, 30));
 }
@@ -53,6 +60,49 @@ static void stop_daemons(daemons *d)
 {
     assert_int_equal(harness_stop(d->worker, SIGTERM), 0);
     assert_int_equal(harness_stop(d->producer, SIGTERM), 0);
+    unlink(d->trace);
+    rmdir(d->dir);
+}
+
+/* The trace's batch lines: each with every stage, and together naming every event of
+ * processed_events exactly once (seen[id - first] counts them). */
+static void assert_trace_covers(harness *h, const char *path, int n)
+{
+    static const char *const stages[] = {"fill", "text", "resolve", "sync", "lock", "read", "fold",
+                                         "upsert", "delta", "delta_sql", "record", "commit", "ack"};
+    long long first = harness_scalar(h, "select min(event_id) from topicflow.processed_events");
+    int *seen = calloc((size_t)n, sizeof(*seen)), events = 0;
+    FILE *f = fopen(path, "r");
+    char line[65536];
+
+    assert_non_null(f);
+    assert_non_null(seen);
+    while (fgets(line, sizeof(line), f)) {
+        char *ids, *p;
+        if (strncmp(line, "batch ", 6) != 0)
+            continue;
+        for (size_t s = 0; s < sizeof(stages) / sizeof(stages[0]); s++) {
+            char key[32];
+            snprintf(key, sizeof(key), " %s=", stages[s]);
+            if (!strstr(line, key))
+                fail_msg("no '%s' in trace line: %s", key, line);
+        }
+        ids = strstr(line, " ids=");
+        assert_non_null(ids);
+        for (p = ids + 5; *p >= '0' && *p <= '9';) {
+            long long id = strtoll(p, &p, 10);
+            assert_true(id >= first && id < first + n);
+            seen[id - first]++;
+            events++;
+            if (*p == ',')
+                p++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(events, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(seen[i], 1);
+    free(seen);
 }
 
 static char *scrape(int port)
@@ -140,6 +190,13 @@ static void test_counters_follow_the_traffic_exactly(void **state)
     assert_true(metric(d.worker_port, "topicflow_batch_seconds_count") >= n / 50);
     assert_true(metric(d.worker_port, "topicflow_batch_seconds_bucket{le=\"+Inf\"}") ==
                 metric(d.worker_port, "topicflow_batch_seconds_count"));
+    /* where the batches' time went: every batch passed text, locks, upsert and commit */
+    assert_has_type(d.worker_port, "topicflow_batch_stage_microseconds_total", "counter");
+    assert_true(metric(d.worker_port, "topicflow_batch_stage_microseconds_total{stage=\"text\"}") > 0);
+    assert_true(metric(d.worker_port, "topicflow_batch_stage_microseconds_total{stage=\"lock\"}") > 0);
+    assert_true(metric(d.worker_port, "topicflow_batch_stage_microseconds_total{stage=\"upsert\"}") > 0);
+    assert_true(metric(d.worker_port, "topicflow_batch_stage_microseconds_total{stage=\"commit\"}") > 0);
+    assert_trace_covers(&h, d.trace, n);
     /* the backlog gauges are sampled every 5 s */
     assert_true(wait_metric(d.producer_port, "topicflow_outbox_pending", 0, 15) == 0);
     assert_true(metric(d.producer_port, "topicflow_outbox_oldest_age_seconds") == 0);
