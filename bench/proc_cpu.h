@@ -1,10 +1,24 @@
 /*
- * proc_cpu.h - CPU seconds used so far by every process of a given command name (from
- * /proc), so that a benchmark can tell which server was busy during a run.
+ * proc_cpu.h - CPU seconds used so far by processes (from /proc), so that a benchmark can
+ * tell which server was busy during a run: by command name (every process of the machine
+ * with that name), by process tree (one server's processes only: the machine may run other
+ * servers of the same name), and the whole machine's busy time.
  */
 #ifndef TF_BENCH_PROC_CPU_H
 #define TF_BENCH_PROC_CPU_H
 
+#include <sys/types.h>
+
 double proc_cpu_seconds(const char *comm);
+
+/* Process root and every process below it (children, their children, ...); 0 when root is
+ * gone. Processes that exited during the interval are not counted: sample before they exit. */
+double proc_cpu_tree_seconds(pid_t root);
+
+/* The parent of pid, or 0 when it cannot be read. */
+pid_t proc_parent(pid_t pid);
+
+/* Busy CPU seconds of the whole machine, all cores (/proc/stat: all but idle and iowait). */
+double proc_cpu_machine_busy_seconds(void);
 
 #endif
