@@ -13,7 +13,8 @@
 typedef struct proc_entry {
     pid_t pid, ppid;
     char name[64];
-    double cpu_s;
+    double cpu_s;      /* its own utime + stime */
+    double children_s; /* cutime + cstime: its children that exited and were waited for */
 } proc_entry;
 
 /* One /proc/<pid>/stat: 0 ok, -1 gone or unreadable. */
@@ -21,6 +22,7 @@ static int read_stat(const char *pid, proc_entry *out)
 {
     char path[300], buf[1024];
     unsigned long ut, st;
+    long cut, cst;
     int ppid, rc = -1;
     FILE *f;
 
@@ -30,14 +32,15 @@ static int read_stat(const char *pid, proc_entry *out)
         return -1;
     if (fgets(buf, sizeof(buf), f)) {
         char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        /* fields after the name: state(3) ppid(4) ... utime(14) stime(15) */
+        /* fields after the name: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17) */
         if (open && close && close > open &&
-            sscanf(close + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid, &ut,
-                   &st) == 3) {
+            sscanf(close + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid,
+                   &ut, &st, &cut, &cst) == 5) {
             out->pid = (pid_t)atoi(pid);
             out->ppid = (pid_t)ppid;
             snprintf(out->name, sizeof(out->name), "%.*s", (int)(close - open - 1), open + 1);
             out->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+            out->children_s = (double)(cut + cst) / (double)sysconf(_SC_CLK_TCK);
             rc = 0;
         }
     }
@@ -104,7 +107,9 @@ double proc_cpu_tree_seconds(pid_t root)
         /* A process tree here is shallow (postmaster -> backends); 32 levels is plenty. */
         for (int depth = 0; p > 1 && depth < 32; depth++, p = parent_in(all, n, p)) {
             if (p == root) {
-                total += all[i].cpu_s;
+                /* A backend that exits during the run moves its time to its parent's
+                 * children's time: counting both keeps the tree's total monotonic. */
+                total += all[i].cpu_s + all[i].children_s;
                 break;
             }
         }

@@ -11,8 +11,8 @@
 
 double proc_cpu_seconds(const char *comm);
 
-/* Process root and every process below it (children, their children, ...); 0 when root is
- * gone. Processes that exited during the interval are not counted: sample before they exit. */
+/* Process root and every process below it (children, their children, ...), including the
+ * descendants that exited and were waited for; 0 when root is gone. */
 double proc_cpu_tree_seconds(pid_t root);
 
 /* The parent of pid, or 0 when it cannot be read. */

@@ -29,16 +29,19 @@
 #include "base/log.h"
 #include "pg/pg.h"
 
+#define MAX_ROUNDS 9
+
 typedef struct bench_config {
     const char *pg_url, *amqp_url, *log_level, *log_format;
     tf_amqp_tls amqp_tls;
-    long events, relay_events, batch, in_flight, writer_txns, writers, broker_pid;
+    long events, relay_events, rounds, batch, in_flight, writer_txns, writers, broker_pid;
     const char *producer_bin, *producer_pg_url, *relay;
 } bench_config;
 
 static const tf_option bench_options[] = {
     TF_OPTIONS_CONNECTION(bench_config),
     {"events", NULL, TF_OPT_INT, "100000", "events to publish", offsetof(bench_config, events), 1, 1e8},
+    {"rounds", NULL, TF_OPT_INT, "1", "ceiling and drain measured this many times, alternating (the machine may be shared: the median ratio is printed)", offsetof(bench_config, rounds), 1, MAX_ROUNDS},
     {"relay-events", NULL, TF_OPT_INT, "20000", "events the relay drains: the first of the same outbox (it is ~20x slower)", offsetof(bench_config, relay_events), 1, 1e8},
     {"batch", NULL, TF_OPT_INT, "500", "batch size and confirm window", offsetof(bench_config, batch), 1, 100000},
     {"in-flight", NULL, TF_OPT_INT, "2", "batches awaiting confirms at once (both runs)", offsetof(bench_config, in_flight), 1, 4},
@@ -148,7 +151,7 @@ typedef struct cpu_sample {
 
 /* A run: its wall time and what each party used in it. */
 typedef struct account {
-    const char *name;
+    char name[48];
     long events;
     double wall_s, publisher_s, database_s, broker_s, machine_s;
 } account;
@@ -238,6 +241,21 @@ static void restore_outbox(PGconn *c, long events)
     exec_or_die(c, sql);
     exec_or_die(c, "vacuum (analyze) topicflow.outbox");
     exec_or_die(c, "checkpoint");
+    /* Autovacuum would clean up after the drain at a moment of its choosing, inside a run or
+     * not: vacuum_after accounts for that work after each run instead. */
+    exec_or_die(c, "alter table topicflow.outbox set (autovacuum_enabled = false)");
+}
+
+/* The cleanup a drain leaves behind (dead row versions of the marked rows, their index
+ * entries), accounted per event drained. */
+static void vacuum_after(PGconn *c, const watched *w, long events, account *acc)
+{
+    cpu_sample s0 = sample(w, 0), s1;
+
+    exec_or_die(c, "vacuum topicflow.outbox");
+    s1 = sample(w, 0);
+    settle_account(acc, &s0, &s1);
+    acc->events = events;
 }
 
 /*
@@ -375,6 +393,19 @@ static double rate(const account *a)
     return (double)a->events / a->wall_s;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v. */
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 /* One party's share of a run: µs of CPU per event and % of the machine's cores. */
 static void print_share(double cpu_s, const account *a, int cores)
 {
@@ -408,10 +439,9 @@ int main(int argc, char **argv)
     outbox_batch *batches;
     size_t n_batches;
     double with_notify, without_notify;
-    account runs[3] = {{.name = "broker ceiling (no database)"},
-                       {.name = "topicflow-producer drain"},
-                       {.name = "tutorial relay (psycopg2 + pika)"}};
-    int n_runs = 2, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    account runs[3 * MAX_ROUNDS + 2], *relay_run = NULL;
+    double ratios[MAX_ROUNDS], drains[MAX_ROUNDS];
+    int n_runs = 0, cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
     watched w;
     PGconn *c;
     tf_err err;
@@ -456,29 +486,44 @@ int main(int argc, char **argv)
 
     fill_outbox(c, cfg.events);
     snapshot_outbox(c);
+    /* Everything the fill wrote (postings, versions, the snapshot) vacuumed now, so that
+     * autovacuum has no work left to drop into the middle of a run. */
+    exec_or_die(c, "vacuum (analyze)");
     purge_queue(&cfg);
     batches = preload(c, cfg.batch, &n_batches);
-    run_ceiling(&cfg, &w, batches, n_batches, &runs[0]);
+    for (long r = 0; r < cfg.rounds; r++) {
+        char *const producer_argv[] = {(char *)cfg.producer_bin, "--batch", batch_arg,
+                                       "--in-flight", in_flight_arg, NULL};
+        account *ceiling = &runs[n_runs++], *drain = &runs[n_runs++];
+
+        snprintf(ceiling->name, sizeof(ceiling->name), "broker ceiling (no database), round %ld", r + 1);
+        snprintf(drain->name, sizeof(drain->name), "topicflow-producer drain, round %ld", r + 1);
+        run_ceiling(&cfg, &w, batches, n_batches, ceiling);
+        purge_queue(&cfg);
+        restore_outbox(c, cfg.events);
+        run_drain(&cfg, &w, c, producer_argv, cfg.events, drain);
+        purge_queue(&cfg);
+        vacuum_after(c, &w, cfg.events, &runs[n_runs]);
+        snprintf(runs[n_runs++].name, sizeof(runs[0].name), "vacuum after the drain, round %ld", r + 1);
+        ratios[r] = rate(drain) / rate(ceiling);
+        drains[r] = rate(drain);
+    }
     for (size_t i = 0; i < n_batches; i++)
         outbox_batch_free(&batches[i]);
     free(batches);
-    purge_queue(&cfg);
-    {
-        char *const producer_argv[] = {(char *)cfg.producer_bin, "--batch", batch_arg,
-                                       "--in-flight", in_flight_arg, NULL};
-        restore_outbox(c, cfg.events);
-        run_drain(&cfg, &w, c, producer_argv, cfg.events, &runs[1]);
-        purge_queue(&cfg);
-    }
     if (strcmp(cfg.relay, "off") != 0) {
         char *const relay_argv[] = {(char *)cfg.relay, batch_arg, NULL};
         long n = cfg.relay_events < cfg.events ? cfg.relay_events : cfg.events;
+        relay_run = &runs[n_runs++];
+        snprintf(relay_run->name, sizeof(relay_run->name), "tutorial relay (psycopg2 + pika)");
         restore_outbox(c, n);
-        run_drain(&cfg, &w, c, relay_argv, n, &runs[2]);
+        run_drain(&cfg, &w, c, relay_argv, n, relay_run);
         purge_queue(&cfg);
-        n_runs = 3;
+        vacuum_after(c, &w, n, &runs[n_runs]);
+        snprintf(runs[n_runs++].name, sizeof(runs[0].name), "vacuum after the relay");
     }
 
+    exec_or_die(c, "alter table topicflow.outbox reset (autovacuum_enabled)");
     with_notify = writer_rate(&cfg, 1);
     without_notify = writer_rate(&cfg, 0);
     exec_or_die(c, "delete from topicflow.outbox");
@@ -488,13 +533,17 @@ int main(int argc, char **argv)
     printf("| measure | value |\n|---|---|\n");
     printf("| events (about 1 KB of text each) | %ld |\n", cfg.events);
     printf("| batch, batches in flight (ceiling and drain) | %ld, %ld |\n", cfg.batch, cfg.in_flight);
-    printf("| broker ceiling (publish + confirm, no database) | %.0f events/s |\n", rate(&runs[0]));
-    printf("| topicflow-producer outbox drain | %.0f events/s |\n", rate(&runs[1]));
-    printf("| drain / ceiling | %.1f %% |\n", 100.0 * rate(&runs[1]) / rate(&runs[0]));
-    if (n_runs == 3) {
+    for (long r = 0; r < cfg.rounds; r++)
+        printf("| round %ld: broker ceiling (publish + confirm, no database), topicflow-producer"
+               " outbox drain, drain / ceiling | %.0f events/s, %.0f events/s, %.1f %% |\n", r + 1,
+               rate(&runs[3 * r]), rate(&runs[3 * r + 1]), 100.0 * ratios[r]);
+    printf("| drain / ceiling, median of %ld round%s | %.1f %% |\n", cfg.rounds,
+           cfg.rounds > 1 ? "s" : "", 100.0 * median(ratios, (size_t)cfg.rounds));
+    if (relay_run) {
         printf("| tutorial relay (psycopg2 + pika, confirms, batch %ld; first %ld events) | %.0f events/s |\n",
-               cfg.batch, runs[2].events, rate(&runs[2]));
-        printf("| drain / relay | %.1f× |\n", rate(&runs[1]) / rate(&runs[2]));
+               cfg.batch, relay_run->events, rate(relay_run));
+        printf("| drain (median round) / relay | %.1f× |\n",
+               median(drains, (size_t)cfg.rounds) / rate(relay_run));
     }
     printf("| writer commits/s, %ld writers, NOTIFY on | %.0f |\n", cfg.writers, with_notify);
     printf("| writer commits/s, %ld writers, NOTIFY off | %.0f |\n", cfg.writers, without_notify);

@@ -31,6 +31,8 @@ typedef struct outbox_batch {
     size_t cap_events, cap_fields, cap_json, cap_reject;
 } outbox_batch;
 
+/* Prepares the statements on conn and turns synchronous_commit off for the session: a
+ * commit of this module is lost in a server crash only as rows published again. */
 int outbox_prepare(PGconn *conn, tf_err *err);
 
 /* Inside an open transaction: lock and read up to limit unpublished events with ids of at
