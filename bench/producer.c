@@ -130,7 +130,7 @@ static outbox_batch *preload(PGconn *c, long batch, size_t *n_batches)
         ids = malloc((size_t)got * sizeof(*ids));
         for (int i = 0; i < got; i++)
             ids[i] = all[n].events[i].id;
-        if (outbox_mark_published(c, ids, (size_t)got, &err) < 0)
+        if (outbox_mark_published(c, &all[n], ids, (size_t)got, &err) < 0)
             die("mark", &err);
         free(ids);
         n++;

@@ -24,7 +24,7 @@
 /* Column types are part of the binary contract of event_from_row: keep them in step. */
 static const char fetch_sql[] =
     "select id, source, aggregate_type, aggregate_id, event_type, version, created_at,"
-    "       payload, coalesce(replay_of, 0)"
+    "       payload, coalesce(replay_of, 0), ctid"
     "  from topicflow.outbox where published_at is null and id >= $2"
     " order by id limit $1 for update skip locked";
 
@@ -34,7 +34,7 @@ static const char fetch_sql[] =
 #define JSONB_BINARY_VERSION 1
 
 static const char mark_sql[] =
-    "update topicflow.outbox set published_at = clock_timestamp() where id = any($1::bigint[])";
+    "update topicflow.outbox set published_at = clock_timestamp() where ctid = any($1::tid[])";
 
 static const char set_aside_sql[] = "select topicflow.outbox_set_aside($1, $2)";
 
@@ -72,6 +72,12 @@ int outbox_prepare(PGconn *conn, tf_err *err)
 
 static int reserve(outbox_batch *b, size_t events, size_t fields, tf_err *err)
 {
+    if (events > b->cap_events) {
+        uint64_t *t = realloc(b->tids, events * sizeof(*t));
+        if (!t)
+            return tf_err_set(err, "out of memory for %zu events", events);
+        b->tids = t;
+    }
     if (events > b->cap_events) {
         tf_event *e = realloc(b->events, events * sizeof(*e));
         if (!e)
@@ -198,6 +204,13 @@ static int event_from_row(outbox_batch *b, int row, tf_err *err)
         return tf_err_set(err, "outbox row %d has a non-integer id, version, time or replay_of", row);
     if (payload.len < 1 || payload.ptr[0] != JSONB_BINARY_VERSION)
         return tf_err_set(err, "outbox row %d: jsonb payload in an unknown binary format", row);
+    if (PQgetlength(res, row, 9) != 6)
+        return tf_err_set(err, "outbox row %d: a ctid of %d bytes", row, PQgetlength(res, row, 9));
+    {
+        const unsigned char *t = (const unsigned char *)PQgetvalue(res, row, 9);
+        b->tids[row] = (uint64_t)t[0] << 40 | (uint64_t)t[1] << 32 | (uint64_t)t[2] << 24 |
+                       (uint64_t)t[3] << 16 | (uint64_t)t[4] << 8 | t[5];
+    }
     ev->id = id;
     ev->version = version;
     ev->occurred_at = occurred + PG_EPOCH_US;
@@ -275,15 +288,30 @@ int outbox_fetch(PGconn *conn, int limit, int64_t from_id, outbox_batch *b, tf_e
     return rows;
 }
 
-int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err)
+int outbox_mark_published(PGconn *conn, const outbox_batch *batch, const int64_t *ids, size_t n,
+                          tf_err *err)
 {
     tf_buf arr;
     const char *params[1];
     PGresult *res;
+    size_t j = 0;
     int rc;
 
     tf_buf_init(&arr);
-    tf_pg_append_int64_array(&arr, ids, n);
+    tf_buf_append(&arr, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        /* ids is an ascending subset of the batch's ids, so one forward walk finds them all */
+        while (j < batch->n && batch->events[j].id < ids[i])
+            j++;
+        if (j == batch->n || batch->events[j].id != ids[i]) {
+            tf_buf_free(&arr);
+            return tf_err_set(err, "event %lld to mark is not in the batch", (long long)ids[i]);
+        }
+        tf_buf_printf(&arr, i ? ",\"(%llu,%u)\"" : "\"(%llu,%u)\"",
+                      (unsigned long long)(batch->tids[j] >> 16),
+                      (unsigned)(batch->tids[j] & 0xffff));
+    }
+    tf_buf_append(&arr, "}", 1);
     if (!tf_buf_ok(&arr)) {
         tf_buf_free(&arr);
         return tf_err_set(err, "out of memory");
@@ -390,6 +418,7 @@ void outbox_batch_free(outbox_batch *b)
         tf_json_object_free(b->json[i]);
     free(b->json);
     free(b->events);
+    free(b->tids);
     free(b->fields);
     free(b->joined);
     free(b->reject);
