@@ -46,11 +46,11 @@ static const tf_option bench_options[] = {
 
 /* This server's postmaster (the parent of our backend): its tree's CPU is PostgreSQL's here,
  * whatever other servers the machine runs. */
-static int postmaster;
+static pid_t postmaster;
 
 static double pg_cpu(void)
 {
-    return proc_cpu_seconds_tree(postmaster);
+    return proc_cpu_tree_seconds(postmaster);
 }
 
 static double now_s(void)
@@ -332,17 +332,11 @@ int main(int argc, char **argv)
     if (!c)
         die("connect", &err);
     exec_or_die(c, "set client_min_messages = warning");
-    {
-        char path[64], buf[512], *close;
-        FILE *f;
-        snprintf(path, sizeof(path), "/proc/%d/stat", PQbackendPID(c));
-        f = fopen(path, "r");
-        if (!f || !fgets(buf, sizeof(buf), f) || !(close = strrchr(buf, ')')) ||
-            sscanf(close + 2, "%*c %d", &postmaster) != 1) {
-            fprintf(stderr, "bench-capture: the server must run on this machine (%s)\n", path);
-            return 1;
-        }
-        fclose(f);
+    postmaster = proc_parent((pid_t)PQbackendPID(c));
+    if (postmaster <= 0) {
+        fprintf(stderr, "bench-capture: the server must run on this machine (no /proc entry of"
+                        " backend %d)\n", PQbackendPID(c));
+        return 1;
     }
 
     /* outbox, NOTIFY on */

@@ -411,15 +411,16 @@ static run_result throughput_run(const bench_config *cfg, PGconn *c, int workers
 
     memset(&r, 0, sizeof(r));
     unlink(trace_path);
-    pg0 = proc_cpu_seconds_of("postgres", getenv("TOPICFLOW_STATE_DIR"));
-    mq0 = proc_cpu_seconds_of("beam.smp", getenv("TOPICFLOW_STATE_DIR"));
+    /* this run's servers only: the postmaster's tree (the parent of our backend) and the node's */
+    pg0 = proc_cpu_tree_seconds(proc_parent((pid_t)PQbackendPID(c)));
+    mq0 = proc_cpu_tree_seconds(proc_state_dir_pid("rabbitmq"));
     t0 = now_s();
     for (int i = 0; i < workers; i++)
         pids[i] = spawn_worker(cfg, trace_path);
     wait_processed(c, target);
     r.seconds = now_s() - t0;
-    r.pg_cpu = proc_cpu_seconds_of("postgres", getenv("TOPICFLOW_STATE_DIR")) - pg0;
-    r.mq_cpu = proc_cpu_seconds_of("beam.smp", getenv("TOPICFLOW_STATE_DIR")) - mq0;
+    r.pg_cpu = proc_cpu_tree_seconds(proc_parent((pid_t)PQbackendPID(c))) - pg0;
+    r.mq_cpu = proc_cpu_tree_seconds(proc_state_dir_pid("rabbitmq")) - mq0;
     for (int i = 0; i < workers; i++)
         r.worker_cpu += stop_child(pids[i]);
     trace_read(trace_path, &t);

@@ -224,7 +224,7 @@ static int settle_slot(producer *p, slot *s, int *refused, tf_err *err)
                                 err) < 0)
         return -1;
     tf_histogram_observe(p->metrics.confirm_seconds, tf_now() - s->submitted_at);
-    if (n_acked > 0 && outbox_mark_published(s->pg, acked, n_acked, err) < 0)
+    if (n_acked > 0 && outbox_mark_published(s->pg, &s->batch, acked, n_acked, err) < 0)
         return -1;
     /* Rows no message can be made of are set aside in the same transaction, so they never
      * hold up the rows behind them and are never lost (topicflow outbox list). */

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 #include "wire/event_codec.h"
@@ -22,6 +23,8 @@ typedef struct outbox_batch {
     PGresult *res;           /* owns the events' scalar strings */
     size_t n;
     tf_event *events;        /* in id order */
+    uint64_t *tids;          /* per event: its row's ctid (block << 16 | offset), stable while
+                              * the transaction that read the batch holds the row locks */
     tf_event_field *fields;  /* storage for every event's payload fields */
     tf_json_object **json;   /* one parser per event: owns its payload strings */
     char **joined;           /* the rare payload values that were arrays, joined */
@@ -31,6 +34,8 @@ typedef struct outbox_batch {
     size_t cap_events, cap_fields, cap_json, cap_reject;
 } outbox_batch;
 
+/* Prepares the statements on conn and turns synchronous_commit off for the session: a
+ * commit of this module is lost in a server crash only as rows published again. */
 int outbox_prepare(PGconn *conn, tf_err *err);
 
 /* Inside an open transaction: lock and read up to limit unpublished events with ids of at
@@ -48,8 +53,11 @@ int outbox_reject(outbox_batch *batch, size_t i, const char *fmt, ...)
  * topicflow.outbox_rejected with its reason (topicflow.outbox_set_aside). */
 int outbox_set_aside(PGconn *conn, const outbox_batch *batch, tf_err *err);
 
-/* Inside the same transaction: set published_at on the given ids. */
-int outbox_mark_published(PGconn *conn, const int64_t *ids, size_t n, tf_err *err);
+/* Inside the transaction that read batch: set published_at on the given ids (ascending,
+ * each an event of batch). The rows are found by the ctid they were read at, not through
+ * the primary key: a locked row cannot move, and that spares an index search per row. */
+int outbox_mark_published(PGconn *conn, const outbox_batch *batch, const int64_t *ids, size_t n,
+                          tf_err *err);
 
 /* Delete up to limit published rows older than age_s seconds; *deleted gets the count. */
 int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted, tf_err *err);

@@ -1,7 +1,8 @@
 /*
  * test_producer.c - topicflow-producer against real servers: every event published once
  * confirmed and marked, in id order, with the message format of docs/ARCHITECTURE.md; a transaction
- * that commits a low id late is still published; SIGTERM is a clean exit.
+ * that commits a low id late is still published; 64-bit ids, versions, replay links and
+ * microsecond times arrive exactly (the producer reads them in binary); SIGTERM is a clean exit.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -90,14 +91,27 @@ static void test_message_has_the_documented_format(void **state)
     harness_teardown(&h);
 }
 
+/* Runs the producer until the outbox is drained, stops it, and takes the first message of
+ * the queue into *env, decoded into *ev. The caller clears both and closes *b. */
+static void publish_and_take_one(harness *h, tf_broker **b, amqp_envelope_t *env, tf_event *ev)
+{
+    tf_err err;
+    pid_t producer = harness_spawn(h, "topicflow-producer", NULL);
+
+    assert_int_equal(harness_wait_scalar(h, UNPUBLISHED, 0, 30), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    *b = harness_broker(h);
+    assert_int_equal(tf_broker_get(*b, TF_QUEUE_NMF, 0, env, &err), 1);
+    assert_int_equal(tf_event_decode(env->message.body.bytes, env->message.body.len,
+                                     TF_EVENT_DEFAULT_LIMIT, ev, &err), TF_CODEC_OK);
+}
+
 static void test_payload_of_any_json_shape_is_published_as_text(void **state)
 {
     harness h;
     amqp_envelope_t env;
     tf_broker *b;
     tf_event ev;
-    tf_err err;
-    pid_t producer;
 
     harness_setup(&h, "producer_payload_shapes");
     /* Written by hand, not by the capture trigger: the producer must still lose nothing. */
@@ -105,18 +119,44 @@ static void test_payload_of_any_json_shape_is_published_as_text(void **state)
                     " version, payload) values ('public.notes', 'note', 'n1', 'created', 1,"
                     " '{\"tags\": [\"a\", null, \"b\"], \"stars\": 4, \"gone\": null,"
                     " \"quote\": \"say \\\"hi\\\" \\u00e9\"}')");
-    producer = harness_spawn(&h, "topicflow-producer", NULL);
-    assert_int_equal(harness_wait_scalar(&h, UNPUBLISHED, 0, 30), 0);
-    assert_int_equal(harness_stop(producer, SIGTERM), 0);
-    b = harness_broker(&h);
-    assert_int_equal(tf_broker_get(b, TF_QUEUE_NMF, 0, &env, &err), 1);
-    assert_int_equal(tf_event_decode(env.message.body.bytes, env.message.body.len,
-                                     TF_EVENT_DEFAULT_LIMIT, &ev, &err), TF_CODEC_OK);
+    publish_and_take_one(&h, &b, &env, &ev);
     assert_int_equal(ev.n_fields, 3); /* the null one is left out */
     assert_memory_equal(tf_event_field_get(&ev, "tags")->ptr, "a, b", 4);
     assert_memory_equal(tf_event_field_get(&ev, "stars")->ptr, "4", 1);
     assert_int_equal(tf_event_field_get(&ev, "quote")->len, strlen("say \"hi\" é"));
     assert_memory_equal(tf_event_field_get(&ev, "quote")->ptr, "say \"hi\" é", strlen("say \"hi\" é"));
+    tf_event_clear(&ev);
+    amqp_destroy_envelope(&env);
+    tf_broker_close(b);
+    harness_teardown(&h);
+}
+
+/* The producer reads rows in binary format (byte order, the 2000-01-01 epoch of timestamptz,
+ * jsonb's version byte): values past 32 bits and a time to the microsecond must arrive as
+ * the outbox holds them. */
+static void test_wide_integers_and_exact_time_arrive_unchanged(void **state)
+{
+    harness h;
+    amqp_envelope_t env;
+    tf_broker *b;
+    tf_event ev;
+
+    harness_setup(&h, "producer_binary_values");
+    harness_sql(&h, "insert into topicflow.outbox (id, source, aggregate_type, aggregate_id,"
+                    " event_type, version, payload, created_at, replay_of) values (5000000001,"
+                    " 'public.internships', 'internship', '42', 'updated', 4294967298,"
+                    " '{\"title\": \"t\\u00e9\"}', '2024-02-29 12:34:56.789012+00', 4294967299)");
+    publish_and_take_one(&h, &b, &env, &ev);
+    assert_int_equal(ev.id, 5000000001LL);
+    assert_int_equal(ev.version, 4294967298LL);
+    assert_int_equal(ev.replay_of, 4294967299LL);
+    assert_int_equal(ev.occurred_at, 1709210096789012LL);
+    assert_int_equal(env.message.properties.timestamp, 1709210096);
+    assert_int_equal(ev.type, TF_EVENT_UPDATED);
+    assert_int_equal(ev.aggregate_id.len, 2);
+    assert_memory_equal(ev.aggregate_id.ptr, "42", 2);
+    assert_int_equal(tf_event_field_get(&ev, "title")->len, strlen("té"));
+    assert_memory_equal(tf_event_field_get(&ev, "title")->ptr, "té", strlen("té"));
     tf_event_clear(&ev);
     amqp_destroy_envelope(&env);
     tf_broker_close(b);
@@ -194,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_events_are_published_in_id_order_and_marked),
         cmocka_unit_test(test_message_has_the_documented_format),
         cmocka_unit_test(test_payload_of_any_json_shape_is_published_as_text),
+        cmocka_unit_test(test_wide_integers_and_exact_time_arrive_unchanged),
         cmocka_unit_test(test_low_id_committed_after_higher_ids_is_still_published),
         cmocka_unit_test(test_notify_wakes_the_producer_before_the_poll_interval),
         cmocka_unit_test(test_configuration_error_is_one_line_and_nonzero),
