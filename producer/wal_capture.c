@@ -12,6 +12,7 @@
  */
 #include "wal_capture.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@
 #include "pg/migrate.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
+#include "wire/json.h"
 #include "wire/pgoutput.h"
 
 #define PUBLICATION "topicflow_capture"
@@ -257,6 +259,77 @@ static int settle(capture *c, size_t needed, tf_err *err)
     return 0;
 }
 
+/* The event's payload as outbox mode stores it: a flat JSON object of the tracked text. */
+static char *payload_json(const tf_event *ev)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (!f)
+        return NULL;
+    fputc('{', f);
+    for (size_t i = 0; i < ev->n_fields; i++) {
+        if (i)
+            fputc(',', f);
+        tf_json_write_string(f, ev->fields[i].name.ptr, ev->fields[i].name.len);
+        fputc(':', f);
+        tf_json_write_string(f, ev->fields[i].value.ptr, ev->fields[i].value.len);
+    }
+    fputc('}', f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/*
+ * A change no message can be made of is stored in topicflow.outbox_rejected, as outbox mode
+ * sets such rows aside. The call commits (durably) before the change's commit is pushed to
+ * the confirm window, so the slot never passes a change that is neither published nor stored;
+ * read again after a crash it has the same id, which the function stores only once.
+ */
+static int set_aside(capture *c, const tf_event *ev, size_t len, tf_err *err)
+{
+    char id[24], version[24], created[24], reason[128];
+    char *payload = payload_json(ev), *source = dup_str(ev->source.ptr, ev->source.len),
+         *aggregate = dup_str(ev->aggregate.ptr, ev->aggregate.len),
+         *doc = dup_str(ev->aggregate_id.ptr, ev->aggregate_id.len);
+    const char *params[9] = {id, source, aggregate, doc, tf_event_type_name(ev->type), version,
+                             payload, created, reason};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (!payload || !source || !aggregate || !doc) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    snprintf(id, sizeof(id), "%lld", (long long)ev->id);
+    snprintf(version, sizeof(version), "%lld", (long long)ev->version);
+    snprintf(created, sizeof(created), "%lld", (long long)ev->occurred_at);
+    snprintf(reason, sizeof(reason), "message of %zu bytes exceeds --max-message (%zu bytes)",
+             len, c->cfg->max_message);
+    res = PQexecParams(c->sql, "select topicflow.wal_set_aside($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                       9, NULL, params, NULL, NULL, 0);
+    if (tf_pg_check(c->sql, res, PGRES_TUPLES_OK, err) < 0) {
+        res = NULL;
+        tf_err_prefix(err, "setting event %lld aside", (long long)ev->id);
+        goto done;
+    }
+    rc = 0;
+    c->too_large++;
+    tf_counter_add(c->m->set_aside, 1);
+    log_warn("outbox event set aside", "id=%lld reason=%s", (long long)ev->id, tf_log_q(reason));
+done:
+    PQclear(res);
+    free(payload);
+    free(source);
+    free(aggregate);
+    free(doc);
+    return rc;
+}
+
 static int publish(capture *c, const tf_event *ev, tf_err *err)
 {
     uint64_t tag;
@@ -268,14 +341,8 @@ static int publish(capture *c, const tf_event *ev, tf_err *err)
     rc = publisher_send(c->broker, ev, c->cfg->max_message, &tag, &len, err);
     if (rc < 0)
         return -1;
-    if (rc == 0) {
-        c->too_large++;
-        tf_counter_add(c->m->set_aside, 1);
-        log_error("event not published: message exceeds --max-message", "id=%lld source=%.*s "
-                  "aggregate_id=%.*s bytes=%zu", (long long)ev->id, (int)ev->source.len,
-                  ev->source.ptr, (int)ev->aggregate_id.len, ev->aggregate_id.ptr, len);
-        return 0;
-    }
+    if (rc == 0)
+        return set_aside(c, ev, len, err);
     if (c->n == 0)
         c->first_tag = tag;
     c->state[c->n] = TF_CONFIRM_PENDING;
@@ -553,7 +620,7 @@ int wal_capture_run(const wal_capture_config *cfg, producer_metrics *metrics)
     if (c.rd && c.broker && (settle(&c, c.n, &err) < 0 || wal_reader_status(c.rd, 1, &err) < 0))
         log_warn("in-flight events not confirmed at shutdown (they are published again)",
                  "reason=%s", tf_log_q(err.msg));
-    log_info("stopped", "capture=wal published_total=%llu too_large_total=%llu", c.published,
+    log_info("stopped", "capture=wal published_total=%llu set_aside_total=%llu", c.published,
              c.too_large);
     drop_stream(&c);
     for (size_t i = 0; i < c.n_rels; i++)

@@ -61,6 +61,11 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
         /* capture wal: the relation mapping, never a forged replay */
         {"select source, id_column, text_columns from topicflow.tracked_tables where capture = 'wal'", 1},
         {"select topicflow.replay_current()", 0},
+        /* capture wal: a change sets itself aside through the function, arguments only */
+        {"select topicflow.wal_set_aside(4611686018427387905, 'public.internships', 'internship', '1',"
+         " 'created', 4611686018427387905, '{\"title\": \"big\"}', 0, 'test')", 1},
+        {"insert into topicflow.outbox_rejected (id, source, aggregate_type, aggregate_id, event_type,"
+         " version, payload, created_at, reason) values (1, 's', 'a', '1', 'created', 1, '{}', now(), 'x')", 0},
         {"select topicflow.track('public.internships', 'id', array['title'], 'x', 'wal')", 0},
         {"update topicflow.outbox set payload = '{}' where id = 1", 0},
         {"insert into topicflow.outbox (source, aggregate_type, aggregate_id, event_type, version, payload)"
@@ -107,6 +112,7 @@ static void test_roles_allow_their_job_and_nothing_that_loses_or_forges(void **s
     static const rule nobody[] = {
         {"select topicflow.emit('public.internships', 'internship', '424242', 'created', '{\"title\": \"forged\"}')", 0},
         {"select topicflow.outbox_set_aside(1, 'x')", 0},
+        {"select topicflow.wal_set_aside(1, 's', 'a', '1', 'created', 1, '{}', 0, 'x')", 0},
         {"select topicflow.outbox_delete_published(0, 1000)", 0},
         {"select topicflow.key_exists('public.internships', 'id', '1')", 0},
         {"select topicflow.fold_term_forms()", 0},

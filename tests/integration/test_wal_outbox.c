@@ -1,0 +1,78 @@
+/*
+ * test_wal_outbox.c - a wal deployment needs nothing beside its one producer: a change whose
+ * message exceeds --max-message is set aside in topicflow.outbox_rejected as outbox mode does
+ * (listed and retried by `topicflow outbox`, stored once), and the wal producer also drains
+ * the outbox (replays, retried rows) with exact accounting, also across a SIGKILL.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "wal_harness.h"
+
+static void test_oversize_change_is_set_aside_once_and_listed(void **state)
+{
+    harness h;
+    wal_got g[20];
+    char *out = NULL;
+    size_t n;
+    pid_t p;
+
+    harness_setup(&h, "wal_set_aside");
+    wal_track_internships(&h);
+    p = harness_spawn(&h, "topicflow-producer",
+                      (const char *[]){"--capture", "wal", "--max-message", "2000", NULL});
+    harness_sql(&h, "insert into internships (title) values ('small one')");
+    harness_sql(&h, "insert into internships (title, description)"
+                    " values ('big one', repeat('x', 5000))");
+    harness_sql(&h, "insert into internships (title) values ('small two')");
+    wal_wait_caught_up(&h, 60);
+    assert_int_equal(harness_stop(p, SIGTERM), 0);
+    n = wal_drain(&h, g, 20, 1.0);
+    assert_int_equal(n, 2);
+    assert_true(wal_is(&g[0], "created", "1", "small one"));
+    assert_true(wal_is(&g[1], "created", "3", "small two"));
+    /* stored as outbox mode stores it: the event's id, version, payload and a reason */
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.outbox_rejected"
+                                        " where aggregate_id = '2' and event_type = 'created'"
+                                        " and source = 'public.internships'"
+                                        " and aggregate_type = 'internship'"
+                                        " and id >= 4611686018427387904 and version = id"
+                                        " and payload ->> 'title' = 'big one'"
+                                        " and length(payload ->> 'description') = 5000"
+                                        " and reason like '%exceeds --max-message%'"), 1);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.outbox_rejected"), 1);
+    /* the same change again (a restart before the slot confirmed it) stores nothing more */
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.outbox_rejected r"
+                                        " where topicflow.wal_set_aside(r.id, r.source,"
+                                        " r.aggregate_type, r.aggregate_id, r.event_type,"
+                                        " r.version, r.payload::text, 0, 'again')"), 0);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.outbox_rejected"), 1);
+    /* operators see it as in outbox mode */
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"outbox", "list", NULL}, NULL,
+                                 &out, NULL), 0);
+    assert_non_null(strstr(out, "public.internships 2 created"));
+    assert_non_null(strstr(out, "1 row set aside"));
+    free(out);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"status", "--json", NULL}, NULL,
+                                 &out, NULL), 0);
+    assert_non_null(strstr(out, "\"outbox_rejected\": 1"));
+    free(out);
+    harness_teardown(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oversize_change_is_set_aside_once_and_listed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
