@@ -596,7 +596,9 @@ int main(int argc, char **argv)
                                  (int)p.cfg.heartbeat_s, &p.cfg.topology,
                                  p.cfg.confirm_timeout_s, p.cfg.reconnect_max_s,
                                  (size_t)p.cfg.batch * (size_t)p.cfg.in_flight,
-                                 (size_t)p.cfg.max_message, p.cfg.slot, p.cfg.slot_warn};
+                                 (size_t)p.cfg.max_message, p.cfg.slot, p.cfg.slot_warn,
+                                 (int)p.cfg.batch, p.cfg.poll_s, p.cfg.notify,
+                                 p.cfg.retention_s};
         wal_capture_run(&wc, &p.metrics);
     } else {
         run(&p);

@@ -143,9 +143,8 @@ int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_
     return rc < 0 ? -1 : 1;
 }
 
-/* 1 published, 0 rejected (too large), -1 failure. */
-static int publish_event(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
-                         uint64_t *tag, tf_err *err)
+int publisher_send_row(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
+                       uint64_t *tag, tf_err *err)
 {
     size_t len = 0;
     int rc = publisher_send(b, &batch->events[i], max_message, tag, &len, err);
@@ -170,7 +169,7 @@ int publisher_submit(publisher *p, tf_broker *b, outbox_batch *batch, size_t max
         int rc;
         if (batch->reject[i])
             continue;
-        rc = publish_event(b, batch, i, max_message, &tag, err);
+        rc = publisher_send_row(b, batch, i, max_message, &tag, err);
         if (rc < 0)
             return -1;
         if (rc == 0)

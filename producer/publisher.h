@@ -45,6 +45,11 @@ size_t publisher_last_nacked(const publisher *p);
 int publisher_send(tf_broker *b, const tf_event *ev, size_t max_message, uint64_t *tag,
                    size_t *len, tf_err *err);
 
+/* Event i of an outbox batch through publisher_send: 1 published (*tag), 0 too large (the
+ * row is marked rejected with its reason, set aside at settle), -1 failure. */
+int publisher_send_row(tf_broker *b, outbox_batch *batch, size_t i, size_t max_message,
+                       uint64_t *tag, tf_err *err);
+
 /* A returned message carries no delivery tag: mark the pending entry of the window
  * (ids[i] and state[i] for i < n) whose event id is the message_id as returned. */
 void publisher_mark_returned(const int64_t *ids, uint8_t *state, size_t n,

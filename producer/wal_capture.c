@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outbox.h"
 #include "publisher.h"
 #include "wal_reader.h"
 #include "amqp/broker.h"
@@ -72,6 +73,11 @@ typedef struct capture {
     unsigned long long published, too_large;
     uint64_t server_end;
     double caught_up_at, next_sample, next_retained_warn;
+    /* the outbox: its own session (a batch's rows stay locked until their confirms) */
+    PGconn *ob;
+    outbox_batch batch;
+    double next_outbox;     /* when the outbox is looked at again (0: at once) */
+    double next_retention;
     int standby, connected_once;
     tf_backoff backoff;
 } capture;
@@ -259,6 +265,17 @@ static int settle(capture *c, size_t needed, tf_err *err)
     return 0;
 }
 
+/* A message just published (delivery tag, event id) joins the confirm window. */
+static void window_add(capture *c, uint64_t tag, int64_t id)
+{
+    if (c->n == 0)
+        c->first_tag = tag;
+    c->state[c->n] = TF_CONFIRM_PENDING;
+    c->ids[c->n] = id;
+    c->n++;
+    c->sent++;
+}
+
 /* The event's payload as outbox mode stores it: a flat JSON object of the tracked text. */
 static char *payload_json(const tf_event *ev)
 {
@@ -343,12 +360,7 @@ static int publish(capture *c, const tf_event *ev, tf_err *err)
         return -1;
     if (rc == 0)
         return set_aside(c, ev, len, err);
-    if (c->n == 0)
-        c->first_tag = tag;
-    c->state[c->n] = TF_CONFIRM_PENDING;
-    c->ids[c->n] = ev->id;
-    c->n++;
-    c->sent++;
+    window_add(c, tag, ev->id);
     return 0;
 }
 
@@ -365,6 +377,157 @@ static int push_commit(capture *c, uint64_t end_lsn, tf_err *err)
     c->commits[c->n_commits++] = (commit_mark){end_lsn, c->sent};
     advance_commits(c);
     return 0;
+}
+
+/* ---- the outbox -------------------------------------------------------------------------- */
+
+/* 1 when the outbox session heard a NOTIFY (or lost its connection: look, and fail there). */
+static int outbox_notified(capture *c)
+{
+    PGnotify *note;
+    int woke = 0;
+
+    if (!c->ob)
+        return 0;
+    if (PQconsumeInput(c->ob) == 0)
+        return 1;
+    while ((note = PQnotifies(c->ob)) != NULL) {
+        woke = 1;
+        PQfreemem(note);
+    }
+    return woke;
+}
+
+static int outbox_session(capture *c, tf_err *err)
+{
+    if (c->ob)
+        return 0;
+    c->ob = tf_pg_connect(c->cfg->pg_url, "topicflow-producer-outbox", err);
+    if (!c->ob || outbox_prepare(c->ob, err) < 0 ||
+        (c->cfg->notify && tf_pg_command(c->ob, "listen topicflow_outbox", err) < 0)) {
+        PQfinish(c->ob);
+        c->ob = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* When the outbox is drained, at most every RETENTION_EVERY_S: one batch of published rows
+ * past --retention deleted (replays are the rows a wal deployment writes there). */
+#define RETENTION_EVERY_S 5.0
+#define RETENTION_BATCH 5000
+
+static int outbox_retention(capture *c, tf_err *err)
+{
+    long deleted = 0;
+
+    if (c->cfg->retention_s <= 0 || tf_now() < c->next_retention)
+        return 0;
+    c->next_retention = tf_now() + RETENTION_EVERY_S;
+    if (outbox_delete_published(c->ob, c->cfg->retention_s, RETENTION_BATCH, &deleted, err) < 0)
+        return -1;
+    if (deleted > 0)
+        log_info("retention deleted published events", "deleted=%ld", deleted);
+    return 0;
+}
+
+/*
+ * One outbox batch, as outbox mode publishes it: lock unpublished rows (FOR UPDATE SKIP
+ * LOCKED, id order), publish them through the same confirm window as the slot's changes,
+ * wait for all of their confirms (and so for every change published before them), then mark
+ * the acked rows, set aside the ones no message can be made of, and commit. Between batches
+ * the window holds only the slot's changes, whose commits still reach the slot only once
+ * acked. A nack or return fails the stream: the batch is rolled back and published again.
+ */
+static int drain_outbox(capture *c, tf_err *err)
+{
+    size_t before = c->n;
+    int64_t *acked = NULL;
+    size_t n_acked = 0;
+    int n, rc = -1;
+
+    if (outbox_session(c, err) < 0)
+        return -1;
+    if (tf_pg_command(c->ob, "begin", err) < 0)
+        goto done;
+    n = outbox_fetch(c->ob, c->cfg->outbox_batch, 0, &c->batch, err);
+    if (n < 0)
+        goto done;
+    if (n == 0) {
+        c->next_outbox = tf_now() + c->cfg->poll_s;
+        rc = tf_pg_command(c->ob, "commit", err);
+        if (rc == 0)
+            rc = outbox_retention(c, err);
+        goto done;
+    }
+    /* the rows' confirms are waited for at once: make room for all of them */
+    if (c->n + (size_t)n > c->cfg->window && settle(c, c->n, err) < 0)
+        goto done;
+    before = c->n;
+    for (size_t i = 0; i < c->batch.n; i++) {
+        uint64_t tag;
+        int sent;
+        if (c->batch.reject[i])
+            continue;
+        sent = publisher_send_row(c->broker, &c->batch, i, c->cfg->max_message, &tag, err);
+        if (sent < 0)
+            goto done;
+        if (sent == 0)
+            continue;
+        window_add(c, tag, c->batch.events[i].id);
+    }
+    n_acked = c->n - before;
+    /* settle() fails on any nack or return, so every row published here was acked */
+    if (settle(c, c->n, err) < 0)
+        goto done;
+    if (n_acked) {
+        acked = malloc(n_acked * sizeof(*acked));
+        if (!acked) {
+            tf_err_set(err, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0, k = 0; i < c->batch.n; i++)
+            if (!c->batch.reject[i])
+                acked[k++] = c->batch.events[i].id;
+        if (outbox_mark_published(c->ob, &c->batch, acked, n_acked, err) < 0)
+            goto done;
+    }
+    if (c->batch.n_rejected && outbox_set_aside(c->ob, &c->batch, err) < 0)
+        goto done;
+    for (size_t i = 0; i < c->batch.n && c->batch.n_rejected; i++)
+        if (c->batch.reject[i])
+            log_warn("outbox event set aside", "id=%lld reason=%s",
+                     (long long)c->batch.events[i].id, tf_log_q(c->batch.reject[i]));
+    if (tf_pg_command(c->ob, "commit", err) < 0)
+        goto done;
+    c->too_large += c->batch.n_rejected;
+    tf_counter_add(c->m->set_aside, c->batch.n_rejected);
+    /* a full batch: more may wait, look again at the next step */
+    c->next_outbox = n == c->cfg->outbox_batch ? 0 : tf_now() + c->cfg->poll_s;
+    rc = 0;
+done:
+    free(acked);
+    if (rc < 0 && c->ob) {
+        if (tf_pg_connection_ok(c->ob))
+            PQclear(PQexec(c->ob, "rollback"));
+        else {
+            PQfinish(c->ob);
+            c->ob = NULL;
+        }
+    }
+    outbox_batch_reset(&c->batch);
+    return rc;
+}
+
+/* Between frames: an outbox batch when one is due (the poll interval passed, a full batch
+ * before, or — when the slot is quiet — a NOTIFY), never inside a transaction of the slot. */
+static int maybe_drain_outbox(capture *c, int quiet, tf_err *err)
+{
+    if (c->in_txn)
+        return 0;
+    if (tf_now() < c->next_outbox && !(quiet && outbox_notified(c)))
+        return 0;
+    return drain_outbox(c, err);
 }
 
 /* ---- the stream -------------------------------------------------------------------------- */
@@ -570,6 +733,8 @@ static int step(capture *c, tf_err *err)
         if (on_xlogdata(c, &f, err) < 0)
             return -1;
     }
+    if (maybe_drain_outbox(c, rc == 0, err) < 0)
+        return -1;
     if (idle(c) && wal_reader_confirmed(c->rd) >= c->server_end)
         c->caught_up_at = tf_now();
     return wal_reader_status(c->rd, 0, err);
@@ -630,6 +795,8 @@ int wal_capture_run(const wal_capture_config *cfg, producer_metrics *metrics)
     free(c.state);
     free(c.ids);
     PQfinish(c.sql);
+    PQfinish(c.ob);
+    outbox_batch_free(&c.batch);
     tf_pgo_decoder_free(c.dec);
     return 0;
 }

@@ -69,10 +69,66 @@ static void test_oversize_change_is_set_aside_once_and_listed(void **state)
     harness_teardown(&h);
 }
 
+/* replay --current with the wal producer alone: it drains the outbox too, and a SIGKILL in
+ * the middle republishes (same ids) and loses nothing. */
+static void test_wal_producer_alone_publishes_a_replay_exactly_once_across_sigkill(void **state)
+{
+    enum { DOCS = 20000 };
+    harness h;
+    const size_t cap = 3 * DOCS;
+    wal_got *g = calloc(cap, sizeof(*g));
+    int64_t *got = calloc(cap, sizeof(*got)), *want;
+    size_t n, n_want;
+    char *out = NULL;
+    pid_t p;
+
+    harness_setup(&h, "wal_replay_one");
+    wal_track_internships(&h);
+    p = harness_spawn(&h, "topicflow-producer",
+                      (const char *[]){"--capture", "wal", "--batch", "100", NULL});
+    harness_sql(&h, "insert into internships (title) select 'doc ' || g from generate_series(1, 20000) g");
+    wal_wait_caught_up(&h, 120);
+    assert_int_equal(wal_distinct_ids(g, wal_drain(&h, g, cap, 1.0)), DOCS);
+    /* what the workers store for them */
+    harness_sql(&h, "insert into topicflow.documents (source, doc_id, version, deleted, event_id)"
+                    " select 'public.internships', id::text, 1, false, id from internships");
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"replay", "--current", NULL},
+                                 NULL, &out, NULL), 0);
+    free(out);
+    /* no outbox-mode producer: the wal one publishes the replay, and is killed in the middle */
+    assert_int_equal(harness_wait_scalar(&h, "select (count(*) > 0)::int from topicflow.outbox"
+                                             " where published_at is not null", 1, 60), 1);
+    assert_int_equal(harness_stop(p, SIGKILL), 128 + SIGKILL);
+    assert_true(harness_scalar(&h, "select count(*) from topicflow.outbox"
+                                   " where published_at is null") > 0); /* really in the middle */
+    p = harness_spawn(&h, "topicflow-producer",
+                      (const char *[]){"--capture", "wal", "--batch", "100", NULL});
+    assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.outbox"
+                                             " where published_at is null", 0, 120), 0);
+    wal_wait_caught_up(&h, 60);
+    assert_int_equal(harness_stop(p, SIGTERM), 0);
+    n = wal_drain(&h, g, cap, 1.5);
+    /* every replay event, each document once by id, and nothing else */
+    assert_int_equal(wal_distinct_ids(g, n), DOCS);
+    assert_int_equal(wal_count_type(g, n, "updated"), DOCS);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(g[i].id < (INT64_C(1) << 62) && g[i].version == 1);
+        got[i] = g[i].id;
+    }
+    want = harness_outbox_ids(&h, &n_want);
+    assert_int_equal(n_want, DOCS);
+    assert_true(harness_covers(got, n, want, n_want));
+    free(want);
+    free(got);
+    free(g);
+    harness_teardown(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oversize_change_is_set_aside_once_and_listed),
+        cmocka_unit_test(test_wal_producer_alone_publishes_a_replay_exactly_once_across_sigkill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
