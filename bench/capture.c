@@ -10,7 +10,6 @@
  *            same confirm window.
  * Expects a migrated, empty database and a vhost of its own (bench/run capture sets them up).
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "proc_cpu.h"
 #include "publisher.h"
 #include "amqp/broker.h"
@@ -53,30 +53,6 @@ static double pg_cpu(void)
     return proc_cpu_tree_seconds(postmaster);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const tf_err *err)
-{
-    fprintf(stderr, "bench-capture: %s: %s\n", what, err->msg);
-    exit(1);
-}
-
-static void exec_or_die(PGconn *c, const char *sql)
-{
-    tf_err err;
-    PGresult *res = PQexec(c, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        tf_pg_result_error(c, res, &err);
-        die(sql, &err);
-    }
-    PQclear(res);
-}
-
 static char *text_of(PGconn *c, const char *sql)
 {
     PGresult *res = PQexec(c, sql);
@@ -100,40 +76,8 @@ static void fill(PGconn *c, long n)
                  " repeat('Join our platform team to build reliable data pipelines in C and SQL. ', 13)"
                  " || md5(g::text), array['c', 'sql', 'linux', 'skill' || (g %% 300)]"
                  " from generate_series(%ld, %ld) g", done + 1, done + (n - done < 1000 ? n - done : 1000));
-        exec_or_die(c, sql);
+        bench_exec(c, sql);
     }
-}
-
-typedef struct writer_arg {
-    const char *url;
-    long txns;
-    int failed;
-    pthread_barrier_t *done, *sampled;
-} writer_arg;
-
-static void *writer_main(void *p)
-{
-    writer_arg *a = p;
-    tf_err err;
-    PGconn *c = tf_pg_connect(a->url, "bench-writer", &err);
-
-    if (!c) {
-        a->failed = 1;
-        return NULL;
-    }
-    PQprepare(c, "ins", "insert into internships (title, description) values ($1, $2)", 2, NULL);
-    for (long i = 0; i < a->txns; i++) {
-        const char *params[2] = {"Writer rate posting", "A short description of the role."};
-        PGresult *res = PQexecPrepared(c, "ins", 2, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            a->failed = 1;
-        PQclear(res);
-    }
-    /* The backend's CPU counts only while it lives: stay connected until it was sampled. */
-    pthread_barrier_wait(a->done);
-    pthread_barrier_wait(a->sampled);
-    PQfinish(c);
-    return NULL;
 }
 
 typedef struct rate {
@@ -144,53 +88,16 @@ typedef struct rate {
  * on topicflow_outbox, as the producer does. */
 static rate writer_rate(const bench_config *cfg, int listen)
 {
-    pthread_t th[64];
-    writer_arg args[64];
-    pthread_barrier_t done, sampled;
-    tf_err err;
-    PGconn *listener = tf_pg_connect(cfg->pg_url, "bench-listener", &err);
-    double t0, pg0, pg_used;
+    bench_writers w = {cfg->pg_url, cfg->writers, cfg->writer_txns, listen, 0, pg_cpu};
+    double pg_used, t = bench_writers_run(&w, &pg_used);
     long n = cfg->writers * cfg->writer_txns;
 
-    if (!listener)
-        die("listener", &err);
-    if (listen)
-        exec_or_die(listener, "listen topicflow_outbox");
-    pthread_barrier_init(&done, NULL, (unsigned)cfg->writers + 1);
-    pthread_barrier_init(&sampled, NULL, (unsigned)cfg->writers + 1);
-    pg0 = pg_cpu();
-    t0 = now_s();
-    for (long i = 0; i < cfg->writers; i++) {
-        args[i] = (writer_arg){cfg->pg_url, cfg->writer_txns, 0, &done, &sampled};
-        pthread_create(&th[i], NULL, writer_main, &args[i]);
-    }
-    pthread_barrier_wait(&done);
-    t0 = now_s() - t0;
-    pg_used = pg_cpu() - pg0;
-    pthread_barrier_wait(&sampled);
-    for (long i = 0; i < cfg->writers; i++) {
-        pthread_join(th[i], NULL);
-        if (args[i].failed) {
-            fprintf(stderr, "bench-capture: a writer failed\n");
-            exit(1);
-        }
-    }
-    PQfinish(listener);
-    pthread_barrier_destroy(&done);
-    pthread_barrier_destroy(&sampled);
-    return (rate){(double)n / t0, pg_used * 1e6 / (double)n};
+    return (rate){(double)n / t, pg_used * 1e6 / (double)n};
 }
 
 static void purge_queue(const bench_config *cfg)
 {
-    tf_err err;
-    tf_topology topo = tf_topology_defaults();
-    tf_broker *b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
-    if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0)
-        die("broker", &err);
-    if (tf_broker_purge(b, TF_QUEUE_NMF, &err) < 0)
-        die("purge", &err);
-    tf_broker_close(b);
+    bench_purge_queue(cfg->amqp_url, &cfg->amqp_tls);
 }
 
 /* The producer started on the backlog of `events`, until done_sql says 1. */
@@ -203,7 +110,7 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
     int status;
 
     snprintf(batch, sizeof(batch), "%ld", cfg->batch);
-    t0 = now_s();
+    t0 = bench_now();
     pid = fork();
     if (pid == 0) {
         setenv("TOPICFLOW_PG_URL", cfg->producer_pg_url ? cfg->producer_pg_url : cfg->pg_url, 1);
@@ -225,7 +132,7 @@ static rate drain(const bench_config *cfg, PGconn *c, const char *capture, const
         }
         usleep(5000);
     }
-    elapsed = now_s() - t0;
+    elapsed = bench_now() - t0;
     /* sampled while the producer's sessions (and its walsender) still live */
     pg_used = pg_cpu() - pg0;
     kill(pid, SIGTERM);
@@ -250,7 +157,7 @@ static double ceiling(const bench_config *cfg, long n)
 
     if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0 ||
         tf_broker_confirm_select(b, &err) < 0)
-        die("broker", &err);
+        bench_die("broker", &err);
     desc[0] = '\0';
     for (int i = 0; i < 13; i++)
         strcat(desc, "Join our platform team to build reliable data pipelines in C and SQL. ");
@@ -264,7 +171,7 @@ static double ceiling(const bench_config *cfg, long n)
     ev.source = (tf_str){"public.internships", 18};
     ev.n_fields = 3;
     ev.fields = fields;
-    t0 = now_s();
+    t0 = bench_now();
     for (long i = 0; i < n; i++) {
         uint64_t tag;
         size_t len;
@@ -276,22 +183,22 @@ static double ceiling(const bench_config *cfg, long n)
         if (pending == window) {
             if (tf_broker_wait_confirms(b, first, pending, state, window / 2, 30, NULL, NULL,
                                         &err) < 0)
-                die("confirms", &err);
+                bench_die("confirms", &err);
             memmove(state, state + window / 2, window - window / 2);
             pending -= window / 2;
             first += window / 2;
             memset(state + pending, 0, window - pending);
         }
         if (publisher_send(b, &ev, (size_t)1 << 30, &tag, &len, &err) != 1)
-            die("publish", &err);
+            bench_die("publish", &err);
         if (pending == 0)
             first = tag;
         state[pending++] = TF_CONFIRM_PENDING;
     }
     if (pending && tf_broker_wait_confirms(b, first, pending, state, pending, 30, NULL, NULL,
                                            &err) < 0)
-        die("confirms", &err);
-    t0 = now_s() - t0;
+        bench_die("confirms", &err);
+    t0 = bench_now() - t0;
     tf_broker_close(b);
     free(state);
     return (double)n / t0;
@@ -300,14 +207,13 @@ static double ceiling(const bench_config *cfg, long n)
 int main(int argc, char **argv)
 {
     bench_config cfg;
-    char self[1024], bin[1100], *lsn, done_wal[512];
+    char bin[1100], *lsn, done_wal[512];
     rate w_outbox, w_wal, d_outbox, d_wal;
     double ceil_rate;
     long drained;
     PGconn *c;
     tf_err err;
     int first, rc;
-    ssize_t k;
 
     rc = tf_config_parse(bench_options, N_OPTIONS, &cfg, argc, argv, &first, &err);
     if (rc == TF_CONFIG_HELP) {
@@ -319,19 +225,13 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rc != TF_CONFIG_OK)
-        die("options", &err);
-    if (!cfg.producer_bin) {
-        k = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        self[k > 0 ? k : 0] = '\0';
-        if (strrchr(self, '/'))
-            strrchr(self, '/')[1] = '\0';
-        snprintf(bin, sizeof(bin), "%stopicflow-producer", self);
-        cfg.producer_bin = bin;
-    }
+        bench_die("options", &err);
+    if (!cfg.producer_bin)
+        cfg.producer_bin = bench_producer_beside(bin, sizeof(bin));
     c = tf_pg_connect(cfg.pg_url, "bench-capture", &err);
     if (!c)
-        die("connect", &err);
-    exec_or_die(c, "set client_min_messages = warning");
+        bench_die("connect", &err);
+    bench_exec(c, "set client_min_messages = warning");
     postmaster = proc_parent((pid_t)PQbackendPID(c));
     if (postmaster <= 0) {
         fprintf(stderr, "bench-capture: the server must run on this machine (no /proc entry of"
@@ -340,7 +240,7 @@ int main(int argc, char **argv)
     }
 
     /* outbox, NOTIFY on */
-    exec_or_die(c, "select topicflow.track('internships', 'id', array['title', 'description',"
+    bench_exec(c, "select topicflow.track('internships', 'id', array['title', 'description',"
                    " 'skills'], 'internship', 'outbox')");
     w_outbox = writer_rate(&cfg, 1);
     fill(c, cfg.events);
@@ -351,7 +251,7 @@ int main(int argc, char **argv)
                      drained);
 
     /* wal: the slot is created by track(), so it starts reading here */
-    exec_or_die(c, "select topicflow.track('internships', 'id', array['title', 'description',"
+    bench_exec(c, "select topicflow.track('internships', 'id', array['title', 'description',"
                    " 'skills'], 'internship', 'wal')");
     w_wal = writer_rate(&cfg, 0);
     fill(c, cfg.events);
@@ -361,7 +261,7 @@ int main(int argc, char **argv)
              " where slot_name = topicflow.capture_slot()), 0)", lsn);
     purge_queue(&cfg);
     d_wal = drain(&cfg, c, "wal", done_wal, drained);
-    exec_or_die(c, "select pg_drop_replication_slot(topicflow.capture_slot())");
+    bench_exec(c, "select pg_drop_replication_slot(topicflow.capture_slot())");
 
     purge_queue(&cfg);
     ceil_rate = ceiling(&cfg, drained);

@@ -11,7 +11,6 @@
  * Then the writer side: single-row insert transactions per second with NOTIFY on and off.
  * Expects a migrated, empty database and a vhost of its own (bench/run sets them up).
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "outbox.h"
 #include "proc_cpu.h"
 #include "publisher.h"
@@ -54,30 +54,6 @@ static const tf_option bench_options[] = {
 };
 #define N_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const tf_err *err)
-{
-    fprintf(stderr, "bench-producer: %s: %s\n", what, err->msg);
-    exit(1);
-}
-
-static void exec_or_die(PGconn *c, const char *sql)
-{
-    tf_err err;
-    PGresult *res = PQexec(c, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        tf_pg_result_error(c, res, &err);
-        die(sql, &err);
-    }
-    PQclear(res);
-}
-
 static long long scalar(PGconn *c, const char *sql)
 {
     long long v = -1;
@@ -99,8 +75,8 @@ static void fill_outbox(PGconn *c, long n)
              " repeat('Join our platform team to build reliable data pipelines in C and SQL. ', 13)"
              " || md5(g::text), array['c', 'sql', 'linux', 'skill' || (g %% 300)]"
              " from generate_series(1, %ld) g", n);
-    exec_or_die(c, "delete from topicflow.outbox");
-    exec_or_die(c, sql);
+    bench_exec(c, "delete from topicflow.outbox");
+    bench_exec(c, sql);
 }
 
 /* Reads every unpublished event into memory, in batches, inside a transaction that is rolled
@@ -111,9 +87,9 @@ static outbox_batch *preload(PGconn *c, long batch, size_t *n_batches)
     outbox_batch *all = calloc(cap, sizeof(*all));
     tf_err err;
 
-    exec_or_die(c, "begin");
+    bench_exec(c, "begin");
     if (outbox_prepare(c, &err) < 0)
-        die("prepare", &err);
+        bench_die("prepare", &err);
     for (;;) {
         int64_t *ids;
         int got;
@@ -124,18 +100,18 @@ static outbox_batch *preload(PGconn *c, long batch, size_t *n_batches)
         }
         got = outbox_fetch(c, (int)batch, 0, &all[n], &err);
         if (got < 0)
-            die("fetch", &err);
+            bench_die("fetch", &err);
         if (got == 0)
             break;
         ids = malloc((size_t)got * sizeof(*ids));
         for (int i = 0; i < got; i++)
             ids[i] = all[n].events[i].id;
         if (outbox_mark_published(c, &all[n], ids, (size_t)got, &err) < 0)
-            die("mark", &err);
+            bench_die("mark", &err);
         free(ids);
         n++;
     }
-    exec_or_die(c, "rollback");
+    bench_exec(c, "rollback");
     *n_batches = n;
     return all;
 }
@@ -163,7 +139,7 @@ static cpu_sample sample(const watched *w, pid_t publishing)
     s.database = proc_cpu_tree_seconds(w->database);
     s.broker = proc_cpu_tree_seconds(w->broker);
     s.machine = proc_cpu_machine_busy_seconds();
-    s.at = now_s();
+    s.at = bench_now();
     return s;
 }
 
@@ -188,7 +164,7 @@ static void run_ceiling(const bench_config *cfg, const watched *w, outbox_batch 
     b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0 ||
         tf_broker_confirm_select(b, &err) < 0)
-        die("broker", &err);
+        bench_die("broker", &err);
     acc->events = 0;
     s0 = sample(w, getpid());
     /* The producer's confirm pattern without the database: submit, and settle the oldest
@@ -197,11 +173,11 @@ static void run_ceiling(const bench_config *cfg, const watched *w, outbox_batch 
         const int64_t *acked;
         size_t n_acked;
         if (i < n_batches && publisher_submit(pub, b, &batches[i], (size_t)1 << 30, &err) < 0)
-            die("publish", &err);
+            bench_die("publish", &err);
         while (publisher_in_flight(pub) >= (size_t)cfg->in_flight ||
                (i == n_batches && publisher_in_flight(pub) > 0)) {
             if (publisher_settle_oldest(pub, b, 30, &acked, &n_acked, &err) < 0)
-                die("confirms", &err);
+                bench_die("confirms", &err);
             acc->events += (long)n_acked;
         }
     }
@@ -213,22 +189,15 @@ static void run_ceiling(const bench_config *cfg, const watched *w, outbox_batch 
 
 static void purge_queue(const bench_config *cfg)
 {
-    tf_err err;
-    tf_topology topo = tf_topology_defaults();
-    tf_broker *b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
-    if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0)
-        die("broker", &err);
-    if (tf_broker_purge(b, TF_QUEUE_NMF, &err) < 0)
-        die("purge", &err);
-    tf_broker_close(b);
+    bench_purge_queue(cfg->amqp_url, &cfg->amqp_tls);
 }
 
 /* Every drain starts from the same outbox: the rows the capture wrote, unpublished, in a
  * freshly vacuumed table. */
 static void snapshot_outbox(PGconn *c)
 {
-    exec_or_die(c, "drop table if exists public.bench_outbox_snapshot");
-    exec_or_die(c, "create table public.bench_outbox_snapshot as select * from topicflow.outbox");
+    bench_exec(c, "drop table if exists public.bench_outbox_snapshot");
+    bench_exec(c, "create table public.bench_outbox_snapshot as select * from topicflow.outbox");
 }
 
 static void restore_outbox(PGconn *c, long events)
@@ -237,13 +206,13 @@ static void restore_outbox(PGconn *c, long events)
 
     snprintf(sql, sizeof(sql), "insert into topicflow.outbox select * from"
              " public.bench_outbox_snapshot order by id limit %ld", events);
-    exec_or_die(c, "truncate topicflow.outbox");
-    exec_or_die(c, sql);
-    exec_or_die(c, "vacuum (analyze) topicflow.outbox");
-    exec_or_die(c, "checkpoint");
+    bench_exec(c, "truncate topicflow.outbox");
+    bench_exec(c, sql);
+    bench_exec(c, "vacuum (analyze) topicflow.outbox");
+    bench_exec(c, "checkpoint");
     /* Autovacuum would clean up after the drain at a moment of its choosing, inside a run or
      * not: vacuum_after accounts for that work after each run instead. */
-    exec_or_die(c, "alter table topicflow.outbox set (autovacuum_enabled = false)");
+    bench_exec(c, "alter table topicflow.outbox set (autovacuum_enabled = false)");
 }
 
 /* The cleanup a drain leaves behind (dead row versions of the marked rows, their index
@@ -252,7 +221,7 @@ static void vacuum_after(PGconn *c, const watched *w, long events, account *acc)
 {
     cpu_sample s0 = sample(w, 0), s1;
 
-    exec_or_die(c, "vacuum topicflow.outbox");
+    bench_exec(c, "vacuum topicflow.outbox");
     s1 = sample(w, 0);
     settle_account(acc, &s0, &s1);
     acc->events = events;
@@ -276,7 +245,7 @@ static void run_drain(const bench_config *cfg, const watched *w, PGconn *c, char
 
     b = tf_broker_open(cfg->amqp_url, &cfg->amqp_tls, 30, &err);
     if (!b || tf_topology_declare(b, &topo, NULL, &err) < 0)
-        die("broker", &err);
+        bench_die("broker", &err);
     s0 = sample(w, 0);
     pid = fork();
     if (pid == 0) {
@@ -292,7 +261,7 @@ static void run_drain(const bench_config *cfg, const watched *w, PGconn *c, char
     for (;;) {
         if (messages < (uint32_t)events) {
             if (tf_broker_queue_info(b, TF_QUEUE_NMF, &messages, &consumers, &err) < 0)
-                die("queue depth", &err);
+                bench_die("queue depth", &err);
         } else if (scalar(c, "select count(*) from topicflow.outbox where published_at is null") == 0) {
             break;
         }
@@ -316,63 +285,12 @@ static pid_t broker_pid(const bench_config *cfg)
     return cfg->broker_pid ? (pid_t)cfg->broker_pid : proc_state_dir_pid("rabbitmq");
 }
 
-typedef struct writer_arg {
-    const char *url;
-    long txns;
-    int notify;
-    int failed;
-} writer_arg;
-
-static void *writer_main(void *p)
-{
-    writer_arg *a = p;
-    tf_err err;
-    PGconn *c = tf_pg_connect(a->url, "bench-writer", &err);
-
-    if (!c) {
-        a->failed = 1;
-        return NULL;
-    }
-    if (!a->notify)
-        exec_or_die(c, "set topicflow.notify = off");
-    PQprepare(c, "ins", "insert into internships (title, description) values ($1, $2)", 2, NULL);
-    for (long i = 0; i < a->txns; i++) {
-        const char *params[2] = {"Writer rate posting", "A short description of the role."};
-        PGresult *res = PQexecPrepared(c, "ins", 2, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            a->failed = 1;
-        PQclear(res);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
+/* Writer commits/s; a session listens on topicflow_outbox, as a producer normally does. */
 static double writer_rate(const bench_config *cfg, int notify)
 {
-    pthread_t th[64];
-    writer_arg args[64];
-    tf_err err;
-    PGconn *listener = tf_pg_connect(cfg->pg_url, "bench-listener", &err);
-    double t0;
+    bench_writers w = {cfg->pg_url, cfg->writers, cfg->writer_txns, 1, !notify, NULL};
 
-    if (!listener)
-        die("listener", &err);
-    exec_or_die(listener, "listen topicflow_outbox"); /* a producer is normally listening */
-    t0 = now_s();
-    for (long i = 0; i < cfg->writers; i++) {
-        args[i] = (writer_arg){cfg->pg_url, cfg->writer_txns, notify, 0};
-        pthread_create(&th[i], NULL, writer_main, &args[i]);
-    }
-    for (long i = 0; i < cfg->writers; i++) {
-        pthread_join(th[i], NULL);
-        if (args[i].failed) {
-            fprintf(stderr, "bench-producer: a writer failed\n");
-            exit(1);
-        }
-    }
-    t0 = now_s() - t0;
-    PQfinish(listener);
-    return (double)(cfg->writers * cfg->writer_txns) / t0;
+    return (double)(cfg->writers * cfg->writer_txns) / bench_writers_run(&w, NULL);
 }
 
 static double rate(const account *a)
@@ -422,7 +340,7 @@ static void print_account(const account *runs, int n, int cores)
 int main(int argc, char **argv)
 {
     bench_config cfg;
-    char batch_arg[16], in_flight_arg[16], self[1024], bin[1100], relay[1100];
+    char batch_arg[16], in_flight_arg[16], bin[1100], relay[1100];
     outbox_batch *batches;
     size_t n_batches;
     double with_notify, without_notify;
@@ -450,13 +368,8 @@ int main(int argc, char **argv)
         return 2;
     }
     tf_log_init("bench-producer", TF_LOG_WARN);
-    if (!cfg.producer_bin) {
-        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        self[len > 0 ? len : 0] = '\0';
-        *strrchr(self, '/') = '\0';
-        snprintf(bin, sizeof(bin), "%s/topicflow-producer", self);
-        cfg.producer_bin = bin;
-    }
+    if (!cfg.producer_bin)
+        cfg.producer_bin = bench_producer_beside(bin, sizeof(bin));
     if (!cfg.relay) {
         snprintf(relay, sizeof(relay), "%s/relay.py", BENCH_SOURCE_DIR);
         cfg.relay = relay;
@@ -465,7 +378,7 @@ int main(int argc, char **argv)
     snprintf(in_flight_arg, sizeof(in_flight_arg), "%ld", cfg.in_flight);
     c = tf_pg_connect(cfg.pg_url, "bench-producer", &err);
     if (!c)
-        die("connect", &err);
+        bench_die("connect", &err);
     w.database = proc_parent((pid_t)PQbackendPID(c));
     w.broker = broker_pid(&cfg);
     if (w.broker <= 0 || proc_cpu_tree_seconds(w.broker) <= 0)
@@ -475,7 +388,7 @@ int main(int argc, char **argv)
     snapshot_outbox(c);
     /* Everything the fill wrote (postings, versions, the snapshot) vacuumed now, so that
      * autovacuum has no work left to drop into the middle of a run. */
-    exec_or_die(c, "vacuum (analyze)");
+    bench_exec(c, "vacuum (analyze)");
     purge_queue(&cfg);
     batches = preload(c, cfg.batch, &n_batches);
     for (long r = 0; r < cfg.rounds; r++) {
@@ -510,11 +423,11 @@ int main(int argc, char **argv)
         snprintf(runs[n_runs++].name, sizeof(runs[0].name), "vacuum after the relay");
     }
 
-    exec_or_die(c, "alter table topicflow.outbox reset (autovacuum_enabled)");
+    bench_exec(c, "alter table topicflow.outbox reset (autovacuum_enabled)");
     with_notify = writer_rate(&cfg, 1);
     without_notify = writer_rate(&cfg, 0);
-    exec_or_die(c, "delete from topicflow.outbox");
-    exec_or_die(c, "drop table public.bench_outbox_snapshot");
+    bench_exec(c, "delete from topicflow.outbox");
+    bench_exec(c, "drop table public.bench_outbox_snapshot");
     purge_queue(&cfg);
 
     printf("| measure | value |\n|---|---|\n");
