@@ -566,7 +566,8 @@ int main(int argc, char **argv)
                           "reads the database's logical replication slot instead (tables\n"
                           "tracked with topicflow track --capture wal) and publishes each "
                           "committed change in\ncommit order, moving the slot past a "
-                          "transaction once the broker confirmed all of it.",
+                          "transaction once the broker confirmed all of it;\nbetween the "
+                          "slot's frames it drains topicflow.outbox too (replays, retried rows).",
                           producer_options, N_OPTIONS, &p.cfg, argc, argv, &level);
     if (rc)
         return rc == 1 ? 0 : rc;
