@@ -113,6 +113,7 @@ typedef struct producer {
     PGconn *side_pg;
     pthread_t side_thread;
     atomic_int side_stop;
+    atomic_int side_ready;  /* the drain connected once: the schema is there (migrate ran) */
     double next_backlog;    /* when the backlog gauges are sampled again */
     tf_progress progress;
     unsigned long long published, set_aside;
@@ -187,6 +188,7 @@ static int ensure_connected(producer *p, tf_err *err)
         if (p->connected_once)
             tf_counter_add(p->metrics.reconnects, 1);
         p->connected_once = 1;
+        atomic_store(&p->side_ready, 1);
     }
     rc = 0;
 done:
@@ -422,8 +424,11 @@ static void *side_loop(void *arg)
     producer *p = arg;
 
     while (!tf_stop_requested() && !atomic_load(&p->side_stop)) {
-        run_retention(p);
-        sample_backlog(p);
+        /* not before the drain connected: it is the one that says "run migrate" first */
+        if (atomic_load(&p->side_ready)) {
+            run_retention(p);
+            sample_backlog(p);
+        }
         tf_sleep_interruptible(SIDE_TICK_S);
     }
     return NULL;
@@ -627,6 +632,7 @@ int main(int argc, char **argv)
         wal_capture_run(&wc, &p.metrics);
     } else {
         atomic_init(&p.side_stop, 0);
+        atomic_init(&p.side_ready, 0);
         if (pthread_create(&p.side_thread, NULL, side_loop, &p) != 0) {
             log_error("cannot start the retention thread", "");
             return 1;
