@@ -328,14 +328,7 @@ static int drain_step(producer *p, int *refused, tf_err *err)
     return n;
 }
 
-/*
- * Retention runs every RETENTION_EVERY_S whether or not the outbox is drained (under a
- * sustained load it never is), in batches of RETENTION_BATCH rows, each its own short
- * transaction, for at most RETENTION_BUDGET_S per pass: up to ~50,000 rows a second of
- * budget, far above what the drain itself can publish, so the table cannot outgrow it.
- */
-#define RETENTION_EVERY_S 5.0
-#define RETENTION_BATCH 5000
+/* Retention: outbox_retention_pass with up to RETENTION_BUDGET_S per pass. */
 #define RETENTION_BUDGET_S 1.0
 
 /* The session of retention and the backlog gauges, their own: under load every slot's
@@ -368,23 +361,20 @@ static void side_session_failed(producer *p, const char *what, const tf_err *err
 
 static void run_retention(producer *p)
 {
-    long deleted = 0, total = 0;
-    double start = tf_now(), end = start + RETENTION_BUDGET_S;
+    long total = 0;
+    double start = tf_now();
     tf_err err;
 
     if (p->cfg.retention_s <= 0 || start < p->next_retention)
         return;
-    p->next_retention = start + RETENTION_EVERY_S;
+    p->next_retention = start + OUTBOX_RETENTION_EVERY_S;
     if (!side_session(p, "retention failed"))
         return;
-    do {
-        if (outbox_delete_published(p->side_pg, p->cfg.retention_s, RETENTION_BATCH, &deleted,
-                                    &err) < 0) {
-            side_session_failed(p, "retention failed", &err);
-            return;
-        }
-        total += deleted;
-    } while (deleted == RETENTION_BATCH && tf_now() < end && !tf_stop_requested());
+    if (outbox_retention_pass(p->side_pg, p->cfg.retention_s, RETENTION_BUDGET_S, &total,
+                              &err) < 0) {
+        side_session_failed(p, "retention failed", &err);
+        return;
+    }
     if (total > 0)
         log_info("retention deleted published events", "deleted=%ld ms=%.0f", total,
                  (tf_now() - start) * 1000);

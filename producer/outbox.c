@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/lifecycle.h"
 #include "pg/pg.h"
 #include "wire/json.h"
 
@@ -329,7 +330,9 @@ int outbox_mark_published(PGconn *conn, const outbox_batch *batch, const int64_t
     return rc;
 }
 
-int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted, tf_err *err)
+/* Delete up to limit published rows older than age_s seconds; *deleted gets the count. */
+static int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted,
+                                   tf_err *err)
 {
     char age[32], lim[16];
     const char *params[2] = {age, lim};
@@ -342,6 +345,21 @@ int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted
         return -1;
     *deleted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
+    return 0;
+}
+
+int outbox_retention_pass(PGconn *conn, double age_s, double budget_s, long *deleted,
+                          tf_err *err)
+{
+    double end = tf_now() + budget_s;
+    long batch = 0;
+
+    *deleted = 0;
+    do {
+        if (outbox_delete_published(conn, age_s, OUTBOX_RETENTION_BATCH, &batch, err) < 0)
+            return -1;
+        *deleted += batch;
+    } while (batch == OUTBOX_RETENTION_BATCH && tf_now() < end && !tf_stop_requested());
     return 0;
 }
 

@@ -59,8 +59,17 @@ int outbox_set_aside(PGconn *conn, const outbox_batch *batch, tf_err *err);
 int outbox_mark_published(PGconn *conn, const outbox_batch *batch, const int64_t *ids, size_t n,
                           tf_err *err);
 
-/* Delete up to limit published rows older than age_s seconds; *deleted gets the count. */
-int outbox_delete_published(PGconn *conn, double age_s, int limit, long *deleted, tf_err *err);
+/*
+ * Retention, as both capture modes run it: at most every OUTBOX_RETENTION_EVERY_S, batches of
+ * OUTBOX_RETENTION_BATCH published rows older than age_s, each its own short transaction,
+ * repeated while a batch comes back full and budget_s has not run out (0: one batch). Up to
+ * ~50,000 rows a second of budget, far above what a drain publishes, so the table cannot
+ * outgrow it. *deleted gets the rows deleted in all; 0 ok, -1 (err) on a failed batch.
+ */
+#define OUTBOX_RETENTION_EVERY_S 5.0
+#define OUTBOX_RETENTION_BATCH 5000
+int outbox_retention_pass(PGconn *conn, double age_s, double budget_s, long *deleted,
+                          tf_err *err);
 
 /* Unpublished rows and the age of the oldest (0 when none), for the metrics. */
 int outbox_backlog(PGconn *conn, long long *pending, double *oldest_age_s, tf_err *err);

@@ -412,10 +412,8 @@ static int outbox_session(capture *c, tf_err *err)
     return 0;
 }
 
-/* When the outbox is drained, at most every RETENTION_EVERY_S: one batch of published rows
- * past --retention deleted (replays are the rows a wal deployment writes there). */
-#define RETENTION_EVERY_S 5.0
-#define RETENTION_BATCH 5000
+/* When the outbox is drained, at most every OUTBOX_RETENTION_EVERY_S: one batch of published
+ * rows past --retention deleted (replays are the rows a wal deployment writes there). */
 
 static int outbox_retention(capture *c, tf_err *err)
 {
@@ -423,8 +421,8 @@ static int outbox_retention(capture *c, tf_err *err)
 
     if (c->cfg->retention_s <= 0 || tf_now() < c->next_retention)
         return 0;
-    c->next_retention = tf_now() + RETENTION_EVERY_S;
-    if (outbox_delete_published(c->ob, c->cfg->retention_s, RETENTION_BATCH, &deleted, err) < 0)
+    c->next_retention = tf_now() + OUTBOX_RETENTION_EVERY_S;
+    if (outbox_retention_pass(c->ob, c->cfg->retention_s, 0, &deleted, err) < 0)
         return -1;
     if (deleted > 0)
         log_info("retention deleted published events", "deleted=%ld", deleted);
