@@ -35,8 +35,8 @@ typedef struct work_item {
     char *source;         /* owned, NUL-terminated */
     char *doc_id;         /* owned, NUL-terminated */
     tf_bag bag;           /* term ids (ascending) and counts, for created/updated */
-    tf_buf forms;         /* the surface form of each bag term (its first occurrence), as
-                             comma-separated elements of a SQL text array literal */
+    tf_buf forms;         /* the surface form of each bag term (its first occurrence), in
+                             bag order, each followed by a NUL */
     char *text;           /* owned: the payload fields joined, kept for a recount */
     size_t text_len;
     int unknown_terms;    /* the bag lacks terms the vocabulary did not know yet */
