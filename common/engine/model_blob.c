@@ -14,6 +14,7 @@
 #define MB_MAGIC_DELTA "TFNMFDLT"
 #define MB_HEADER 32
 #define MB_FLAG_STATS 1u
+#define MB_DELTA_DOCS 2u /* a delta blob's format word for the documents form */
 
 uint32_t model_blob_crc32(const uint8_t *p, size_t len)
 {
@@ -205,32 +206,162 @@ bad_value:
     return tf_err_set(err, "model blob: negative or non-finite value in a matrix");
 }
 
+/* Bytes of the documents form, or 0 when the delta has none (or a part is too large for
+ * its 32-bit counts). */
+static size_t delta_docs_len(const nmf_delta *d)
+{
+    int64_t n = nmf_delta_n_parts(d);
+    int k = nmf_delta_k(d);
+    size_t len = MB_HEADER + 4;
+
+    if (n < 0)
+        return 0;
+    for (int64_t i = 0; i < n; i++) {
+        double sign;
+        const tf_csr *X;
+        const double *H;
+        nmf_delta_part(d, (size_t)i, &sign, &X, &H);
+        if (csr_nnz(X) > (int64_t)UINT32_MAX / 8)
+            return 0;
+        len += 16 + 4 * ((size_t)X->n_rows + 1) + 8 * (size_t)csr_nnz(X) +
+               8 * (size_t)X->n_rows * (size_t)k;
+    }
+    return len;
+}
+
 int model_blob_encode_delta(const nmf_delta *d, uint8_t **out, size_t *out_len, tf_err *err)
 {
     int k = nmf_delta_k(d);
     int32_t n = nmf_delta_n_rows(d);
     size_t len = MB_HEADER + 8 * (size_t)k * k + 4 * (size_t)n + 8 * (size_t)n * k + 4;
+    size_t docs = delta_docs_len(d);
     const int32_t *terms = nmf_delta_terms(d);
     uint8_t *buf, *p;
+    int by_docs = docs && docs < len;
 
     *out = NULL;
     *out_len = 0;
+    if (by_docs)
+        len = docs;
     buf = malloc(len);
     if (!buf)
         return tf_err_set(err, "delta blob: out of memory (%zu bytes)", len);
     memset(buf, 0, MB_HEADER);
     memcpy(buf, MB_MAGIC_DELTA, 8);
-    put_u32(buf + 8, MODEL_BLOB_FORMAT);
     put_u32(buf + 12, (uint32_t)k);
-    put_u32(buf + 16, (uint32_t)n);
-    p = put_f64s(buf + MB_HEADER, nmf_delta_A(d), (size_t)k * k);
-    for (int32_t i = 0; i < n; i++, p += 4)
-        put_u32(p, (uint32_t)terms[i]);
-    p = put_f64s(p, nmf_delta_rows(d), (size_t)n * k);
+    if (by_docs) {
+        int64_t parts = nmf_delta_n_parts(d);
+        put_u32(buf + 8, MB_DELTA_DOCS);
+        put_u32(buf + 16, (uint32_t)parts);
+        p = buf + MB_HEADER;
+        for (int64_t i = 0; i < parts; i++) {
+            double sign;
+            const tf_csr *X;
+            const double *H;
+            nmf_delta_part(d, (size_t)i, &sign, &X, &H);
+            put_u32(p, sign < 0);
+            put_u32(p + 4, (uint32_t)X->n_rows);
+            put_u32(p + 8, (uint32_t)csr_nnz(X));
+            put_u32(p + 12, 0);
+            p += 16;
+            for (int32_t r = 0; r <= X->n_rows; r++, p += 4)
+                put_u32(p, (uint32_t)X->row_ptr[r]);
+            for (int64_t e = 0; e < csr_nnz(X); e++, p += 8) {
+                uint32_t bits;
+                memcpy(&bits, &X->val[e], 4);
+                put_u32(p, (uint32_t)X->col_idx[e]);
+                put_u32(p + 4, bits);
+            }
+            p = put_f64s(p, H, (size_t)X->n_rows * (size_t)k);
+        }
+    } else {
+        put_u32(buf + 8, MODEL_BLOB_FORMAT);
+        put_u32(buf + 16, (uint32_t)n);
+        p = put_f64s(buf + MB_HEADER, nmf_delta_A(d), (size_t)k * k);
+        for (int32_t i = 0; i < n; i++, p += 4)
+            put_u32(p, (uint32_t)terms[i]);
+        p = put_f64s(p, nmf_delta_rows(d), (size_t)n * k);
+    }
     put_u32(p, model_blob_crc32(buf, len - 4));
     *out = buf;
     *out_len = len;
     return 0;
+}
+
+/* The documents form: each part replayed through nmf_delta_add, which gives the statistics
+ * the writer accumulated from the same inputs. Every count is checked against the bytes
+ * left before anything is allocated. */
+static nmf_delta *decode_delta_docs(const uint8_t *buf, size_t len, uint32_t k, uint32_t parts,
+                                    int32_t n_terms, tf_err *err)
+{
+    const uint8_t *p = buf + MB_HEADER, *end = buf + len - 4;
+    nmf_delta *d = nmf_delta_new((int)k, err);
+    tf_csr X;
+    double *H = NULL;
+
+    memset(&X, 0, sizeof(X));
+    if (!d)
+        return NULL;
+    for (uint32_t i = 0; i < parts; i++) {
+        uint32_t neg, rows, nnz;
+        uint64_t need;
+        if ((size_t)(end - p) < 16) {
+            tf_err_set(err, "delta blob: truncated in part %u", i);
+            goto fail;
+        }
+        neg = get_u32(p);
+        rows = get_u32(p + 4);
+        nnz = get_u32(p + 8);
+        need = 16 + 4 * ((uint64_t)rows + 1) + 8 * (uint64_t)nnz + 8 * (uint64_t)rows * k;
+        if (neg > 1 || get_u32(p + 12) != 0 || rows > INT32_MAX || need > (uint64_t)(end - p)) {
+            tf_err_set(err, "delta blob: bad part %u (%u rows, %u non-zeros)", i, rows, nnz);
+            goto fail;
+        }
+        p += 16;
+        if (csr_alloc(&X, (int32_t)rows, n_terms < 0 ? 0 : n_terms, nnz, err) < 0)
+            goto fail;
+        H = malloc(8 * ((size_t)rows * k + 1));
+        if (!H) {
+            tf_err_set(err, "delta blob: out of memory (%u rows)", rows);
+            goto fail;
+        }
+        for (uint32_t r = 0; r <= rows; r++, p += 4)
+            X.row_ptr[r] = get_u32(p);
+        for (uint32_t e = 0; e < nnz; e++, p += 8) {
+            uint32_t bits = get_u32(p + 4);
+            X.col_idx[e] = (int32_t)get_u32(p);
+            memcpy(&X.val[e], &bits, 4);
+            if (get_u32(p) >= (uint32_t)(n_terms < 0 ? 0 : n_terms)) {
+                tf_err_set(err, "delta blob: term id %u beyond the vocabulary's %d terms",
+                           get_u32(p), n_terms);
+                goto fail;
+            }
+        }
+        if (X.row_ptr[0] != 0 || X.row_ptr[rows] != (int64_t)nnz ||
+            get_f64s(p, H, (size_t)rows * k) < 0) {
+            tf_err_set(err, "delta blob: malformed part %u", i);
+            goto fail;
+        }
+        p += 8 * (size_t)rows * k;
+        /* csr_check (in nmf_delta_add) refuses unordered row bounds and bad values */
+        if (nmf_delta_add(d, &X, H, neg ? -1.0 : 1.0, err) < 0) {
+            tf_err_prefix(err, "delta blob: part %u", i);
+            goto fail;
+        }
+        csr_free(&X);
+        free(H);
+        H = NULL;
+    }
+    if (p != end) {
+        tf_err_set(err, "delta blob: %zu bytes after the last part", (size_t)(end - p));
+        goto fail;
+    }
+    return d;
+fail:
+    csr_free(&X);
+    free(H);
+    nmf_delta_free(d);
+    return NULL;
 }
 
 nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, int32_t n_terms, tf_err *err)
@@ -242,6 +373,17 @@ nmf_delta *model_blob_decode_delta(const uint8_t *buf, size_t len, int32_t n_ter
     nmf_delta *d = NULL;
     const uint8_t *p;
 
+    if (buf && len >= MB_HEADER + 4 && !memcmp(buf, MB_MAGIC_DELTA, 8) &&
+        get_u32(buf + 8) == MB_DELTA_DOCS) {
+        k = get_u32(buf + 12);
+        if (k < 1 || k > NMF_MAX_K || get_u32(buf + 20) != 0 || get_u64(buf + 24) != 0) {
+            tf_err_set(err, "delta blob: bad header (k %u)", k);
+            return NULL;
+        }
+        if (mb_check_crc(buf, len, "delta blob", err) < 0)
+            return NULL;
+        return decode_delta_docs(buf, len, k, get_u32(buf + 16), n_terms, err);
+    }
     if (mb_check_frame(buf, len, MB_MAGIC_DELTA, "delta blob", err) < 0)
         return NULL;
     k = get_u32(buf + 12);

@@ -12,8 +12,13 @@
  *      A  k × k        f64   (only with flag bit 0: the base statistics)
  *      B  n_terms × k  f64   (only with flag bit 0)
  *  end CRC-32 (IEEE) of every preceding byte   u32
- * Delta blob: magic "TFNMFDLT", u32 version 1, u32 k, u32 n_rows, u32 reserved 0,
- * ΔA k × k f64, term ids n_rows × i32, ΔB rows n_rows × k f64, CRC-32.
+ * Delta blob, whichever of two forms is smaller:
+ *   rows form: magic "TFNMFDLT", u32 1, u32 k, u32 n_rows, u32 reserved 0, u64 0,
+ *     ΔA k × k f64, term ids n_rows × i32, ΔB rows n_rows × k f64, CRC-32;
+ *   documents form (the inputs of nmf_delta_add, replayed by the decoder): magic
+ *     "TFNMFDLT", u32 2, u32 k, u32 n_parts, u32 0, u64 0, then per part u32 sign (0: +1,
+ *     1: −1), u32 n_rows, u32 nnz, u32 0, row bounds (n_rows + 1) × u32, nnz × (u32 term
+ *     id, f32 weight), H n_rows × k f64; CRC-32.
  * Decoders check the length implied by the header against the buffer before reading or
  * allocating, then the checksum, then the values (finite; W >= 0): a truncated or
  * corrupted blob (any single changed byte) is an error, never a crash or a wrong model.

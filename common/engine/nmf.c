@@ -12,6 +12,7 @@
 
 #include "nmf_kernel.h"
 #include "engine/spmm.h"
+#include "base/grow.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -25,6 +26,13 @@ struct nmf_stats {
     double *B;
 };
 
+/* One nmf_delta_add call's inputs, copied: the documents form of a delta. */
+typedef struct delta_part {
+    double sign;
+    tf_csr X;
+    double *H;
+} delta_part;
+
 struct nmf_delta {
     int k;
     double *A;
@@ -33,6 +41,9 @@ struct nmf_delta {
     double *rows;
     int32_t *slot;     /* term id -> row index, -1 when untouched; covers [0, map_len) */
     int32_t map_len;
+    delta_part *parts; /* while parts_ok: every nmf_delta_add since the last clear */
+    size_t n_parts, cap_parts;
+    int parts_ok;      /* 0 once raw rows were added (or a copy failed): rows form only */
 };
 
 /* ---- kernel ------------------------------------------------------------------------- */
@@ -437,13 +448,68 @@ nmf_delta *nmf_delta_new(int k, tf_err *err)
         return NULL;
     }
     d->k = k;
+    d->parts_ok = 1;
     return d;
+}
+
+static void delta_parts_drop(nmf_delta *d)
+{
+    for (size_t i = 0; i < d->n_parts; i++) {
+        csr_free(&d->parts[i].X);
+        free(d->parts[i].H);
+    }
+    d->n_parts = 0;
+}
+
+/* Keeps a copy of one nmf_delta_add's inputs; on failure the documents form is given up
+ * (the rows form stays complete), which is not an error. */
+static void delta_parts_keep(nmf_delta *d, const tf_csr *X, const double *H, double sign)
+{
+    delta_part *p;
+    int64_t nnz = csr_nnz(X);
+
+    if (!d->parts_ok)
+        return;
+    if (TF_GROW(d->parts, d->cap_parts, d->n_parts + 1) < 0)
+        goto give_up;
+    p = &d->parts[d->n_parts];
+    memset(p, 0, sizeof(*p));
+    p->sign = sign;
+    p->H = malloc(sizeof(double) * (size_t)X->n_rows * (size_t)d->k);
+    if (!p->H || csr_alloc(&p->X, X->n_rows, X->n_cols, nnz, NULL) < 0) {
+        free(p->H);
+        goto give_up;
+    }
+    memcpy(p->X.row_ptr, X->row_ptr, sizeof(int64_t) * ((size_t)X->n_rows + 1));
+    memcpy(p->X.col_idx, X->col_idx, sizeof(int32_t) * (size_t)nnz);
+    memcpy(p->X.val, X->val, sizeof(float) * (size_t)nnz);
+    memcpy(p->H, H, sizeof(double) * (size_t)X->n_rows * (size_t)d->k);
+    d->n_parts++;
+    return;
+give_up:
+    delta_parts_drop(d);
+    d->parts_ok = 0;
+}
+
+int64_t nmf_delta_n_parts(const nmf_delta *d)
+{
+    return d->parts_ok ? (int64_t)d->n_parts : -1;
+}
+
+void nmf_delta_part(const nmf_delta *d, size_t i, double *sign, const tf_csr **X,
+                    const double **H)
+{
+    *sign = d->parts[i].sign;
+    *X = &d->parts[i].X;
+    *H = d->parts[i].H;
 }
 
 void nmf_delta_free(nmf_delta *d)
 {
     if (!d)
         return;
+    delta_parts_drop(d);
+    free(d->parts);
     free(d->A);
     free(d->terms);
     free(d->rows);
@@ -457,6 +523,8 @@ void nmf_delta_clear(nmf_delta *d)
     for (int32_t i = 0; i < d->n_rows; i++)
         d->slot[d->terms[i]] = -1;
     d->n_rows = 0;
+    delta_parts_drop(d);
+    d->parts_ok = 1;
 }
 
 int nmf_delta_k(const nmf_delta *d) { return d->k; }
@@ -519,6 +587,7 @@ int nmf_delta_add(nmf_delta *d, const tf_csr *X, const double *H, double sign, t
             cblas_daxpy(k, sign * X->val[p], h, 1, row, 1);
         }
     }
+    delta_parts_keep(d, X, H, sign);
     return 0;
 }
 
@@ -530,6 +599,8 @@ int nmf_delta_add_raw(nmf_delta *d, const double *dA, int32_t n_rows, const int3
     for (int32_t i = 0; i < n_rows; i++)
         if (terms[i] < 0)
             return tf_err_set(err, "nmf_delta_add_raw: negative term id %d", terms[i]);
+    delta_parts_drop(d); /* raw rows have no documents: the rows form from now on */
+    d->parts_ok = 0;
     if (dA)
         for (size_t i = 0; i < (size_t)k * k; i++)
             d->A[i] += sign * dA[i];

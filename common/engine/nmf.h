@@ -107,6 +107,16 @@ int32_t nmf_delta_n_rows(const nmf_delta *d);
 const int32_t *nmf_delta_terms(const nmf_delta *d);
 const double *nmf_delta_rows(const nmf_delta *d);
 
+/* The documents form: while a delta was made only by nmf_delta_add since it was created or
+ * cleared, it keeps each call's inputs (sign, X, H), which is what a delta blob stores
+ * when that is smaller than the ΔB rows (a few similar documents touch many terms: 4.5
+ * sample postings, 350 rows of k doubles vs 4.5 rows of k doubles and 78 non-zeros each).
+ * nmf_delta_n_parts is -1 once raw rows were added; part i's pointers are valid until
+ * the next mutating call. */
+int64_t nmf_delta_n_parts(const nmf_delta *d);
+void nmf_delta_part(const nmf_delta *d, size_t i, double *sign, const tf_csr **X,
+                    const double **H);
+
 /* s += d (B grows to cover d's largest term id). */
 int nmf_stats_apply(nmf_stats *s, const nmf_delta *d, tf_err *err);
 

@@ -200,6 +200,81 @@ static void test_delta_round_trips_and_rejects_corruption(void **state)
     nmf_delta_free(d);
 }
 
+/* A few documents touching many terms: the delta blob stores the documents (their
+ * weights and mixtures) instead of one ΔB row per term, and the decoder replays them into
+ * the same statistics; an added raw row falls back to the rows form. */
+static void test_delta_of_few_documents_is_stored_as_its_documents(void **state)
+{
+    enum { DOCS = 2, TERMS_PER_DOC = 40 };
+    tf_csr X;
+    double H[DOCS * K], Hold[1 * K];
+    nmf_delta *d = nmf_delta_new(K, NULL), *back;
+    uint8_t *buf;
+    size_t len, rows_form;
+    tf_err err = { 0 };
+    int32_t extra = 7;
+    double extra_row[K] = { 1, 1 };
+
+    (void)state;
+    assert_int_equal(csr_alloc(&X, DOCS, 200, DOCS * TERMS_PER_DOC, NULL), 0);
+    for (int r = 0; r < DOCS; r++) {
+        X.row_ptr[r + 1] = (r + 1) * TERMS_PER_DOC;
+        for (int e = 0; e < TERMS_PER_DOC; e++) {
+            X.col_idx[r * TERMS_PER_DOC + e] = r * 30 + 2 * e; /* overlapping ranges */
+            X.val[r * TERMS_PER_DOC + e] = 0.01f * (float)(1 + (e * 7 + r) % 13);
+        }
+    }
+    for (int i = 0; i < DOCS * K; i++)
+        H[i] = 0.3 + 0.1 * i;
+    for (int i = 0; i < K; i++)
+        Hold[i] = 0.5 - 0.2 * i;
+    assert_int_equal(nmf_delta_add(d, &X, H, 1.0, NULL), 0);
+    X.n_rows = 1; /* the first document's old version, retracted */
+    assert_int_equal(nmf_delta_add(d, &X, Hold, -1.0, NULL), 0);
+    X.n_rows = DOCS;
+    assert_int_equal(nmf_delta_n_parts(d), 2);
+    rows_form = 32 + 8 * K * K + (size_t)nmf_delta_n_rows(d) * (4 + 8 * K) + 4;
+
+    assert_int_equal(model_blob_encode_delta(d, &buf, &len, NULL), 0);
+    assert_true(len < rows_form);
+    back = model_blob_decode_delta(buf, len, 200, &err);
+    assert_non_null(back);
+    assert_int_equal(nmf_delta_n_rows(back), nmf_delta_n_rows(d));
+    assert_memory_equal(nmf_delta_terms(back), nmf_delta_terms(d),
+                        (size_t)nmf_delta_n_rows(d) * sizeof(int32_t));
+    assert_memory_equal(nmf_delta_rows(back), nmf_delta_rows(d),
+                        (size_t)nmf_delta_n_rows(d) * K * sizeof(double));
+    assert_memory_equal(nmf_delta_A(back), nmf_delta_A(d), K * K * sizeof(double));
+    nmf_delta_free(back);
+    for (size_t i = 0; i < len; i++) { /* any single changed byte */
+        buf[i] ^= 0x10;
+        assert_null(model_blob_decode_delta(buf, len, 200, &err));
+        buf[i] ^= 0x10;
+    }
+    for (size_t n = 0; n < len; n++)
+        assert_null(model_blob_decode_delta(buf, n, 200, &err));
+    assert_null(model_blob_decode_delta(buf, len, 100, &err)); /* ids beyond the vocabulary */
+    assert_non_null(strstr(err.msg, "beyond the vocabulary"));
+    free(buf);
+
+    /* raw rows have no documents: the rows form, still exact */
+    assert_int_equal(nmf_delta_add_raw(d, NULL, 1, &extra, extra_row, 1.0, NULL), 0);
+    assert_int_equal(nmf_delta_n_parts(d), -1);
+    assert_int_equal(model_blob_encode_delta(d, &buf, &len, NULL), 0);
+    assert_int_equal(len, 32 + 8 * K * K + (size_t)nmf_delta_n_rows(d) * (4 + 8 * K) + 4);
+    back = model_blob_decode_delta(buf, len, 200, &err);
+    assert_non_null(back);
+    assert_memory_equal(nmf_delta_rows(back), nmf_delta_rows(d),
+                        (size_t)nmf_delta_n_rows(d) * K * sizeof(double));
+    nmf_delta_free(back);
+    free(buf);
+    /* cleared: documents again */
+    nmf_delta_clear(d);
+    assert_int_equal(nmf_delta_n_parts(d), 0);
+    csr_free(&X);
+    nmf_delta_free(d);
+}
+
 /* Found by fuzz-model_blob: a delta of 192 bytes naming term 0x3fc00000 made the decoder
  * allocate a 4 GiB term map (and the statistics it is added to would have grown to match).
  * Ids are checked against the vocabulary's size before anything is sized by them. */
@@ -254,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encoder_rejects_half_statistics_and_bad_shape, fixture_setup, fixture_teardown),
         cmocka_unit_test(test_delta_round_trips_and_rejects_corruption),
         cmocka_unit_test(test_delta_term_beyond_the_vocabulary_is_refused),
+        cmocka_unit_test(test_delta_of_few_documents_is_stored_as_its_documents),
         cmocka_unit_test(test_crc32_matches_the_standard_check_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
