@@ -14,6 +14,7 @@
 #include "base/grow.h"
 #include "base/hash.h"
 #include "base/lifecycle.h"
+#include "engine/lexicon.h"
 #include "model/vocab_store.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
@@ -29,7 +30,53 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
     stage_clock *clock;  /* the caller's batch account (NULL: none) */
+    int senses;          /* the lexicon lists several translations: vocab_usage chooses */
+    int64_t *seen;       /* with senses: per term id, the documents this thread counted since
+                          * the vocabulary's frequencies were read that write it in a script
+                          * other than Arabic (English usage the database has not folded yet) */
+    size_t seen_cap;
 };
+
+/* A translation's usage: its document frequency in the vocabulary held now (the
+ * database's, as of the model version this thread folds against). */
+static int64_t vocab_usage(void *ctx, const char *english, size_t elen)
+{
+    const applier *a = ctx;
+    int32_t id = a->vocab ? tf_vocab_lookup(a->vocab, english, elen) : -1;
+
+    if (id < 0)
+        return 0;
+    return tf_vocab_df(a->vocab, id) + ((size_t)id < a->seen_cap ? a->seen[id] : 0);
+}
+
+/* A term's first form in a document starts with an Arabic letter (U+0600..U+06FF). */
+static int arabic_form(const tf_tokens *toks, const tf_token *t)
+{
+    unsigned char b = (unsigned char)toks->bytes[t->form_off];
+
+    return t->form_len >= 2 && b >= 0xD8 && b <= 0xDB;
+}
+
+/* A document counted in full: its terms written in English (any non-Arabic script) add to
+ * their usage until the next frequencies arrive. */
+static int note_usage(applier *a, const tf_tokens *toks, const tf_bag *bag, tf_err *err)
+{
+    size_t need;
+
+    if (!bag->n)
+        return 0;
+    need = (size_t)bag->ids[bag->n - 1] + 1;
+    if (need > a->seen_cap) {
+        size_t old = a->seen_cap;
+        if (TF_GROW(a->seen, a->seen_cap, need) < 0)
+            return tf_err_set(err, "out of memory");
+        memset(a->seen + old, 0, (a->seen_cap - old) * sizeof(*a->seen));
+    }
+    for (size_t i = 0; i < bag->n; i++)
+        if (!arabic_form(toks, &toks->tok[bag->first[i]]))
+            a->seen[bag->ids[i]]++;
+    return 0;
+}
 
 applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
 {
@@ -40,7 +87,15 @@ applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
         return NULL;
     }
     snprintf(a->name, sizeof(a->name), "%s", name);
-    a->text = tf_text_new(text, err);
+    if (text->lexicon && tf_lexicon_senses(text->lexicon)) {
+        tf_text_opts o = *text;
+        o.lexicon_usage = vocab_usage;
+        o.lexicon_usage_ctx = a;
+        a->senses = 1;
+        a->text = tf_text_new(&o, err);
+    } else {
+        a->text = tf_text_new(text, err);
+    }
     if (!a->text) {
         applier_free(a);
         return NULL;
@@ -57,6 +112,7 @@ void applier_free(applier *a)
     tf_vocab_free(a->unknown);
     tf_model_clear(&a->model);
     nmf_delta_free(a->delta);
+    free(a->seen);
     free(a);
 }
 
@@ -141,6 +197,11 @@ static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_
         return -1;
     }
 delta:
+    if (a->senses) { /* the frequencies changed: choose translations again */
+        tf_text_forget(a->text);
+        if (a->seen)
+            memset(a->seen, 0, a->seen_cap * sizeof(*a->seen));
+    }
     if (a->model.version && (!a->delta || nmf_delta_k(a->delta) != a->model.k)) {
         nmf_delta_free(a->delta);
         a->delta = nmf_delta_new(a->model.k, err);
@@ -210,6 +271,8 @@ static int count_terms(applier *a, work_item *item, tf_err *err)
     }
     if (!tf_buf_ok(&item->forms))
         return tf_err_set(err, "out of memory");
+    if (a->senses && !item->unknown_terms && note_usage(a, &toks, &item->bag, err) < 0)
+        return -1;
     for (size_t i = 0; i < item->bag.n_unknown; i++) {
         const tf_token *t = &toks.tok[item->bag.unknown[i]];
         if (!a->unknown) {
