@@ -3,6 +3,8 @@
  * table that maps تصميم to design, English and Arabic design postings are stored under one
  * term, `design`, whose written forms keep both languages (term_forms) and whose topic
  * shows both (`design / التصميم`); an Arabic word without an entry stays its own term.
+ * With a table listing two senses (محاسبه: calcul, account), the worker takes the one its
+ * English postings use (account), not the table's first.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -24,6 +26,8 @@
               " coalesce(model_version, 0) < (select max(epoch) from topicflow.model)) end"
 #define AR_DESIGN "\xD8\xA7\xD9\x84\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"    /* التصميم */
 #define STEM_DESIGN "\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"                /* تصميم */
+#define AR_ACCOUNTING "\xD8\xA7\xD9\x84\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD8\xA9" /* المحاسبة */
+#define STEM_ACCOUNTING "\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD9\x87"       /* محاسبه */
 #define AR_CONCRETE "\xD8\xA7\xD9\x84\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD8\xA9" /* الخرسانة */
 
 static harness H;
@@ -88,6 +92,41 @@ static void test_arabic_and_english_share_the_concept_term(void **state)
     free(v);
 }
 
+static void test_the_sense_the_english_postings_use_wins(void **state)
+{
+    pid_t producer, worker;
+    const char *path;
+    long long before = harness_scalar(&H, "select count(*) from topicflow.processed_events");
+    const char table[] = STEM_ACCOUNTING "\tcalcul\taccount\n";
+
+    (void)state;
+    path = harness_write_file(&H, "tsv", table, sizeof(table) - 1);
+    producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                        "--lexicon", path, NULL});
+    /* the English accounting postings first, then the Arabic ones */
+    harness_sql(&H, "insert into internships (title, description, skills)"
+                    " select 'Accounting intern ' || g, 'accounting ledgers audits ' || md5(g::text),"
+                    "  array['excel'] from generate_series(1, 60) g");
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         before + 60, 120), before + 60);
+    harness_sql(&H, "insert into internships (title, description, skills)"
+                    " select '" AR_ACCOUNTING " ' || g, '" AR_ACCOUNTING " " AR_ACCOUNTING " ' || md5(g::text),"
+                    "  array['excel'] from generate_series(1, 40) g");
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         before + 100, 120), before + 100);
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
+    assert_int_equal(harness_stop(worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+
+    /* every Arabic posting counted under account; the table's first sense never used */
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = 'calcul'"), 0);
+    assert_int_equal(harness_scalar(&H, "select docs from topicflow.term_forms f join topicflow.terms t"
+                                        " on t.id = f.term_id where t.term = 'account'"
+                                        " and f.form = '" AR_ACCOUNTING "'"),
+                     40);
+}
+
 static int group_setup(void **state)
 {
     harness_setup(&H, "lexicon_worker");
@@ -106,6 +145,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arabic_and_english_share_the_concept_term),
+        cmocka_unit_test(test_the_sense_the_english_postings_use_wins),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
