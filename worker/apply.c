@@ -30,23 +30,30 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
     stage_clock *clock;  /* the caller's batch account (NULL: none) */
-    int senses;          /* the lexicon lists several translations: vocab_usage chooses */
-    int64_t *seen;       /* with senses: per term id, the documents this thread counted since
-                          * the vocabulary's frequencies were read that write it in a script
-                          * other than Arabic (English usage the database has not folded yet) */
+    int senses;          /* the lexicon lists several translations: english_usage chooses */
+    const tf_lexicon *lexicon;
+    int64_t *english;    /* with senses: per term id, the documents of the database that write
+                          * it in a non-Arabic form (term_forms, read at each new epoch) */
+    size_t n_english;
+    int64_t english_epoch; /* the epoch english was read at (-1: never) */
+    int64_t *seen;       /* with senses: per term id, the documents this thread counted that
+                          * write it in a non-Arabic form (what term_forms may not hold yet) */
     size_t seen_cap;
 };
 
-/* A translation's usage: its document frequency in the vocabulary held now (the
- * database's, as of the model version this thread folds against). */
-static int64_t vocab_usage(void *ctx, const char *english, size_t elen)
+/* A translation's usage: the documents that write it in English (any non-Arabic form), as
+ * the database's term_forms held them at this epoch's start plus those this thread has
+ * counted (its own may count twice: only English is counted, so no sense gains by it).
+ * Never the mapped Arabic documents: a sense must not win by having been chosen. */
+static int64_t english_usage(void *ctx, const char *english, size_t elen)
 {
     const applier *a = ctx;
     int32_t id = a->vocab ? tf_vocab_lookup(a->vocab, english, elen) : -1;
 
     if (id < 0)
         return 0;
-    return tf_vocab_df(a->vocab, id) + ((size_t)id < a->seen_cap ? a->seen[id] : 0);
+    return ((size_t)id < a->n_english ? a->english[id] : 0) +
+           ((size_t)id < a->seen_cap ? a->seen[id] : 0);
 }
 
 /* A term's first form in a document starts with an Arabic letter (U+0600..U+06FF). */
@@ -58,10 +65,13 @@ static int arabic_form(const tf_tokens *toks, const tf_token *t)
 }
 
 /* A document counted in full: its terms written in English (any non-Arabic script) add to
- * their usage until the next frequencies arrive. */
+ * their usage. A translation used in English for the first time clears the word cache, so
+ * that Arabic words met before choose again (the other choices are made again at each
+ * model version). */
 static int note_usage(applier *a, const tf_tokens *toks, const tf_bag *bag, tf_err *err)
 {
     size_t need;
+    int forget = 0;
 
     if (!bag->n)
         return 0;
@@ -72,9 +82,16 @@ static int note_usage(applier *a, const tf_tokens *toks, const tf_bag *bag, tf_e
             return tf_err_set(err, "out of memory");
         memset(a->seen + old, 0, (a->seen_cap - old) * sizeof(*a->seen));
     }
-    for (size_t i = 0; i < bag->n; i++)
-        if (!arabic_form(toks, &toks->tok[bag->first[i]]))
-            a->seen[bag->ids[i]]++;
+    for (size_t i = 0; i < bag->n; i++) {
+        const tf_token *t = &toks->tok[bag->first[i]];
+        int32_t id = bag->ids[i];
+        if (arabic_form(toks, t) || a->seen[id]++ ||
+            ((size_t)id < a->n_english && a->english[id]))
+            continue;
+        forget |= tf_lexicon_is_translation(a->lexicon, toks->bytes + t->off, t->len);
+    }
+    if (forget)
+        tf_text_forget(a->text);
     return 0;
 }
 
@@ -89,9 +106,11 @@ applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
     snprintf(a->name, sizeof(a->name), "%s", name);
     if (text->lexicon && tf_lexicon_senses(text->lexicon)) {
         tf_text_opts o = *text;
-        o.lexicon_usage = vocab_usage;
+        o.lexicon_usage = english_usage;
         o.lexicon_usage_ctx = a;
         a->senses = 1;
+        a->lexicon = text->lexicon;
+        a->english_epoch = -1;
         a->text = tf_text_new(&o, err);
     } else {
         a->text = tf_text_new(text, err);
@@ -113,6 +132,7 @@ void applier_free(applier *a)
     tf_model_clear(&a->model);
     nmf_delta_free(a->delta);
     free(a->seen);
+    free(a->english);
     free(a);
 }
 
@@ -197,10 +217,14 @@ static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_
         return -1;
     }
 delta:
-    if (a->senses) { /* the frequencies changed: choose translations again */
+    if (a->senses) { /* a new model version: choose translations again */
+        if (a->english_epoch != a->model.epoch) { /* and at a new epoch, read the database's */
+            free(a->english);
+            if (tf_terms_english_docs(conn, &a->english, &a->n_english, err) < 0)
+                return -1;
+            a->english_epoch = a->model.epoch;
+        }
         tf_text_forget(a->text);
-        if (a->seen)
-            memset(a->seen, 0, a->seen_cap * sizeof(*a->seen));
     }
     if (a->model.version && (!a->delta || nmf_delta_k(a->delta) != a->model.k)) {
         nmf_delta_free(a->delta);

@@ -16,6 +16,7 @@
  * table's first choice first, and end with an empty string: "design\0determin\0\0". */
 struct tf_lexicon {
     tf_strmap map; /* key: Arabic term; val_off: its first translation; val: that one's length */
+    tf_strmap translations; /* key: every English term some entry lists */
     size_t senses; /* entries with more than one translation */
 };
 
@@ -40,6 +41,13 @@ static int add_entry(tf_lexicon *lx, const char *ar, size_t alen, const char *en
     s->val = (int32_t)(first_tab ? (size_t)(first_tab - en) : elen);
     if (first_tab)
         lx->senses++;
+    for (const char *c = tf_strmap_at(&lx->map, s->val_off); *c; c += strlen(c) + 1) {
+        size_t clen = strlen(c);
+        uint64_t h = tf_hash_bytes(c, clen);
+        if (!tf_strmap_find(&lx->translations, h, c, clen)->key_len &&
+            !tf_strmap_put(&lx->translations, h, c, clen))
+            return -1;
+    }
     return 0;
 }
 
@@ -63,7 +71,8 @@ tf_lexicon *tf_lexicon_load(const char *path, tf_err *err)
     ssize_t n;
     long lineno = 0;
 
-    if (!lx || tf_strmap_init(&lx->map, 1 << 15, 1 << 20) < 0) {
+    if (!lx || tf_strmap_init(&lx->map, 1 << 15, 1 << 20) < 0 ||
+        tf_strmap_init(&lx->translations, 1 << 14, 1 << 18) < 0) {
         tf_err_set(err, "out of memory");
         goto fail;
     }
@@ -110,6 +119,7 @@ void tf_lexicon_free(tf_lexicon *lx)
     if (!lx)
         return;
     tf_strmap_free(&lx->map);
+    tf_strmap_free(&lx->translations);
     free(lx);
 }
 
@@ -135,6 +145,12 @@ size_t tf_lexicon_size(const tf_lexicon *lx)
 size_t tf_lexicon_senses(const tf_lexicon *lx)
 {
     return lx ? lx->senses : 0;
+}
+
+int tf_lexicon_is_translation(const tf_lexicon *lx, const char *english, size_t elen)
+{
+    return lx && elen &&
+           tf_strmap_find(&lx->translations, tf_hash_bytes(english, elen), english, elen)->key_len;
 }
 
 const char *tf_lexicon_choose(const tf_lexicon *lx, const char *term, size_t len,

@@ -37,6 +37,9 @@ const char *tf_lexicon_concept(const tf_lexicon *lx, const char *term, size_t le
 size_t tf_lexicon_size(const tf_lexicon *lx);
 size_t tf_lexicon_senses(const tf_lexicon *lx);
 
+/* 1 when some entry lists english[0..elen) among its translations. */
+int tf_lexicon_is_translation(const tf_lexicon *lx, const char *english, size_t elen);
+
 /* How many of the deployment's documents use english[0..elen) (e.g. its document
  * frequency in the vocabulary), for tf_lexicon_choose. */
 typedef int64_t (*tf_lexicon_usage_fn)(void *ctx, const char *english, size_t elen);

@@ -4,7 +4,8 @@
  * term, `design`, whose written forms keep both languages (term_forms) and whose topic
  * shows both (`design / التصميم`); an Arabic word without an entry stays its own term.
  * With a table listing two senses (محاسبه: calcul, account), the worker takes the one its
- * English postings use (account), not the table's first.
+ * English postings use (account), not the table's first; and Arabic postings counted under
+ * the first sense before any English arrived do not keep that sense winning afterwards.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -28,6 +29,8 @@
 #define STEM_DESIGN "\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"                /* تصميم */
 #define AR_ACCOUNTING "\xD8\xA7\xD9\x84\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD8\xA9" /* المحاسبة */
 #define STEM_ACCOUNTING "\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD9\x87"       /* محاسبه */
+#define AR_MARKETING "\xD8\xA7\xD9\x84\xD8\xAA\xD8\xB3\xD9\x88\xD9\x8A\xD9\x82" /* التسويق */
+#define STEM_MARKETING "\xD8\xAA\xD8\xB3\xD9\x88\xD9\x8A\xD9\x82"             /* تسويق */
 #define AR_CONCRETE "\xD8\xA7\xD9\x84\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD8\xA9" /* الخرسانة */
 
 static harness H;
@@ -127,6 +130,56 @@ static void test_the_sense_the_english_postings_use_wins(void **state)
                      40);
 }
 
+/* The documents of term `term` written as `form`. */
+static long long form_docs(const char *term, const char *form)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql), "select coalesce(sum(docs), 0) from topicflow.term_forms f join"
+             " topicflow.terms t on t.id = f.term_id where t.term = '%s' and f.form = '%s'", term, form);
+    return harness_scalar(&H, sql);
+}
+
+/* Arabic postings first (no English usage yet: the table's first sense, commerc), then a
+ * few English ones, then Arabic again: only English usage counts, so the later Arabic
+ * postings take market although more documents (the first Arabic ones) hold commerc. */
+static void test_a_chosen_sense_does_not_win_by_its_own_documents(void **state)
+{
+    pid_t producer, worker;
+    const char *path;
+    long long before = harness_scalar(&H, "select count(*) from topicflow.processed_events");
+    const char table[] = STEM_MARKETING "\tcommerc\tmarket\n";
+
+    (void)state;
+    path = harness_write_file(&H, "tsv", table, sizeof(table) - 1);
+    producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                        "--lexicon", path, NULL});
+    harness_sql(&H, "insert into internships (title, description, skills)"
+                    " select '" AR_MARKETING " ' || g, '" AR_MARKETING " ' || md5(g::text),"
+                    "  array['seo'] from generate_series(1, 60) g");
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         before + 60, 120), before + 60);
+    assert_int_equal(harness_wait_scalar(&H, STALE, 0, 120), 0);
+    harness_sql(&H, "insert into internships (title, description, skills)"
+                    " select 'Marketing intern ' || g, 'marketing ' || md5(g::text),"
+                    "  array['seo'] from generate_series(1, 20) g");
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         before + 80, 120), before + 80);
+    harness_sql(&H, "insert into internships (title, description, skills)"
+                    " select '" AR_MARKETING " ' || g, '" AR_MARKETING " ' || md5(g::text),"
+                    "  array['seo'] from generate_series(61, 100) g");
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         before + 120, 120), before + 120);
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
+    assert_int_equal(harness_stop(worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+
+    assert_int_equal(form_docs("commerc", AR_MARKETING), 60); /* before any English */
+    assert_int_equal(form_docs("market", "marketing"), 20);
+    assert_int_equal(form_docs("market", AR_MARKETING), 40);
+}
+
 static int group_setup(void **state)
 {
     harness_setup(&H, "lexicon_worker");
@@ -146,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arabic_and_english_share_the_concept_term),
         cmocka_unit_test(test_the_sense_the_english_postings_use_wins),
+        cmocka_unit_test(test_a_chosen_sense_does_not_win_by_its_own_documents),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

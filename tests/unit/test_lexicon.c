@@ -201,6 +201,12 @@ static void test_senses_are_chosen_by_usage(void **state)
     c = tf_lexicon_choose(lx, "تصميم", strlen("تصميم"), corpus_usage, NULL, &n);
     assert_string_equal(c, "design");
     assert_null(tf_lexicon_choose(lx, "design", 6, corpus_usage, NULL, &n));
+    /* every listed translation, first or not, and nothing else */
+    assert_true(tf_lexicon_is_translation(lx, "calcul", 6));
+    assert_true(tf_lexicon_is_translation(lx, "depot", 5));
+    assert_true(tf_lexicon_is_translation(lx, "design", 6));
+    assert_false(tf_lexicon_is_translation(lx, "desig", 5));
+    assert_false(tf_lexicon_is_translation(lx, "مخز", strlen("مخز")));
     tf_lexicon_free(lx);
     unlink(path);
 }
