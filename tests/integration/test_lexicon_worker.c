@@ -95,39 +95,42 @@ static void test_arabic_and_english_share_the_concept_term(void **state)
     free(v);
 }
 
-static void test_the_sense_the_english_postings_use_wins(void **state)
-{
+/* A producer and a worker reading table (one line or more) as its lexicon. */
+typedef struct senses_run {
     pid_t producer, worker;
-    const char *path;
-    long long before = harness_scalar(&H, "select count(*) from topicflow.processed_events");
-    const char table[] = STEM_ACCOUNTING "\tcalcul\taccount\n";
+    long long events; /* processed events to wait for */
+} senses_run;
 
-    (void)state;
-    path = harness_write_file(&H, "tsv", table, sizeof(table) - 1);
-    producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
-    worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
-                                                        "--lexicon", path, NULL});
-    /* the English accounting postings first, then the Arabic ones */
-    harness_sql(&H, "insert into internships (title, description, skills)"
-                    " select 'Accounting intern ' || g, 'accounting ledgers audits ' || md5(g::text),"
-                    "  array['excel'] from generate_series(1, 60) g");
+static void senses_start(senses_run *r, const char *table)
+{
+    const char *path = harness_write_file(&H, "tsv", table, strlen(table));
+
+    r->events = harness_scalar(&H, "select count(*) from topicflow.processed_events");
+    r->producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    r->worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                           "--lexicon", path, NULL});
+}
+
+/* Insert n internships (title, description, skill) and wait until the worker has them. */
+static void senses_feed(senses_run *r, int n, const char *title, const char *description,
+                        const char *skill)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql), "insert into internships (title, description, skills)"
+             " select '%s ' || g, '%s ' || md5(g::text), array['%s'] from generate_series(1, %d) g",
+             title, description, skill, n);
+    harness_sql(&H, sql);
+    r->events += n;
     assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
-                                         before + 60, 120), before + 60);
-    harness_sql(&H, "insert into internships (title, description, skills)"
-                    " select '" AR_ACCOUNTING " ' || g, '" AR_ACCOUNTING " " AR_ACCOUNTING " ' || md5(g::text),"
-                    "  array['excel'] from generate_series(1, 40) g");
-    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
-                                         before + 100, 120), before + 100);
+                                         r->events, 120), r->events);
+}
+
+static void senses_stop(senses_run *r)
+{
     assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
-    assert_int_equal(harness_stop(worker, SIGTERM), 0);
-    assert_int_equal(harness_stop(producer, SIGTERM), 0);
-
-    /* every Arabic posting counted under account; the table's first sense never used */
-    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = 'calcul'"), 0);
-    assert_int_equal(harness_scalar(&H, "select docs from topicflow.term_forms f join topicflow.terms t"
-                                        " on t.id = f.term_id where t.term = 'account'"
-                                        " and f.form = '" AR_ACCOUNTING "'"),
-                     40);
+    assert_int_equal(harness_stop(r->worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(r->producer, SIGTERM), 0);
 }
 
 /* The documents of term `term` written as `form`. */
@@ -140,40 +143,36 @@ static long long form_docs(const char *term, const char *form)
     return harness_scalar(&H, sql);
 }
 
+static void test_the_sense_the_english_postings_use_wins(void **state)
+{
+    senses_run r;
+
+    (void)state;
+    senses_start(&r, STEM_ACCOUNTING "\tcalcul\taccount\n");
+    /* the English accounting postings first, then the Arabic ones */
+    senses_feed(&r, 60, "Accounting intern", "accounting ledgers audits", "excel");
+    senses_feed(&r, 40, AR_ACCOUNTING, AR_ACCOUNTING " " AR_ACCOUNTING, "excel");
+    senses_stop(&r);
+
+    /* every Arabic posting counted under account; the table's first sense never used */
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = 'calcul'"), 0);
+    assert_int_equal(form_docs("account", AR_ACCOUNTING), 40);
+}
+
 /* Arabic postings first (no English usage yet: the table's first sense, commerc), then a
  * few English ones, then Arabic again: only English usage counts, so the later Arabic
  * postings take market although more documents (the first Arabic ones) hold commerc. */
 static void test_a_chosen_sense_does_not_win_by_its_own_documents(void **state)
 {
-    pid_t producer, worker;
-    const char *path;
-    long long before = harness_scalar(&H, "select count(*) from topicflow.processed_events");
-    const char table[] = STEM_MARKETING "\tcommerc\tmarket\n";
+    senses_run r;
 
     (void)state;
-    path = harness_write_file(&H, "tsv", table, sizeof(table) - 1);
-    producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
-    worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
-                                                        "--lexicon", path, NULL});
-    harness_sql(&H, "insert into internships (title, description, skills)"
-                    " select '" AR_MARKETING " ' || g, '" AR_MARKETING " ' || md5(g::text),"
-                    "  array['seo'] from generate_series(1, 60) g");
-    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
-                                         before + 60, 120), before + 60);
-    assert_int_equal(harness_wait_scalar(&H, STALE, 0, 120), 0);
-    harness_sql(&H, "insert into internships (title, description, skills)"
-                    " select 'Marketing intern ' || g, 'marketing ' || md5(g::text),"
-                    "  array['seo'] from generate_series(1, 20) g");
-    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
-                                         before + 80, 120), before + 80);
-    harness_sql(&H, "insert into internships (title, description, skills)"
-                    " select '" AR_MARKETING " ' || g, '" AR_MARKETING " ' || md5(g::text),"
-                    "  array['seo'] from generate_series(61, 100) g");
-    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
-                                         before + 120, 120), before + 120);
-    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
-    assert_int_equal(harness_stop(worker, SIGTERM), 0);
-    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    senses_start(&r, STEM_MARKETING "\tcommerc\tmarket\n");
+    senses_feed(&r, 60, AR_MARKETING, AR_MARKETING, "seo");
+    assert_int_equal(harness_wait_scalar(&H, STALE, 0, 120), 0); /* a model holds commerc's df */
+    senses_feed(&r, 20, "Marketing intern", "marketing", "seo");
+    senses_feed(&r, 40, AR_MARKETING, AR_MARKETING, "seo");
+    senses_stop(&r);
 
     assert_int_equal(form_docs("commerc", AR_MARKETING), 60); /* before any English */
     assert_int_equal(form_docs("market", "marketing"), 20);
