@@ -5,9 +5,10 @@
  * postings' term mass that lands on a term the same field's English postings use (coverage;
  * "specific": only terms whose Arabic mass is mostly in that field), the field's heaviest
  * Arabic terms with what the lexicon makes of them, and the tokenizer's CPU per document
- * with and without it (same run, same documents). Usage:
+ * with and without it (same run, same documents). A term with several senses takes, as in
+ * the worker, the one most English postings use (--first-sense: the table's first). Usage:
  *   bench-lexicon [--count N] [--seed S] [--lexicon auto|FILE] [--candidates FILE] [--top N]
- *                 [--quiet]
+ *                 [--quiet] [--first-sense]
  * --candidates takes `topicflow lexicon build --candidates` output and adds the ceiling: the
  * coverage if each Arabic term took whichever of the dictionaries' translations fits best.
  */
@@ -68,6 +69,14 @@ static int is_arabic(const char *s)
 {
     unsigned char c = (unsigned char)s[0];
     return c >= 0xD8 && c <= 0xDB;
+}
+
+/* Documents of the sample holding english[0..elen) in a non-Arabic form. */
+static int64_t english_usage(void *ctx, const char *english, size_t elen)
+{
+    const tf_strmap_slot *s = tf_strmap_find(ctx, tf_hash_bytes(english, elen), english, elen);
+
+    return s->key_len ? s->val : 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -167,7 +176,8 @@ int main(int argc, char **argv)
     long count = 5000, top = 12;
     uint64_t seed = 7, rng;
     const char *setting = "auto", *candidates = NULL;
-    int quiet = 0;
+    int quiet = 0, senses = 1;
+    tf_strmap english_df; /* term -> documents holding it in a non-Arabic form */
     tf_err err;
     tf_sample *gen;
     tf_lexicon *lx = NULL;
@@ -195,9 +205,11 @@ int main(int argc, char **argv)
             top = atol(argv[++i]);
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--first-sense"))
+            senses = 0;
         else {
             fprintf(stderr, "usage: bench-lexicon [--count N] [--seed S] [--lexicon auto|FILE] "
-                            "[--candidates FILE] [--top N] [--quiet]\n");
+                            "[--candidates FILE] [--top N] [--quiet] [--first-sense]\n");
             return 2;
         }
     }
@@ -211,11 +223,10 @@ int main(int argc, char **argv)
         return 1;
     }
     plain = tf_text_new(&o, &err);
-    o.lexicon = lx;
-    mapped = plain ? tf_text_new(&o, &err) : NULL;
-    if (!mapped || tf_strmap_init(&stems.map, 1024, 1 << 16) < 0 ||
-        tf_strmap_init(&terms.map, 1024, 1 << 16) < 0) {
-        fprintf(stderr, "bench-lexicon: %s\n", plain ? err.msg : "out of memory");
+    if (!plain || tf_strmap_init(&stems.map, 1024, 1 << 16) < 0 ||
+        tf_strmap_init(&terms.map, 1024, 1 << 16) < 0 ||
+        tf_strmap_init(&english_df, 1024, 1 << 16) < 0) {
+        fprintf(stderr, "bench-lexicon: %s\n", plain ? "out of memory" : err.msg);
         return 1;
     }
     n_fields = tf_sample_field_count(gen);
@@ -237,6 +248,39 @@ int main(int argc, char **argv)
         lang_ar[d] = !strcmp(p.lang, "ar");
         if (p.field_index < n_fields)
             (lang_ar[d] ? field_ar_docs : field_en_docs)[p.field_index]++;
+    }
+
+    /* The worker's rule for a term with several senses: the one the deployment's English
+     * documents use most (worker/apply.c). Here: documents holding the term in a non-Arabic
+     * form, over every posting (no field read), as a settled worker sees them. */
+    for (long d = 0; d < count; d++) {
+        tf_tokens a;
+        tf_strmap seen;
+        if (tf_text_tokenize(plain, docs[d], lens[d], &a, &err) < 0 ||
+            tf_strmap_init(&seen, 256, 1 << 14) < 0)
+            return 1;
+        for (size_t i = 0; i < a.n; i++) {
+            const char *term = a.bytes + a.tok[i].off;
+            uint64_t h = tf_hash_bytes(term, a.tok[i].len);
+            tf_strmap_slot *sl;
+            if (is_arabic(a.bytes + a.tok[i].form_off) ||
+                tf_strmap_find(&seen, h, term, a.tok[i].len)->key_len)
+                continue;
+            tf_strmap_put(&seen, h, term, a.tok[i].len);
+            sl = tf_strmap_find(&english_df, h, term, a.tok[i].len);
+            if (!sl->key_len && !(sl = tf_strmap_put(&english_df, h, term, a.tok[i].len)))
+                return 1;
+            sl->val++;
+        }
+        tf_strmap_free(&seen);
+    }
+    o.lexicon = lx;
+    o.lexicon_usage = senses ? english_usage : NULL;
+    o.lexicon_usage_ctx = &english_df;
+    mapped = tf_text_new(&o, &err);
+    if (!mapped) {
+        fprintf(stderr, "bench-lexicon: %s\n", err.msg);
+        return 1;
     }
 
     /* Tally: English documents per term per field (document frequency), Arabic mass. */
@@ -293,9 +337,11 @@ int main(int argc, char **argv)
 
     if (candidates)
         mark_reach(&stems, &terms, n_fields, field_en_docs, candidates);
-    printf("coverage of Arabic term mass by the same field's English terms (lexicon: %s, %zu entries;"
-           " %ld postings, seed %llu)\n",
-           setting, tf_lexicon_size(lx), count, (unsigned long long)seed);
+    printf("coverage of Arabic term mass by the same field's English terms (lexicon: %s, %zu entries,"
+           " %zu with several senses, %s; %ld postings, seed %llu)\n",
+           setting, tf_lexicon_size(lx), tf_lexicon_senses(lx),
+           senses ? "the sense the English postings use most" : "the table's first sense", count,
+           (unsigned long long)seed);
     printf("| field | ar docs | en docs | coverage | specific coverage | specific share | ceiling |\n");
     printf("|---|---|---|---|---|---|---|\n");
     for (size_t f = 0; f < n_fields; f++) {
@@ -370,7 +416,9 @@ int main(int argc, char **argv)
         double s[2][ROUNDS], ratio[ROUNDS];
         for (int rep = 0; rep < ROUNDS; rep++) {
             for (int with = 0; with < 2; with++) {
-                tf_text_opts oo = {.data_dir = tf_data_dir(), .lexicon = with ? lx : NULL};
+                tf_text_opts oo = {.data_dir = tf_data_dir(), .lexicon = with ? lx : NULL,
+                                   .lexicon_usage = with ? o.lexicon_usage : NULL,
+                                   .lexicon_usage_ctx = &english_df};
                 tf_text *t = tf_text_new(&oo, &err);
                 tf_tokens k;
                 double t0 = cpu_now();

@@ -387,8 +387,10 @@ static int build(const lexicon_config *cfg)
         goto done;
     }
     snprintf(header, sizeof(header),
-             "# topicflow bilingual lexicon: Arabic term TAB English term (both as the text\n"
-             "# pipeline makes them). Made by `topicflow lexicon build` from FreeDict's\n"
+             "# topicflow bilingual lexicon: Arabic term TAB English term, then TAB and its\n"
+             "# other dictionary senses, if any (the workers take, of them, the one their\n"
+             "# English documents use most; all terms as the text pipeline makes them).\n"
+             "# Made by `topicflow lexicon build` from FreeDict's\n"
              "# eng-ara (%ld entries) and ara-eng (%ld entries) dictionaries (GPL-2+);\n"
              "# see data/lexicon/README.md.\n%s",
              eng_ara, ara_eng,

@@ -15,6 +15,7 @@
 #include "base/hash.h"
 #include "base/strmap.h"
 #include "base/lifecycle.h"
+#include "engine/lexicon.h"
 #include "model/vocab_store.h"
 #include "pg/pg.h"
 #include "pg/retry.h"
@@ -30,7 +31,70 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
     stage_clock *clock;  /* the caller's batch account (NULL: none) */
+    int senses;          /* the lexicon lists several translations: english_usage chooses */
+    const tf_lexicon *lexicon;
+    int64_t *english;    /* with senses: per term id, the documents of the database that write
+                          * it in a non-Arabic form (term_forms, read at each new epoch) */
+    size_t n_english;
+    int64_t english_epoch; /* the epoch english was read at (-1: never) */
+    int64_t *seen;       /* with senses: per term id, the documents this thread counted that
+                          * write it in a non-Arabic form (what term_forms may not hold yet) */
+    size_t seen_cap;
 };
+
+/* A translation's usage: the documents that write it in English (any non-Arabic form), as
+ * the database's term_forms held them at this epoch's start plus those this thread has
+ * counted (its own may count twice: only English is counted, so no sense gains by it).
+ * Never the mapped Arabic documents: a sense must not win by having been chosen. */
+static int64_t english_usage(void *ctx, const char *english, size_t elen)
+{
+    const applier *a = ctx;
+    int32_t id = a->vocab ? tf_vocab_lookup(a->vocab, english, elen) : -1;
+
+    if (id < 0)
+        return 0;
+    return ((size_t)id < a->n_english ? a->english[id] : 0) +
+           ((size_t)id < a->seen_cap ? a->seen[id] : 0);
+}
+
+/* A term's first form in a document starts with an Arabic letter (U+0600..U+06FF). */
+static int arabic_form(const tf_tokens *toks, const tf_token *t)
+{
+    unsigned char b = (unsigned char)toks->bytes[t->form_off];
+
+    return t->form_len >= 2 && b >= 0xD8 && b <= 0xDB;
+}
+
+/* A document counted in full: its terms written in English (any non-Arabic script) add to
+ * their usage. A translation used in English for the first time clears the word cache, so
+ * that Arabic words met before choose again (the other choices are made again at each
+ * model version). */
+static int note_usage(applier *a, const tf_tokens *toks, const tf_bag *bag, tf_err *err)
+{
+    size_t need;
+    int forget = 0;
+
+    if (!bag->n)
+        return 0;
+    need = (size_t)bag->ids[bag->n - 1] + 1;
+    if (need > a->seen_cap) {
+        size_t old = a->seen_cap;
+        if (TF_GROW(a->seen, a->seen_cap, need) < 0)
+            return tf_err_set(err, "out of memory");
+        memset(a->seen + old, 0, (a->seen_cap - old) * sizeof(*a->seen));
+    }
+    for (size_t i = 0; i < bag->n; i++) {
+        const tf_token *t = &toks->tok[bag->first[i]];
+        int32_t id = bag->ids[i];
+        if (arabic_form(toks, t) || a->seen[id]++ ||
+            ((size_t)id < a->n_english && a->english[id]))
+            continue;
+        forget |= tf_lexicon_is_translation(a->lexicon, toks->bytes + t->off, t->len);
+    }
+    if (forget)
+        tf_text_forget(a->text);
+    return 0;
+}
 
 applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
 {
@@ -41,7 +105,17 @@ applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
         return NULL;
     }
     snprintf(a->name, sizeof(a->name), "%s", name);
-    a->text = tf_text_new(text, err);
+    if (text->lexicon && tf_lexicon_senses(text->lexicon)) {
+        tf_text_opts o = *text;
+        o.lexicon_usage = english_usage;
+        o.lexicon_usage_ctx = a;
+        a->senses = 1;
+        a->lexicon = text->lexicon;
+        a->english_epoch = -1;
+        a->text = tf_text_new(&o, err);
+    } else {
+        a->text = tf_text_new(text, err);
+    }
     if (!a->text) {
         applier_free(a);
         return NULL;
@@ -58,6 +132,8 @@ void applier_free(applier *a)
     tf_vocab_free(a->unknown);
     tf_model_clear(&a->model);
     nmf_delta_free(a->delta);
+    free(a->seen);
+    free(a->english);
     free(a);
 }
 
@@ -142,6 +218,15 @@ static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_
         return -1;
     }
 delta:
+    if (a->senses) { /* a new model version: choose translations again */
+        if (a->english_epoch != a->model.epoch) { /* and at a new epoch, read the database's */
+            free(a->english);
+            if (tf_terms_english_docs(conn, &a->english, &a->n_english, err) < 0)
+                return -1;
+            a->english_epoch = a->model.epoch;
+        }
+        tf_text_forget(a->text);
+    }
     if (a->model.version && (!a->delta || nmf_delta_k(a->delta) != a->model.k)) {
         nmf_delta_free(a->delta);
         a->delta = nmf_delta_new(a->model.k, err);
@@ -210,6 +295,8 @@ static int count_terms(applier *a, work_item *item, tf_err *err)
     }
     if (!tf_buf_ok(&item->forms))
         return tf_err_set(err, "out of memory");
+    if (a->senses && !item->unknown_terms && note_usage(a, &toks, &item->bag, err) < 0)
+        return -1;
     for (size_t i = 0; i < item->bag.n_unknown; i++) {
         const tf_token *t = &toks.tok[item->bag.unknown[i]];
         if (!a->unknown) {

@@ -112,10 +112,11 @@ static const tf_option worker_options[] = {
     {"data-dir", "TOPICFLOW_DATA_DIR", TF_OPT_STRING, NULL,
      "stop-word lists and the lexicon (default: the source tree's data/)",
      offsetof(worker_config, data_dir), 0, 0},
-    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "off",
+    {"lexicon", "TOPICFLOW_LEXICON", TF_OPT_STRING, "auto",
      "Arabic terms counted as their English concept: off, auto (the data directory's "
-     TF_LEXICON_DEFAULT " when present) or a file; every worker of a database must agree"
-     " (off by default: it does not yet join the languages' topics, data/lexicon/README.md)",
+     TF_LEXICON_DEFAULT " when present) or a file; of a term's dictionary senses, the one the"
+     " database's English documents use most; without Arabic text it changes nothing; every"
+     " worker of a database must agree (data/lexicon/README.md)",
      offsetof(worker_config, lexicon), 0, 0},
     {"trace", "TOPICFLOW_WORKER_TRACE", TF_OPT_STRING, NULL,
      "append one line per batch and per upkeep step with its stage timings to this file"

@@ -12,24 +12,54 @@
 #include "base/hash.h"
 #include "base/strmap.h"
 
+/* An entry's translations sit in the arena one after another, each NUL-terminated, the
+ * table's first choice first, and end with an empty string: "design\0determin\0\0". */
 struct tf_lexicon {
-    tf_strmap map; /* key: Arabic term; val_off: concept's offset; val: its length */
+    tf_strmap map; /* key: Arabic term; val_off: its first translation; val: that one's length */
+    tf_strmap translations; /* key: every English term some entry lists */
+    size_t senses; /* entries with more than one translation */
 };
 
+/* en[0..elen) holds the translations separated by TABs (no empty one). */
 static int add_entry(tf_lexicon *lx, const char *ar, size_t alen, const char *en, size_t elen)
 {
     tf_strmap_slot *s = tf_strmap_put(&lx->map, tf_hash_bytes(ar, alen), ar, alen);
+    const char *first_tab = memchr(en, '\t', elen);
     int64_t off;
 
     if (!s)
         return -1;
-    off = tf_strmap_store(&lx->map, en, elen + 1); /* with its NUL */
+    off = tf_strmap_store(&lx->map, en, elen + 2); /* room for the NULs */
     if (off < 0)
         return -1;
+    for (size_t i = 0; i < elen; i++)
+        if (lx->map.arena[off + (int64_t)i] == '\t')
+            lx->map.arena[off + (int64_t)i] = '\0';
     lx->map.arena[off + (int64_t)elen] = '\0';
+    lx->map.arena[off + (int64_t)elen + 1] = '\0';
     s->val_off = (uint32_t)off;
-    s->val = (int32_t)elen;
+    s->val = (int32_t)(first_tab ? (size_t)(first_tab - en) : elen);
+    if (first_tab)
+        lx->senses++;
+    for (const char *c = tf_strmap_at(&lx->map, s->val_off); *c; c += strlen(c) + 1) {
+        size_t clen = strlen(c);
+        uint64_t h = tf_hash_bytes(c, clen);
+        if (!tf_strmap_find(&lx->translations, h, c, clen)->key_len &&
+            !tf_strmap_put(&lx->translations, h, c, clen))
+            return -1;
+    }
     return 0;
+}
+
+/* Every translation non-empty: no leading, trailing or doubled TAB. */
+static int translations_ok(const char *en, size_t elen)
+{
+    if (!elen || en[0] == '\t' || en[elen - 1] == '\t')
+        return 0;
+    for (size_t i = 1; i < elen; i++)
+        if (en[i] == '\t' && en[i - 1] == '\t')
+            return 0;
+    return 1;
 }
 
 tf_lexicon *tf_lexicon_load(const char *path, tf_err *err)
@@ -41,7 +71,8 @@ tf_lexicon *tf_lexicon_load(const char *path, tf_err *err)
     ssize_t n;
     long lineno = 0;
 
-    if (!lx || tf_strmap_init(&lx->map, 1 << 15, 1 << 20) < 0) {
+    if (!lx || tf_strmap_init(&lx->map, 1 << 15, 1 << 20) < 0 ||
+        tf_strmap_init(&lx->translations, 1 << 14, 1 << 18) < 0) {
         tf_err_set(err, "out of memory");
         goto fail;
     }
@@ -58,8 +89,9 @@ tf_lexicon *tf_lexicon_load(const char *path, tf_err *err)
         if (end == line || line[0] == '#')
             continue;
         tab = memchr(line, '\t', (size_t)(end - line));
-        if (!tab || tab == line || tab + 1 == end || memchr(tab + 1, '\t', (size_t)(end - tab - 1))) {
-            tf_err_set(err, "%s:%ld: want \"arabic-term<TAB>english-term\"", path, lineno);
+        if (!tab || tab == line || !translations_ok(tab + 1, (size_t)(end - tab - 1))) {
+            tf_err_set(err, "%s:%ld: want \"arabic-term<TAB>english-term[<TAB>english-term...]\"",
+                       path, lineno);
             goto fail;
         }
         if (add_entry(lx, line, (size_t)(tab - line), tab + 1, (size_t)(end - tab - 1)) < 0) {
@@ -87,6 +119,7 @@ void tf_lexicon_free(tf_lexicon *lx)
     if (!lx)
         return;
     tf_strmap_free(&lx->map);
+    tf_strmap_free(&lx->translations);
     free(lx);
 }
 
@@ -107,6 +140,50 @@ const char *tf_lexicon_concept(const tf_lexicon *lx, const char *term, size_t le
 size_t tf_lexicon_size(const tf_lexicon *lx)
 {
     return lx ? lx->map.count : 0;
+}
+
+size_t tf_lexicon_senses(const tf_lexicon *lx)
+{
+    return lx ? lx->senses : 0;
+}
+
+int tf_lexicon_is_translation(const tf_lexicon *lx, const char *english, size_t elen)
+{
+    return lx && elen &&
+           tf_strmap_find(&lx->translations, tf_hash_bytes(english, elen), english, elen)->key_len;
+}
+
+const char *tf_lexicon_choose(const tf_lexicon *lx, const char *term, size_t len,
+                              tf_lexicon_usage_fn usage, void *ctx, size_t *out_len)
+{
+    const tf_strmap_slot *s;
+    const char *best, *c;
+    size_t best_len;
+    int64_t best_use;
+
+    if (!lx || !len)
+        return NULL;
+    s = tf_strmap_find(&lx->map, tf_hash_bytes(term, len), term, len);
+    if (!s->key_len)
+        return NULL;
+    best = tf_strmap_at(&lx->map, s->val_off);
+    best_len = (size_t)s->val;
+    if (!usage) {
+        *out_len = best_len;
+        return best;
+    }
+    best_use = usage(ctx, best, best_len);
+    for (c = best + best_len + 1; *c; c += strlen(c) + 1) {
+        size_t clen = strlen(c);
+        int64_t u = usage(ctx, c, clen);
+        if (u > best_use) { /* ties keep the earlier: the table's order */
+            best = c;
+            best_len = clen;
+            best_use = u;
+        }
+    }
+    *out_len = best_len;
+    return best;
 }
 
 int tf_lexicon_open(const char *setting, const char *data_dir, tf_lexicon **out, tf_err *err)
@@ -283,11 +360,15 @@ static int write_votes(const tf_lexicon_builder *b, FILE *f, const char *header,
             out++;
             continue;
         }
-        if (i && v[i].alen == v[i - 1].alen && !memcmp(v[i].key, v[i - 1].key, v[i].alen))
-            continue; /* a lesser meaning of the same Arabic term */
-        fprintf(f, "%s\n", v[i].key);
+        if (i && v[i].alen == v[i - 1].alen && !memcmp(v[i].key, v[i - 1].key, v[i].alen)) {
+            fprintf(f, "\t%s", v[i].key + v[i].alen + 1); /* a lesser sense of the same term */
+            continue;
+        }
+        fprintf(f, "%s%s", out ? "\n" : "", v[i].key);
         out++;
     }
+    if (!all && out)
+        fputc('\n', f);
     free(v);
     if (ferror(f))
         return tf_err_set(err, "cannot write the lexicon: %s", strerror(errno));

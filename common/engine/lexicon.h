@@ -4,7 +4,9 @@
  * "design" both become "design"). Terms on both sides are as the text pipeline makes them
  * (normalised and stemmed: engine/text.h), so the mapping is a lookup after stemming.
  *
- * The table is a file of "arabic-term TAB english-term" lines ('#' starts a comment), made
+ * The table is a file of "arabic-term TAB english-term [TAB english-term...]" lines ('#'
+ * starts a comment; the first translation is the table's choice, the others its other
+ * dictionary senses, which tf_lexicon_choose weighs against a corpus's usage), made
  * from FreeDict's English-Arabic and Arabic-English dictionaries by `topicflow lexicon
  * build` (data/lexicon/README.md) through the builder below: every single-word translation
  * pair, in either dictionary, votes for (arabic stem, english stem); each Arabic term takes
@@ -14,6 +16,7 @@
 #define TF_LEXICON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/error.h"
@@ -30,8 +33,22 @@ void tf_lexicon_free(tf_lexicon *lx);
 const char *tf_lexicon_concept(const tf_lexicon *lx, const char *term, size_t len,
                                size_t *out_len);
 
-/* Entries in the table. */
+/* Entries in the table; of them, those listing more than one translation. */
 size_t tf_lexicon_size(const tf_lexicon *lx);
+size_t tf_lexicon_senses(const tf_lexicon *lx);
+
+/* 1 when some entry lists english[0..elen) among its translations. */
+int tf_lexicon_is_translation(const tf_lexicon *lx, const char *english, size_t elen);
+
+/* How many of the deployment's documents use english[0..elen) (e.g. its document
+ * frequency in the vocabulary), for tf_lexicon_choose. */
+typedef int64_t (*tf_lexicon_usage_fn)(void *ctx, const char *english, size_t elen);
+
+/* Like tf_lexicon_concept, but of the term's translations the one usage() rates highest
+ * wins; a tie (all 0 included) keeps the table's order, so the first translation is the
+ * answer without usage. usage NULL: the first translation. Read-only on lx. */
+const char *tf_lexicon_choose(const tf_lexicon *lx, const char *term, size_t len,
+                              tf_lexicon_usage_fn usage, void *ctx, size_t *out_len);
 
 /* The table a program's --lexicon setting names: "off" none; NULL, "" or "auto" the one
  * shipped in data_dir (TF_LEXICON_DEFAULT), none when that file is absent; anything else a
@@ -64,7 +81,9 @@ int tf_lexicon_builder_prefer(tf_lexicon_builder *b, const char *english, size_t
                               int docs, tf_err *err);
 
 /* Write the table (sorted by Arabic term, byte order) to f after the comment lines of
- * header (may be NULL). *entries gets the line count. 0, or -1 with err set. */
+ * header (may be NULL): each Arabic term, its chosen translation, then its other
+ * translations in the same order (TAB-separated). *entries gets the line count. 0, or -1
+ * with err set. */
 int tf_lexicon_builder_write(const tf_lexicon_builder *b, FILE *f, const char *header,
                              size_t *entries, tf_err *err);
 

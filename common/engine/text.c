@@ -1,8 +1,10 @@
 /*
  * text.c - tokenization of postings in English and Arabic (see text.h for the pipeline).
  * Guarantees: every input is accepted and tokenized from at most max_input bytes; the
- * output depends only on the input bytes and the stop-word files (the word cache below is
- * invisible except in speed); no allocation happens per token once the buffers are warm.
+ * output depends only on the input bytes, the stop-word files and the lexicon (the word
+ * cache below is invisible except in speed; with lexicon_usage, an Arabic word's
+ * translation is chosen when the cache first meets it, until tf_text_forget); no
+ * allocation happens per token once the buffers are warm.
  */
 #include "engine/text.h"
 
@@ -59,6 +61,8 @@ struct tf_text {
     int min_len;
     struct sb_stemmer *en, *ar;
     const tf_lexicon *lexicon; /* Arabic term -> English concept, or NULL */
+    tf_lexicon_usage_fn usage; /* picks among a term's translations, or NULL */
+    void *usage_ctx;
     tf_strmap lex;   /* normalized word -> K_STOP or K_KEEP */
     tf_strmap cache; /* word as normalized -> final term or "dropped"; cleared when full */
 
@@ -481,7 +485,8 @@ static int32_t resolve_word(tf_text *t, const char *w, size_t len, size_t n, int
     *term = (const char *)stem;
     if (script == C_ARABIC && t->lexicon) {
         size_t clen;
-        const char *concept = tf_lexicon_concept(t->lexicon, *term, len, &clen);
+        const char *concept = tf_lexicon_choose(t->lexicon, *term, len, t->usage, t->usage_ctx,
+                                                &clen);
         if (concept) {
             *term = concept;
             len = clen;
@@ -725,6 +730,8 @@ tf_text *tf_text_new(const tf_text_opts *opts, tf_err *err)
         t->max_input = TF_TEXT_MAX_INPUT_LIMIT; /* token offsets are 32-bit */
     t->min_len = opts->min_token_len > 0 ? opts->min_token_len : TF_TEXT_DEFAULT_MIN_TOKEN;
     t->lexicon = opts->lexicon;
+    t->usage = opts->lexicon_usage;
+    t->usage_ctx = opts->lexicon_usage_ctx;
     if (tf_strmap_init(&t->lex, 1024, 16384) < 0 ||
         tf_strmap_init(&t->cache, CACHE_SLOTS, CACHE_ARENA) < 0) {
         tf_err_set(err, "out of memory");
@@ -750,6 +757,11 @@ tf_text *tf_text_new(const tf_text_opts *opts, tf_err *err)
 fail:
     tf_text_free(t);
     return NULL;
+}
+
+void tf_text_forget(tf_text *t)
+{
+    tf_strmap_clear(&t->cache);
 }
 
 void tf_text_free(tf_text *t)

@@ -34,6 +34,12 @@ typedef struct tf_text_opts {
     /* Arabic terms mapped to their English concept after stemming (engine/lexicon.h);
      * borrowed, it must outlive the tf_text. NULL: no mapping. */
     const struct tf_lexicon *lexicon;
+    /* With a lexicon listing several translations of a term: of them, the one this rates
+     * highest (tf_lexicon_choose), e.g. the vocabulary's document frequency. NULL: the
+     * table's first translation. Called with lexicon_usage_ctx, on the tokenizing thread,
+     * once per distinct word until tf_text_forget. */
+    int64_t (*lexicon_usage)(void *ctx, const char *english, size_t elen);
+    void *lexicon_usage_ctx;
 } tf_text_opts;
 
 typedef struct tf_token {
@@ -87,5 +93,9 @@ void tf_text_free(tf_text *t);
  * Tokenize s[0..len) (any bytes; s may be NULL when len is 0) into *out. Returns 0, or
  * -1 only when memory runs out (err says so; *out is then empty). */
 int tf_text_tokenize(tf_text *t, const char *s, size_t len, tf_tokens *out, tf_err *err);
+
+/* Forget the words already resolved (the cache), so that the next ones consult
+ * lexicon_usage again: after what it reads has changed. */
+void tf_text_forget(tf_text *t);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/grow.h"
 #include "pg/pg.h"
 
 static int count_docs(PGconn *conn, int64_t *n_docs, tf_err *err)
@@ -68,6 +69,43 @@ tf_vocab *tf_vocab_load(PGconn *conn, tf_err *err)
         return NULL;
     }
     return v;
+}
+
+int tf_terms_english_docs(PGconn *conn, int64_t **docs, size_t *n, tf_err *err)
+{
+    PGresult *res = PQexec(conn, "select term_id, sum(docs)::bigint from topicflow.term_forms"
+                                 " where form !~ '^[\\u0600-\\u06ff]' group by term_id");
+    int64_t *out = NULL;
+    size_t cap = 0;
+
+    *docs = NULL;
+    *n = 0;
+    if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
+        return -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long id, d;
+        if (tf_pg_get_int64(res, r, 0, &id) < 0 || tf_pg_get_int64(res, r, 1, &d) < 0 || id < 0 ||
+            id > INT32_MAX) {
+            PQclear(res);
+            free(out);
+            return tf_err_set(err, "malformed row in topicflow.term_forms");
+        }
+        if ((size_t)id >= cap) {
+            size_t old = cap;
+            if (TF_GROW(out, cap, (size_t)id + 1) < 0) {
+                PQclear(res);
+                free(out);
+                return tf_err_set(err, "out of memory");
+            }
+            memset(out + old, 0, (cap - old) * sizeof(*out));
+        }
+        out[id] = d;
+        if ((size_t)id + 1 > *n)
+            *n = (size_t)id + 1;
+    }
+    PQclear(res);
+    *docs = out;
+    return 0;
 }
 
 int tf_terms_resolve(PGconn *conn, tf_vocab *v, const char *const *terms, size_t n, tf_err *err)

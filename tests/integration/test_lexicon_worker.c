@@ -3,6 +3,9 @@
  * table that maps تصميم to design, English and Arabic design postings are stored under one
  * term, `design`, whose written forms keep both languages (term_forms) and whose topic
  * shows both (`design / التصميم`); an Arabic word without an entry stays its own term.
+ * With a table listing two senses (محاسبه: calcul, account), the worker takes the one its
+ * English postings use (account), not the table's first; and Arabic postings counted under
+ * the first sense before any English arrived do not keep that sense winning afterwards.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -24,6 +27,10 @@
               " coalesce(model_version, 0) < (select max(epoch) from topicflow.model)) end"
 #define AR_DESIGN "\xD8\xA7\xD9\x84\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"    /* التصميم */
 #define STEM_DESIGN "\xD8\xAA\xD8\xB5\xD9\x85\xD9\x8A\xD9\x85"                /* تصميم */
+#define AR_ACCOUNTING "\xD8\xA7\xD9\x84\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD8\xA9" /* المحاسبة */
+#define STEM_ACCOUNTING "\xD9\x85\xD8\xAD\xD8\xA7\xD8\xB3\xD8\xA8\xD9\x87"       /* محاسبه */
+#define AR_MARKETING "\xD8\xA7\xD9\x84\xD8\xAA\xD8\xB3\xD9\x88\xD9\x8A\xD9\x82" /* التسويق */
+#define STEM_MARKETING "\xD8\xAA\xD8\xB3\xD9\x88\xD9\x8A\xD9\x82"             /* تسويق */
 #define AR_CONCRETE "\xD8\xA7\xD9\x84\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD8\xA9" /* الخرسانة */
 
 static harness H;
@@ -88,6 +95,90 @@ static void test_arabic_and_english_share_the_concept_term(void **state)
     free(v);
 }
 
+/* A producer and a worker reading table (one line or more) as its lexicon. */
+typedef struct senses_run {
+    pid_t producer, worker;
+    long long events; /* processed events to wait for */
+} senses_run;
+
+static void senses_start(senses_run *r, const char *table)
+{
+    const char *path = harness_write_file(&H, "tsv", table, strlen(table));
+
+    r->events = harness_scalar(&H, "select count(*) from topicflow.processed_events");
+    r->producer = harness_spawn(&H, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    r->worker = pipeline_spawn_worker(&H, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                           "--lexicon", path, NULL});
+}
+
+/* Insert n internships (title, description, skill) and wait until the worker has them. */
+static void senses_feed(senses_run *r, int n, const char *title, const char *description,
+                        const char *skill)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql), "insert into internships (title, description, skills)"
+             " select '%s ' || g, '%s ' || md5(g::text), array['%s'] from generate_series(1, %d) g",
+             title, description, skill, n);
+    harness_sql(&H, sql);
+    r->events += n;
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.processed_events",
+                                         r->events, 120), r->events);
+}
+
+static void senses_stop(senses_run *r)
+{
+    assert_int_equal(harness_wait_scalar(&H, "select count(*) from topicflow.term_form_deltas", 0, 30), 0);
+    assert_int_equal(harness_stop(r->worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(r->producer, SIGTERM), 0);
+}
+
+/* The documents of term `term` written as `form`. */
+static long long form_docs(const char *term, const char *form)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql), "select coalesce(sum(docs), 0) from topicflow.term_forms f join"
+             " topicflow.terms t on t.id = f.term_id where t.term = '%s' and f.form = '%s'", term, form);
+    return harness_scalar(&H, sql);
+}
+
+static void test_the_sense_the_english_postings_use_wins(void **state)
+{
+    senses_run r;
+
+    (void)state;
+    senses_start(&r, STEM_ACCOUNTING "\tcalcul\taccount\n");
+    /* the English accounting postings first, then the Arabic ones */
+    senses_feed(&r, 60, "Accounting intern", "accounting ledgers audits", "excel");
+    senses_feed(&r, 40, AR_ACCOUNTING, AR_ACCOUNTING " " AR_ACCOUNTING, "excel");
+    senses_stop(&r);
+
+    /* every Arabic posting counted under account; the table's first sense never used */
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.terms where term = 'calcul'"), 0);
+    assert_int_equal(form_docs("account", AR_ACCOUNTING), 40);
+}
+
+/* Arabic postings first (no English usage yet: the table's first sense, commerc), then a
+ * few English ones, then Arabic again: only English usage counts, so the later Arabic
+ * postings take market although more documents (the first Arabic ones) hold commerc. */
+static void test_a_chosen_sense_does_not_win_by_its_own_documents(void **state)
+{
+    senses_run r;
+
+    (void)state;
+    senses_start(&r, STEM_MARKETING "\tcommerc\tmarket\n");
+    senses_feed(&r, 60, AR_MARKETING, AR_MARKETING, "seo");
+    assert_int_equal(harness_wait_scalar(&H, STALE, 0, 120), 0); /* a model holds commerc's df */
+    senses_feed(&r, 20, "Marketing intern", "marketing", "seo");
+    senses_feed(&r, 40, AR_MARKETING, AR_MARKETING, "seo");
+    senses_stop(&r);
+
+    assert_int_equal(form_docs("commerc", AR_MARKETING), 60); /* before any English */
+    assert_int_equal(form_docs("market", "marketing"), 20);
+    assert_int_equal(form_docs("market", AR_MARKETING), 40);
+}
+
 static int group_setup(void **state)
 {
     harness_setup(&H, "lexicon_worker");
@@ -106,6 +197,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arabic_and_english_share_the_concept_term),
+        cmocka_unit_test(test_the_sense_the_english_postings_use_wins),
+        cmocka_unit_test(test_a_chosen_sense_does_not_win_by_its_own_documents),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,7 +1,8 @@
 /*
  * test_lexicon.c - the bilingual lexicon: the builder's vote (most votes wins, ties to the
- * smaller English term, one line per Arabic term, sorted), the table's loading (comments,
- * malformed lines named by file and line) and the text pipeline mapping Arabic terms to
+ * smaller English term, one line per Arabic term with its other senses after it, sorted),
+ * the table's loading (comments, malformed lines named by file and line), the choice among
+ * senses by usage, and the text pipeline mapping Arabic terms to
  * their English concept while English and unknown Arabic terms stay as they are.
  */
 #include <setjmp.h>
@@ -71,8 +72,8 @@ static void test_builder_keeps_the_most_voted_meaning(void **state)
     assert_int_equal(entries, 3);
     assert_string_equal(out, "# head\n"
                              "تصميم\tdesign\n"
-                             "قان\tcanon\n"
-                             "مخز\twarehous\n");
+                             "قان\tcanon\tlaw\n"
+                             "مخز\twarehous\tdishonor\n");
     free(out);
 }
 
@@ -99,9 +100,9 @@ static void test_builder_breaks_ties_by_commonness(void **state)
     vote(b, "مخز", "data");
     out = written(b, NULL, &entries);
     assert_int_equal(entries, 3);
-    assert_string_equal(out, "بيان\tdata\n"
-                             "قان\tcanon\n"
-                             "مخز\twarehous\n");
+    assert_string_equal(out, "بيان\tdata\tcommuniqu\n"
+                             "قان\tcanon\tlaw\n"
+                             "مخز\twarehous\tdata\n");
     free(out);
 }
 
@@ -127,8 +128,8 @@ static void test_builder_prefers_what_the_corpus_uses(void **state)
     assert_int_equal(tf_lexicon_builder_prefer(b, "design", 6, 90, &err), 0); /* no candidate */
     out = written(b, NULL, &entries);
     assert_int_equal(entries, 2);
-    assert_string_equal(out, "مخز\twarehous\n"
-                             "مستخدم\tuser\n");
+    assert_string_equal(out, "مخز\twarehous\tdishonor\n"
+                             "مستخدم\tuser\temploye\n");
     free(out);
 }
 
@@ -153,6 +154,63 @@ static void test_load_and_look_up(void **state)
     unlink(path);
 }
 
+/* Usage by a made-up corpus: how many of its documents use each English term. */
+static int64_t corpus_usage(void *ctx, const char *english, size_t elen)
+{
+    (void)ctx;
+    if (elen == 7 && !memcmp(english, "account", 7))
+        return 40;
+    if (elen == 6 && !memcmp(english, "calcul", 6))
+        return 3;
+    if (elen == 4 && !memcmp(english, "user", 4))
+        return 5;
+    if (elen == 7 && !memcmp(english, "employe", 7))
+        return 5;
+    return 0;
+}
+
+/* A line may list further senses; tf_lexicon_choose takes the one usage rates highest, a
+ * tie (none used included) keeps the table's order, and without usage it is the first. */
+static void test_senses_are_chosen_by_usage(void **state)
+{
+    const char *path = write_temp("محاسبه\tcalcul\taccount\nمستخدم\temploye\tuser\n"
+                                  "مخز\twarehous\tdepot\nتصميم\tdesign\n");
+    tf_lexicon *lx;
+    tf_err err;
+    size_t n = 0;
+    const char *c;
+
+    (void)state;
+    lx = tf_lexicon_load(path, &err);
+    assert_non_null(lx);
+    assert_int_equal(tf_lexicon_size(lx), 4);
+    assert_int_equal(tf_lexicon_senses(lx), 3);
+    c = tf_lexicon_concept(lx, "محاسبه", strlen("محاسبه"), &n);
+    assert_string_equal(c, "calcul");
+    assert_int_equal(n, 6);
+    c = tf_lexicon_choose(lx, "محاسبه", strlen("محاسبه"), corpus_usage, NULL, &n);
+    assert_string_equal(c, "account");
+    assert_int_equal(n, 7);
+    c = tf_lexicon_choose(lx, "محاسبه", strlen("محاسبه"), NULL, NULL, &n);
+    assert_string_equal(c, "calcul");
+    c = tf_lexicon_choose(lx, "مستخدم", strlen("مستخدم"), corpus_usage, NULL, &n); /* tie */
+    assert_string_equal(c, "employe");
+    c = tf_lexicon_choose(lx, "مخز", strlen("مخز"), corpus_usage, NULL, &n); /* none used */
+    assert_string_equal(c, "warehous");
+    assert_int_equal(n, 8);
+    c = tf_lexicon_choose(lx, "تصميم", strlen("تصميم"), corpus_usage, NULL, &n);
+    assert_string_equal(c, "design");
+    assert_null(tf_lexicon_choose(lx, "design", 6, corpus_usage, NULL, &n));
+    /* every listed translation, first or not, and nothing else */
+    assert_true(tf_lexicon_is_translation(lx, "calcul", 6));
+    assert_true(tf_lexicon_is_translation(lx, "depot", 5));
+    assert_true(tf_lexicon_is_translation(lx, "design", 6));
+    assert_false(tf_lexicon_is_translation(lx, "desig", 5));
+    assert_false(tf_lexicon_is_translation(lx, "مخز", strlen("مخز")));
+    tf_lexicon_free(lx);
+    unlink(path);
+}
+
 static void test_malformed_lines_are_named(void **state)
 {
     const char *path = write_temp("تصميم\tdesign\nno tab here\n");
@@ -166,7 +224,10 @@ static void test_malformed_lines_are_named(void **state)
     snprintf(want, sizeof(want), "%s:2:", path);
     assert_non_null(strstr(err.msg, want));
     unlink(path);
-    path = write_temp("a\tb\tc\n");
+    path = write_temp("a\tb\t\tc\n"); /* an empty translation */
+    assert_null(tf_lexicon_load(path, &err));
+    unlink(path);
+    path = write_temp("a\tb\tc\t\n");
     assert_null(tf_lexicon_load(path, &err));
     unlink(path);
     assert_null(tf_lexicon_load("/nonexistent/lexicon.tsv", &err));
@@ -243,6 +304,47 @@ static void test_text_maps_arabic_terms_to_their_concept(void **state)
     unlink(path);
 }
 
+/* usage for the text pipeline: *ctx is what "account" is used by (calcul by 1). */
+static int64_t counted_usage(void *ctx, const char *english, size_t elen)
+{
+    if (elen == 7 && !memcmp(english, "account", 7))
+        return *(const int64_t *)ctx;
+    return elen == 6 && !memcmp(english, "calcul", 6) ? 1 : 0;
+}
+
+/* With lexicon_usage, a word's translation is chosen when the word cache first meets it,
+ * and again after tf_text_forget. */
+static void test_text_chooses_senses_by_usage(void **state)
+{
+    const char *path = write_temp("محاسبه\tcalcul\taccount\n");
+    tf_lexicon *lx;
+    tf_text_opts o = {0};
+    tf_text *t;
+    tf_err err;
+    int64_t account = 0;
+    char b[256];
+
+    (void)state;
+    lx = tf_lexicon_load(path, &err);
+    assert_non_null(lx);
+    o.lexicon = lx;
+    o.lexicon_usage = counted_usage;
+    o.lexicon_usage_ctx = &account;
+    t = tf_text_new(&o, &err);
+    assert_non_null(t);
+    terms_of(t, "المحاسبة accounting", b, sizeof(b));
+    assert_string_equal(b, "calcul account");
+    account = 5;
+    terms_of(t, "المحاسبة", b, sizeof(b));
+    assert_string_equal(b, "calcul"); /* remembered until forgotten */
+    tf_text_forget(t);
+    terms_of(t, "المحاسبة", b, sizeof(b));
+    assert_string_equal(b, "account");
+    tf_text_free(t);
+    tf_lexicon_free(lx);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,9 +352,11 @@ int main(void)
         cmocka_unit_test(test_builder_breaks_ties_by_commonness),
         cmocka_unit_test(test_builder_prefers_what_the_corpus_uses),
         cmocka_unit_test(test_load_and_look_up),
+        cmocka_unit_test(test_senses_are_chosen_by_usage),
         cmocka_unit_test(test_malformed_lines_are_named),
         cmocka_unit_test(test_open_settings),
         cmocka_unit_test(test_text_maps_arabic_terms_to_their_concept),
+        cmocka_unit_test(test_text_chooses_senses_by_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
