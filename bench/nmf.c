@@ -41,7 +41,7 @@ typedef struct bench_opts {
     int32_t docs, terms;
     const char *matrix, *corpus, *save;
     int32_t count;
-    int planted, sklearn;
+    int planted, sklearn, trajectory;
     double target;
 } bench_opts;
 
@@ -514,7 +514,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench-nmf [--k N] [--iters N] [--inner N] [--threads N] [--seed N] [--repeat N]\n"
-            "                 [--no-sklearn [--target ERROR]]\n"
+            "                 [--no-sklearn [--target ERROR]] [--trajectory]\n"
             "                 [--docs N] [--terms N] [--planted] | --corpus FILE.jsonl [--count N] |\n"
             "                 --matrix FILE.mtx [--save-matrix FILE.mtx]\n");
 }
@@ -603,6 +603,10 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-sklearn")) {
             o.sklearn = 0;
+            continue;
+        }
+        if (!strcmp(a, "--trajectory")) {
+            o.trajectory = 1;
             continue;
         }
         if (!strcmp(a, "--planted")) {
@@ -745,6 +749,22 @@ int main(int argc, char **argv)
     }
     if (sk_written)
         unlink(sk_path);
+    if (o.trajectory) {
+        /* The best run's error after each iteration, and scikit-learn's from its traced run
+         * (its time as a share of its best run's, as for the equal-error ratio). */
+        printf("\ntrajectory   iter  ours s  ours CPU s  ours error%s\n",
+               sk_ok && sk_n > 0 ? "     sklearn s  sklearn error" : "");
+        for (int i = 0; i < best.n || (sk_ok && i < sk_n); i++) {
+            printf("trajectory %6d", i);
+            if (i < best.n)
+                printf(" %7.3f %11.3f %11.6f", best.t[i], best.c[i], best.e[i]);
+            else
+                printf(" %7s %11s %11s", "", "", "");
+            if (sk_ok && i < sk_n && sk_t[sk_n - 1] > 0.0)
+                printf(" %13.3f %14.6f", sk.seconds * sk_t[i] / sk_t[sk_n - 1], sk_e[i]);
+            printf("\n");
+        }
+    }
     its = res.iterations ? res.iterations : 1;
 
     /* Fold-in on one thread, the stream path's unit of work: best of two. */
