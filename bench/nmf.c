@@ -41,7 +41,7 @@ typedef struct bench_opts {
     int32_t docs, terms;
     const char *matrix, *corpus, *save;
     int32_t count;
-    int planted, sklearn;
+    int planted, sklearn, trajectory, order;
     double target;
 } bench_opts;
 
@@ -513,8 +513,9 @@ static int has_sklearn(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench-nmf [--k N] [--iters N] [--inner N] [--threads N] [--seed N] [--repeat N]\n"
-            "                 [--no-sklearn [--target ERROR]]\n"
+            "usage: bench-nmf [--k N] [--iters N] [--inner N] [--order auto|docs|topics] [--threads N]\n"
+            "                 [--seed N] [--repeat N]\n"
+            "                 [--no-sklearn [--target ERROR]] [--trajectory]\n"
             "                 [--docs N] [--terms N] [--planted] | --corpus FILE.jsonl [--count N] |\n"
             "                 --matrix FILE.mtx [--save-matrix FILE.mtx]\n");
 }
@@ -605,6 +606,10 @@ int main(int argc, char **argv)
             o.sklearn = 0;
             continue;
         }
+        if (!strcmp(a, "--trajectory")) {
+            o.trajectory = 1;
+            continue;
+        }
         if (!strcmp(a, "--planted")) {
             o.planted = 1;
             continue;
@@ -619,6 +624,18 @@ int main(int argc, char **argv)
             o.iters = atoi(v);
         else if (!strcmp(a, "--inner"))
             o.inner = atoi(v);
+        else if (!strcmp(a, "--order")) {
+            if (!strcmp(v, "auto"))
+                o.order = NMF_ORDER_AUTO;
+            else if (!strcmp(v, "docs"))
+                o.order = NMF_ORDER_DOCS_FIRST;
+            else if (!strcmp(v, "topics"))
+                o.order = NMF_ORDER_TOPICS_FIRST;
+            else {
+                usage();
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--target"))
             o.target = atof(v);
         else if (!strcmp(a, "--repeat"))
@@ -694,6 +711,7 @@ int main(int argc, char **argv)
     bo.seed = o.seed;
     bo.threads = o.threads;
     bo.inner_passes = o.inner;
+    bo.order = o.order;
     bo.progress = trace_progress;
     bo.progress_ctx = &tr;
     sk_ok = o.sklearn && has_sklearn();
@@ -745,6 +763,22 @@ int main(int argc, char **argv)
     }
     if (sk_written)
         unlink(sk_path);
+    if (o.trajectory) {
+        /* The best run's error after each iteration, and scikit-learn's from its traced run
+         * (its time as a share of its best run's, as for the equal-error ratio). */
+        printf("\ntrajectory   iter  ours s  ours CPU s  ours error%s\n",
+               sk_ok && sk_n > 0 ? "     sklearn s  sklearn error" : "");
+        for (int i = 0; i < best.n || (sk_ok && i < sk_n); i++) {
+            printf("trajectory %6d", i);
+            if (i < best.n)
+                printf(" %7.3f %11.3f %11.6f", best.t[i], best.c[i], best.e[i]);
+            else
+                printf(" %7s %11s %11s", "", "", "");
+            if (sk_ok && i < sk_n && sk_t[sk_n - 1] > 0.0)
+                printf(" %13.3f %14.6f", sk.seconds * sk_t[i] / sk_t[sk_n - 1], sk_e[i]);
+            printf("\n");
+        }
+    }
     its = res.iterations ? res.iterations : 1;
 
     /* Fold-in on one thread, the stream path's unit of work: best of two. */
@@ -777,6 +811,8 @@ int main(int argc, char **argv)
     print_phase("error (k^2 sum)", &res.err, fit_s, its);
     printf("  %-30s %9.3f\n", "set-up (transpose, plans)", res.seconds_init - res.init.seconds);
     printf("\n%-34s %14s\n", "measure", "value");
+    printf("%-34s %14s\n", "first half of each iteration", res.docs_first ? "documents (H)" : "topics (W)");
+    printf("%-34s %11d / %d\n", "sweeps per iteration, H / W", res.passes_h, res.passes_w);
     printf("%-34s %14.3f\n", "init (NNDSVDa) seconds", res.seconds_init);
     printf("%-34s %14.4f\n", "refit seconds per iteration", res.seconds_iter / its);
     printf("%-34s %14.3f\n", "refit seconds total", fit_s);
@@ -814,6 +850,10 @@ int main(int argc, char **argv)
                "Equal error: the worse final error of the two; each side's time until its error first\n"
                "reached it (scikit-learn's from a traced run of the same steps, as a share of its best time).\n",
                o.iters, o.repeat, o.threads, o.threads);
+        printf("Updates: scikit-learn sweeps each factor once per iteration, documents (W) first; ours\n"
+               "sweeps the documents (H) %d and the topics (W) %d times per iteration (one sparse product\n"
+               "each), %s first (--inner, --order).\n", res.passes_h, res.passes_w,
+               res.docs_first ? "documents" : "topics");
         printf("%-34s %14.3f\n", "sklearn seconds (cd, nndsvda)", sk.seconds);
         printf("%-34s %14.3f\n", "sklearn CPU seconds", sk.cpu);
         printf("%-34s %14d\n", "sklearn iterations", sk.iters);

@@ -138,6 +138,11 @@ int nmf_w_resize(double **W, int32_t old_terms, int32_t new_terms, int k, tf_err
 
 /* ---- batch fit (refit path) --------------------------------------------------------- */
 
+/* The order of the two halves of an iteration. AUTO updates the documents' mixtures (H)
+ * first when k exceeds twice the mean number of non-zeros per document, else the topics
+ * (W) first (see nmf_batch.c for the measurements behind it). */
+enum { NMF_ORDER_AUTO = 0, NMF_ORDER_DOCS_FIRST = 1, NMF_ORDER_TOPICS_FIRST = 2 };
+
 /* Called after the initialisation (iter 0) and after every iteration with the current
  * Frobenius error ‖X − H Wᵀ‖_F (exact). Return non-zero to stop early: the fit then ends
  * successfully at that iteration. */
@@ -150,6 +155,7 @@ typedef struct nmf_batch_opts {
     uint64_t seed;       /* for the randomized SVD of the initialisation */
     int threads;         /* for our own kernels; OpenBLAS threads are the caller's setting */
     int inner_passes;    /* coordinate passes per half-iteration; 0 = chosen from nnz/k */
+    int order;           /* NMF_ORDER_*: which factor each iteration updates first */
     nmf_progress_fn progress;
     void *progress_ctx;
 } nmf_batch_opts;
@@ -163,6 +169,8 @@ typedef struct nmf_phase {
 
 typedef struct nmf_batch_result {
     int iterations;      /* outer iterations done */
+    int docs_first;      /* 1 when each iteration updated H before W */
+    int passes_w, passes_h; /* coordinate sweeps per half-iteration */
     double error;        /* ‖X − H Wᵀ‖_F at the end, exact (not sampled) */
     double x_norm;       /* ‖X‖_F */
     double init_error;   /* after NNDSVDa */
@@ -182,7 +190,7 @@ typedef struct nmf_batch_result {
 nmf_batch_opts nmf_batch_defaults(int k);
 
 /* Fit X (docs × terms) ≈ H Wᵀ: NNDSVDa initialisation from a randomized truncated SVD,
- * then alternating HALS updates of W and H. W (X->n_cols × k) and H (X->n_rows × k) are
+ * then alternating HALS updates of W and H (in opts->order). W (X->n_cols × k) and H (X->n_rows × k) are
  * caller-allocated outputs; W's columns end with unit L2 norm. Deterministic for a given
  * seed (and OpenBLAS thread setting): opts->threads does not change the result. The error never increases from one iteration to the next.
  * Returns 0, or -1 with err set (k < 1, k > min(docs, terms), X empty or malformed, no

@@ -3,13 +3,14 @@
  *
  * NNDSVDa initialisation from a randomized truncated SVD (range finder with power
  * iterations, Householder QR from OpenBLAS's LAPACK, a Jacobi eigensolver for the small
- * projected problem), then alternating HALS updates. Every update is an exact
- * coordinate minimisation and the column normalisation of W is objective-neutral, so
- * the error never increases. Each half-iteration is one pass over the rows it updates:
- * a chunk's rows of the sparse product (spmm_rows, into a per-thread buffer) are solved at
- * once by the coordinate descent, eight rows at a time (nmf_cd_block), which for small k
- * also accumulates the Gram matrix and the error's cross term while the rows are in cache
- * (dsyrk otherwise). Only when B is too large for the last-level cache does the product
+ * projected problem), then alternating HALS updates (which factor first:
+ * nmf_auto_docs_first). Every update is an exact coordinate minimisation and the
+ * column normalisation of W is objective-neutral, so the error never increases. Each
+ * half-iteration is one pass over the rows it updates: a chunk's rows of the sparse
+ * product (spmm_rows, into a per-thread buffer) are solved at once by the coordinate
+ * descent, eight rows at a time (nmf_cd_block), which for small k also accumulates the
+ * Gram matrix and the error's cross term while the rows are in cache (dsyrk otherwise).
+ * Only when B is too large for the last-level cache does the product
  * run first, tiled (spmm plans), into a stored P.
  */
 #include "engine/nmf.h"
@@ -454,7 +455,8 @@ static void nmf_half_update(nmf_fit *f, const nmf_half *h, const double *B, doub
     int64_t n = h->A->n_rows;
     int k = f->k, parts;
     double c = 0.0, t = tf_now(), tp = 0.0, tc = 0.0, wall;
-    double cd_flops = 2.0 * (h->passes + 1) * (double)n * k * k;
+    /* A row's sweep is k² lane products: a dot product with G's row per coordinate. */
+    double cd_flops = 2.0 * h->passes * (double)n * k * k;
     double prod_flops = 2.0 * (double)csr_nnz(h->A) * k;
 
     if (h->P) {
@@ -584,9 +586,25 @@ static int nmf_auto_passes(int64_t nnz, int64_t rows, int k)
     return p > NMF_MAX_INNER ? NMF_MAX_INNER : p;
 }
 
+/* Which half goes first. Both orders are exact block coordinate descent and neither
+ * converges faster as such; they lead to different local minima, a few 0.01 % apart in
+ * error. On the Debian corpus (50,000 documents, 29.3 non-zeros each), seeds 1-3, the
+ * final errors after 200 iterations, topics first / documents first, were
+ *   k = 20:  213.4118 / 213.4454, 213.4455 / 213.4455, 213.4154 / 213.4154
+ *   k = 50:  207.8933 / 207.9000, 207.8914 / 207.9070, 207.9319 / 207.9189
+ *   k = 100: 201.5803 / 201.4693, 201.6664 / 201.5747, 201.5261 / 201.5343
+ * so documents first once k is well past a document's length (more coefficients than
+ * non-zeros: an H row's problem is underdetermined), topics first below. Empirical, from
+ * one corpus and three seeds; scikit-learn's coordinate descent goes documents first. */
+static int nmf_auto_docs_first(int64_t nnz, int64_t docs, int k)
+{
+    return (double)k > 2.0 * (double)nnz / (double)docs;
+}
+
 /* The plan for h's product and, when it tiles, the stored P; the cost prefix sums that
  * balance the fused pass: a non-zero gathers a k-wide row that often misses (weighted as
- * k + 32 lane operations), a row costs (passes + 1)·k² in the descent. -1 when out of
+ * k + 32 lane operations), a row costs (passes + 1)·k² in the descent (its sweeps, and
+ * its share of the Gram matrix and cross term). -1 when out of
  * memory. */
 static int nmf_half_prepare(nmf_half *h, int k, tf_err *err)
 {
@@ -623,7 +641,7 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
     nmf_fit f = { 0 };
     nmf_batch_result out = { 0 };
     int k = opts ? opts->k : 0;
-    int pass_w, pass_h, rc = -1;
+    int pass_w, pass_h, docs_first, scale_pending = 0, rc = -1;
     nmf_half hw = { 0 }, hh = { 0 }, h0;
     double norm[NMF_MAX_K];
     double t0 = tf_now(), t, prev, cur;
@@ -661,6 +679,11 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
         goto fail;
     pass_w = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.terms, k);
     pass_h = opts->inner_passes > 0 ? opts->inner_passes : nmf_auto_passes(csr_nnz(X), f.docs, k);
+    docs_first = opts->order == NMF_ORDER_DOCS_FIRST ||
+                 (opts->order == NMF_ORDER_AUTO && nmf_auto_docs_first(csr_nnz(X), f.docs, k));
+    out.docs_first = docs_first;
+    out.passes_w = pass_w;
+    out.passes_h = pass_h;
     hw = (nmf_half){ .A = &f.Xt, .b_rows = f.docs, .passes = pass_w, .prod = &out.xth, .cd = &out.cd_w };
     hh = (nmf_half){ .A = X, .b_rows = f.terms, .passes = pass_h, .prod = &out.xw, .cd = &out.cd_h };
     f.GW = malloc(sizeof(double) * (size_t)k * k);
@@ -696,17 +719,31 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
 
     t0 = tf_now();
     for (int it = 1; it <= opts->max_iter; it++) {
-        /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
-        nmf_half_update(&f, &hw, H, W, f.GH, NULL, f.GW, NULL);
-        t = tf_now();
-        nmf_normalize(&f, norm, 0);
-        nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
-        /* H half, against the normalised W; the solve scales H to match first. */
-        nmf_half_update(&f, &hh, W, H, f.GW, norm, f.GH, &f.cross);
+        if (docs_first) {
+            /* H half, against the last normalised W (its scale applied on the way). */
+            nmf_half_update(&f, &hh, W, H, f.GW, scale_pending ? norm : NULL, f.GH, NULL);
+            /* W half; its product gives the error's cross term, Σ (XᵀH)⊙W = Σ (XW)⊙H. */
+            nmf_half_update(&f, &hw, H, W, f.GH, NULL, f.GW, &f.cross);
+            t = tf_now();
+            cur = sqrt(nmf_sq_error(&f));
+            t = nmf_phase_add(&out.err, t, 2.0 * k * k);
+            /* H's share of the scale waits for the next H half (or the end of the fit). */
+            nmf_normalize(&f, norm, 0);
+            scale_pending = 1;
+            nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
+        } else {
+            /* W half: min over W >= 0 of ‖X − H Wᵀ‖², rows of W independent given HᵀH. */
+            nmf_half_update(&f, &hw, H, W, f.GH, NULL, f.GW, NULL);
+            t = tf_now();
+            nmf_normalize(&f, norm, 0);
+            nmf_phase_add(&out.cd_w, t, (double)f.terms * k);
+            /* H half, against the normalised W; the solve scales H to match first. */
+            nmf_half_update(&f, &hh, W, H, f.GW, norm, f.GH, &f.cross);
+            t = tf_now();
+            cur = sqrt(nmf_sq_error(&f));
+            nmf_phase_add(&out.err, t, 2.0 * k * k);
+        }
         f.flops += 4.0 * csr_nnz(X) * k + (double)(f.docs + f.terms) * k * k + 2.0 * f.docs * k;
-        t = tf_now();
-        cur = sqrt(nmf_sq_error(&f));
-        nmf_phase_add(&out.err, t, 2.0 * k * k);
         out.iterations = it;
         out.error = cur;
         if (opts->progress && opts->progress(opts->progress_ctx, it, opts->max_iter, cur))
@@ -714,6 +751,14 @@ int nmf_batch_fit(const tf_csr *X, const nmf_batch_opts *opts, double *W, double
         if (opts->tol > 0.0 && prev > 0.0 && (prev - cur) / prev < opts->tol)
             break;
         prev = cur;
+    }
+    if (scale_pending) {
+        /* The last normalisation's scale, which the next H half would have applied: without
+         * it H Wᵀ would not be the product whose error was reported. */
+        nmf_scale_job hjob = { .M = H, .s = norm, .k = k, .divide = 0 };
+        t = tf_now();
+        par_for(f.docs, f.threads, NULL, nmf_scale_range, &hjob);
+        nmf_phase_add(&out.cd_w, t, (double)f.docs * k);
     }
     out.seconds_iter = tf_now() - t0;
 done:

@@ -39,8 +39,10 @@ int nmf_cd_solve(double *restrict y, const double *restrict p, const double *res
  * min_{y>=0} ½yᵀGy − p_rᵀy, row r of Y (n × k) updated in place from row r of P: the
  * steps of nmf_cd_solve with tol = 0, so each is an exact coordinate minimisation and no
  * row's objective increases. Rows go NMF_CD_LANES at a time with one row per vector lane:
- * a single row's k steps form a serial chain (each step reads the gradient the previous
- * one wrote), and eight independent chains keep the vector units busy where one cannot.
+ * a single row's k steps form a serial chain (each step's gradient needs the coordinates
+ * the previous steps wrote), and eight independent chains keep the vector units busy where
+ * one cannot. Each gradient is a fresh dot product with G's row (see nmf.c), so a sweep
+ * costs k² lane products and nothing is kept between calls.
  * scratch holds 2 · k · NMF_CD_LANES doubles. A row's result does not depend on its
  * neighbours, so any split of the rows gives bit-identical output.
  * acc, when not NULL (NMF_CD_ACC(k) doubles, zeroed by the caller before the first

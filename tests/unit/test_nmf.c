@@ -114,11 +114,13 @@ static int record_progress(void *ctx, int iter, int max_iter, double error)
     return 0;
 }
 
-static void fit(const tf_csr *X, int k, int iters, int threads, double *W, double *H, trace *tr,
-                nmf_batch_result *res)
+static void fit_ordered(const tf_csr *X, int k, int iters, int threads, int order, double *W,
+                        double *H, trace *tr, nmf_batch_result *res)
 {
     nmf_batch_opts o = nmf_batch_defaults(k);
     tf_err err = { 0 };
+
+    o.order = order;
 
     o.max_iter = iters;
     o.tol = 0.0;
@@ -127,6 +129,12 @@ static void fit(const tf_csr *X, int k, int iters, int threads, double *W, doubl
     o.progress = tr ? record_progress : NULL;
     o.progress_ctx = tr;
     assert_int_equal(nmf_batch_fit(X, &o, W, H, res, &err), 0);
+}
+
+static void fit(const tf_csr *X, int k, int iters, int threads, double *W, double *H, trace *tr,
+                nmf_batch_result *res)
+{
+    fit_ordered(X, k, iters, threads, NMF_ORDER_AUTO, W, H, tr, res);
 }
 
 static void test_batch_recovers_planted_topics(void **state)
@@ -164,6 +172,63 @@ static void test_batch_error_never_increases(void **state)
     for (int i = 1; i < tr.n; i++)
         assert_true(tr.err[i] <= tr.err[i - 1] * (1.0 + 1e-12));
     assert_true(tr.err[tr.n - 1] < tr.err[0]);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+/* Documents first: H is solved before W, the error's cross term comes from the W half and
+ * H's share of W's normalisation waits for the next H half, so the fit must apply it at
+ * the end for the returned factors to have the reported error. */
+static void test_batch_documents_first_descends_and_reports_exact_error(void **state)
+{
+    corpus c;
+    trace tr = { .n = 0 };
+    nmf_batch_result res;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * 8);
+    double *H = malloc(sizeof(double) * 300 * 8);
+
+    (void)state;
+    corpus_make(&c, 300, 11);
+    fit_ordered(&c.X, 8, 150, 2, NMF_ORDER_DOCS_FIRST, W, H, &tr, &res);
+    assert_int_equal(res.docs_first, 1);
+    assert_int_equal(tr.n, 151);
+    for (int i = 1; i < tr.n; i++)
+        assert_true(tr.err[i] <= tr.err[i - 1] * (1.0 + 1e-12));
+    assert_true(tr.err[tr.n - 1] < tr.err[0]);
+    assert_true(fabs(res.error - dense_error(&c.X, W, H, 8)) < 1e-9);
+    /* And a short fit, whose last normalisation is far from neutral. */
+    fit_ordered(&c.X, 8, 3, 1, NMF_ORDER_DOCS_FIRST, W, H, NULL, &res);
+    assert_true(fabs(res.error - dense_error(&c.X, W, H, 8)) < 1e-9);
+    free(W);
+    free(H);
+    csr_free(&c.X);
+}
+
+/* AUTO goes documents first exactly when k exceeds twice the mean document length. */
+static void test_batch_order_auto_follows_document_length(void **state)
+{
+    corpus c;
+    nmf_batch_result res;
+    int big;
+    double mean;
+    double *W = malloc(sizeof(double) * PLANT_TERMS * PLANT_TERMS);
+    double *H = malloc(sizeof(double) * 300 * PLANT_TERMS);
+
+    (void)state;
+    corpus_make(&c, 300, 12);
+    mean = (double)csr_nnz(&c.X) / c.X.n_rows;
+    big = (int)(2.0 * mean) + 1;
+    assert_true(big < PLANT_TERMS);
+    fit_ordered(&c.X, 4, 2, 1, NMF_ORDER_AUTO, W, H, NULL, &res);
+    assert_int_equal(res.docs_first, 0);
+    fit_ordered(&c.X, big - 1, 2, 1, NMF_ORDER_AUTO, W, H, NULL, &res);
+    assert_int_equal(res.docs_first, 0);
+    fit_ordered(&c.X, big, 2, 1, NMF_ORDER_AUTO, W, H, NULL, &res);
+    assert_int_equal(res.docs_first, 1);
+    assert_true(fabs(res.error - dense_error(&c.X, W, H, big)) < 1e-9);
+    fit_ordered(&c.X, big, 2, 1, NMF_ORDER_TOPICS_FIRST, W, H, NULL, &res);
+    assert_int_equal(res.docs_first, 0);
     free(W);
     free(H);
     csr_free(&c.X);
@@ -782,6 +847,8 @@ int main(void)
         cmocka_unit_test(test_batch_recovers_planted_topics),
         cmocka_unit_test(test_batch_error_never_increases),
         cmocka_unit_test(test_batch_reported_error_is_exact),
+        cmocka_unit_test(test_batch_documents_first_descends_and_reports_exact_error),
+        cmocka_unit_test(test_batch_order_auto_follows_document_length),
         cmocka_unit_test(test_batch_reported_error_is_exact_for_large_k),
         cmocka_unit_test(test_batch_normalizes_topic_columns),
         cmocka_unit_test(test_batch_is_deterministic_for_seed_and_threads),
