@@ -31,7 +31,6 @@ struct maintenance {
     tf_model model;
     tf_vocab *vocab;
     double next_refresh;
-    double next_forms;       /* when fold_forms runs again */
     double next_policy;      /* when auto_refit looks at the corpus again */
     double last_measure;     /* tf_now() of the last quality measure (or of the start) */
     double next_quality;     /* when the quality gauges are read again */
@@ -219,19 +218,10 @@ static int refold(maintenance *m, tf_err *err)
 }
 
 /* The surface forms the batches appended, into the per-term counts the topics are shown
- * by (sql/008, 013). One worker at a time; the others skip (the function's advisory lock).
- * Every FORMS_EVERY_S: a pair repeated within the interval is upserted once, and each fold
- * is a burst of PostgreSQL work (at 500 events/s of sample postings, once a second: 125 ms
- * of every second; the slowest events of bench/run worker's latency run overlapped it). */
-#define FORMS_EVERY_S 5.0
+ * by (sql/008). One worker at a time; the others skip (the function's advisory lock). */
 static int fold_forms(maintenance *m, tf_err *err)
 {
-    PGresult *res;
-
-    if (tf_now() < m->next_forms)
-        return 0;
-    m->next_forms = tf_now() + FORMS_EVERY_S;
-    res = PQexec(m->pg, "select topicflow.fold_term_forms()");
+    PGresult *res = PQexec(m->pg, "select topicflow.fold_term_forms()");
 
     if (tf_pg_check(m->pg, res, PGRES_TUPLES_OK, err) < 0)
         return -1;
