@@ -46,6 +46,7 @@ typedef struct bench_config {
     const char *bin_dir;
     const char *producer_pg_url, *worker_pg_url;
     const char *corpus;
+    const char *lexicon;
 } bench_config;
 
 static const tf_option bench_options[] = {
@@ -59,6 +60,7 @@ static const tf_option bench_options[] = {
     {"producer-pg", "TOPICFLOW_BENCH_PRODUCER_PG_URL", TF_OPT_URL, NULL, "URL topicflow-producer connects with: its role's (default --pg)", offsetof(bench_config, producer_pg_url), 0, 0},
     {"worker-pg", "TOPICFLOW_BENCH_WORKER_PG_URL", TF_OPT_URL, NULL, "URL topicflow-worker connects with: its role's (default --pg)", offsetof(bench_config, worker_pg_url), 0, 0},
     {"corpus", NULL, TF_OPT_STRING, NULL, "JSONL of real documents (title, description) instead of sample postings", offsetof(bench_config, corpus), 0, 0},
+    {"lexicon", NULL, TF_OPT_STRING, NULL, "the workers' --lexicon (off, auto or FILE; default: the worker's default)", offsetof(bench_config, lexicon), 0, 0},
 };
 #define N_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
 
@@ -234,6 +236,9 @@ static pid_t spawn_worker(const bench_config *cfg, const char *trace)
     char k[16];
 
     snprintf(k, sizeof(k), "%ld", cfg->k);
+    if (cfg->lexicon)
+        return spawn(cfg, "topicflow-worker",
+                     (const char *[]){"--k", k, "--trace", trace, "--lexicon", cfg->lexicon, NULL});
     return spawn(cfg, "topicflow-worker", (const char *[]){"--k", k, "--trace", trace, NULL});
 }
 
@@ -518,7 +523,8 @@ static double settle(const bench_config *cfg, PGconn *c, const char *trace_path)
 
     snprintf(k, sizeof(k), "%ld", cfg->k);
     w = spawn(cfg, "topicflow-worker",
-              (const char *[]){"--k", k, "--trace", trace_path, "--name", "bench-settle", NULL});
+              (const char *[]){"--k", k, "--trace", trace_path, "--name", "bench-settle",
+                               cfg->lexicon ? "--lexicon" : NULL, cfg->lexicon, NULL});
 
     exec_sql(c, "delete from topicflow.model_policy where worker = 'bench-settle'");
     /* settled: the policy says only when the next growth refit will be, nothing is stale and
@@ -860,9 +866,10 @@ int main(int argc, char **argv)
     }
     loadavg(load1);
 
-    printf("input: %s%s; load average before %.2f %.2f %.2f, after the throughput runs %.2f %.2f %.2f\n\n",
+    printf("input: %s%s, workers' lexicon %s; load average before %.2f %.2f %.2f, after the throughput runs %.2f %.2f %.2f\n\n",
            cfg.corpus ? cfg.corpus : "sample postings (English and Arabic)",
-           src.cycles ? " (cycled: later documents repeat earlier texts)" : "", load0[0], load0[1],
+           src.cycles ? " (cycled: later documents repeat earlier texts)" : "",
+           cfg.lexicon ? cfg.lexicon : "(the worker's default)", load0[0], load0[1],
            load0[2], load1[0], load1[1], load1[2]);
     printf("| workers | documents | seconds | documents/s | worker CPU µs/doc | worker cores | PostgreSQL cores | RabbitMQ cores | saturated |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
