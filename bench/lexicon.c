@@ -65,12 +65,6 @@ static int idx(tally *t, const char *key, size_t len)
     return s->val;
 }
 
-static int is_arabic(const char *s)
-{
-    unsigned char c = (unsigned char)s[0];
-    return c >= 0xD8 && c <= 0xDB;
-}
-
 /* Documents of the sample holding english[0..elen) in a non-Arabic form. */
 static int64_t english_usage(void *ctx, const char *english, size_t elen)
 {
@@ -263,7 +257,7 @@ int main(int argc, char **argv)
             const char *term = a.bytes + a.tok[i].off;
             uint64_t h = tf_hash_bytes(term, a.tok[i].len);
             tf_strmap_slot *sl;
-            if (is_arabic(a.bytes + a.tok[i].form_off) ||
+            if (tf_text_form_is_arabic(a.bytes + a.tok[i].form_off, a.tok[i].form_len) ||
                 tf_strmap_find(&seen, h, term, a.tok[i].len)->key_len)
                 continue;
             tf_strmap_put(&seen, h, term, a.tok[i].len);
@@ -303,7 +297,7 @@ int main(int argc, char **argv)
             term_stat *ts = &terms.stats[ti];
             if (!lang_ar[d])
                 continue; /* English documents: document frequency, below */
-            if (!is_arabic(form))
+            if (!tf_text_form_is_arabic(form, a.tok[i].form_len))
                 continue;
             ts->ar_mass[f] += 1;
             int si = idx(&stems, stem, a.tok[i].len);

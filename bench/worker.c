@@ -218,8 +218,12 @@ static pid_t spawn(const bench_config *cfg, const char *program, const char *con
 
     snprintf(path, sizeof(path), "%s/%s", cfg->bin_dir, program);
     argv[n++] = path;
-    for (; args && *args && n < 15; args++)
+    for (; args && *args && n < 13; args++)
         argv[n++] = *args;
+    if (cfg->lexicon && strcmp(program, "topicflow-worker") == 0) { /* every worker alike */
+        argv[n++] = "--lexicon";
+        argv[n++] = cfg->lexicon;
+    }
     argv[n] = NULL;
     pid = fork();
     if (pid == 0) {
@@ -236,9 +240,6 @@ static pid_t spawn_worker(const bench_config *cfg, const char *trace)
     char k[16];
 
     snprintf(k, sizeof(k), "%ld", cfg->k);
-    if (cfg->lexicon)
-        return spawn(cfg, "topicflow-worker",
-                     (const char *[]){"--k", k, "--trace", trace, "--lexicon", cfg->lexicon, NULL});
     return spawn(cfg, "topicflow-worker", (const char *[]){"--k", k, "--trace", trace, NULL});
 }
 
@@ -523,8 +524,7 @@ static double settle(const bench_config *cfg, PGconn *c, const char *trace_path)
 
     snprintf(k, sizeof(k), "%ld", cfg->k);
     w = spawn(cfg, "topicflow-worker",
-              (const char *[]){"--k", k, "--trace", trace_path, "--name", "bench-settle",
-                               cfg->lexicon ? "--lexicon" : NULL, cfg->lexicon, NULL});
+              (const char *[]){"--k", k, "--trace", trace_path, "--name", "bench-settle", NULL});
 
     exec_sql(c, "delete from topicflow.model_policy where worker = 'bench-settle'");
     /* settled: the policy says only when the next growth refit will be, nothing is stale and

@@ -57,14 +57,6 @@ static int64_t english_usage(void *ctx, const char *english, size_t elen)
            ((size_t)id < a->seen_cap ? a->seen[id] : 0);
 }
 
-/* A term's first form in a document starts with an Arabic letter (U+0600..U+06FF). */
-static int arabic_form(const tf_tokens *toks, const tf_token *t)
-{
-    unsigned char b = (unsigned char)toks->bytes[t->form_off];
-
-    return t->form_len >= 2 && b >= 0xD8 && b <= 0xDB;
-}
-
 /* A document counted in full: its terms written in English (any non-Arabic script) add to
  * their usage. A translation used in English for the first time clears the word cache, so
  * that Arabic words met before choose again (the other choices are made again at each
@@ -86,7 +78,7 @@ static int note_usage(applier *a, const tf_tokens *toks, const tf_bag *bag, tf_e
     for (size_t i = 0; i < bag->n; i++) {
         const tf_token *t = &toks->tok[bag->first[i]];
         int32_t id = bag->ids[i];
-        if (arabic_form(toks, t) || a->seen[id]++ ||
+        if (tf_text_form_is_arabic(toks->bytes + t->form_off, t->form_len) || a->seen[id]++ ||
             ((size_t)id < a->n_english && a->english[id]))
             continue;
         forget |= tf_lexicon_is_translation(a->lexicon, toks->bytes + t->off, t->len);
@@ -730,51 +722,20 @@ done:
  * the batch's stored documents that wrote the term that way. A batch of similar postings
  * repeats most pairs (sample postings: 39,198 pairs in 500 documents, 2,173 distinct), and
  * the pairs were most of the batch's PostgreSQL time (array parsing, TOAST compression, the
- * fold) before they were counted here. */
-typedef struct form_counts {
-    tf_strmap map;   /* key: the term id's 4 bytes, then the form; val_off: entry + 1 */
-    int32_t *ids, *counts;
-    uint32_t *form_off, *form_len; /* the form's bytes in the map's arena (after the id) */
-    size_t n, cap_ids, cap_counts, cap_off, cap_len;
-} form_counts;
-
-static void form_counts_free(form_counts *f)
+ * fold) before they were counted here. Key: the term id's 4 bytes, then the form; val: the
+ * count. */
+static int form_count(tf_strmap *map, tf_buf *key, int32_t id, const char *form, size_t len,
+                      tf_err *err)
 {
-    tf_strmap_free(&f->map);
-    free(f->ids);
-    free(f->counts);
-    free(f->form_off);
-    free(f->form_len);
-}
-
-static int form_counts_add(form_counts *f, int32_t id, const char *form, size_t len, tf_err *err)
-{
-    char stack[256], *key = len + 4 <= sizeof(stack) ? stack : malloc(len + 4);
     tf_strmap_slot *slot;
 
-    if (!key)
+    tf_buf_reset(key);
+    tf_buf_append(key, (const char *)&id, 4);
+    tf_buf_append(key, form, len);
+    if (!tf_buf_ok(key) || !(slot = tf_strmap_put(map, tf_hash_bytes(key->p, key->len), key->p,
+                                                  key->len)))
         return tf_err_set(err, "out of memory");
-    memcpy(key, &id, 4);
-    memcpy(key + 4, form, len);
-    slot = tf_strmap_put(&f->map, tf_hash_bytes(key, len + 4), key, len + 4);
-    if (key != stack)
-        free(key);
-    if (!slot)
-        return tf_err_set(err, "out of memory");
-    if (slot->val_off) { /* seen: val_off is the entry's index + 1 */
-        f->counts[slot->val_off - 1]++;
-        return 0;
-    }
-    if (TF_GROW(f->ids, f->cap_ids, f->n + 1) < 0 ||
-        TF_GROW(f->counts, f->cap_counts, f->n + 1) < 0 ||
-        TF_GROW(f->form_off, f->cap_off, f->n + 1) < 0 ||
-        TF_GROW(f->form_len, f->cap_len, f->n + 1) < 0)
-        return tf_err_set(err, "out of memory");
-    f->ids[f->n] = id;
-    f->counts[f->n] = 1;
-    f->form_off[f->n] = slot->key_off + 4;
-    f->form_len[f->n] = (uint32_t)len;
-    slot->val_off = (uint32_t)++f->n;
+    slot->val++;
     return 0;
 }
 
@@ -785,20 +746,22 @@ static int form_counts_add(form_counts *f, int32_t id, const char *form, size_t 
 static int record_batch(PGconn *conn, const char *name, const work_item *items, size_t n,
                         const batch_result *r, tf_err *err)
 {
-    form_counts fc;
-    tf_buf ids, forms, counts, events;
+    tf_strmap pairs;
+    tf_buf key, ids, forms, counts, events;
     char count[24];
     const char *params[6];
     int lengths[6] = {0}, formats[6] = {0};
     int rc = -1;
-    size_t m = 0;
+    size_t m = 0, n_pairs = 0;
+    int32_t *pair_ids = NULL, *pair_counts = NULL;
 
-    memset(&fc, 0, sizeof(fc));
+    memset(&pairs, 0, sizeof(pairs));
+    tf_buf_init(&key);
     tf_buf_init(&ids);
     tf_buf_init(&forms);
     tf_buf_init(&counts);
     tf_buf_init(&events);
-    if (tf_strmap_init(&fc.map, 1024, 16384) < 0) {
+    if (tf_strmap_init(&pairs, 1024, 16384) < 0) {
         tf_err_set(err, "out of memory");
         goto done;
     }
@@ -807,20 +770,32 @@ static int record_batch(PGconn *conn, const char *name, const work_item *items, 
         const char *form = it->forms.p;
         for (size_t i = 0; i < it->bag.n; i++) {
             size_t len = strlen(form);
-            if (form_counts_add(&fc, it->bag.ids[i], form, len, err) < 0)
+            if (form_count(&pairs, &key, it->bag.ids[i], form, len, err) < 0)
                 goto done;
             form += len + 1;
         }
     }
-    tf_pg_append_bin_int4_array(&ids, fc.ids, fc.n);
-    tf_pg_append_bin_int4_array(&counts, fc.counts, fc.n);
+    pair_ids = malloc((pairs.count + 1) * sizeof(*pair_ids));
+    pair_counts = malloc((pairs.count + 1) * sizeof(*pair_counts));
+    if (!pair_ids || !pair_counts) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
     tf_buf_append(&forms, "{", 1);
-    for (size_t i = 0; i < fc.n; i++) {
-        if (i)
+    for (size_t i = 0; i <= pairs.mask; i++) {
+        const tf_strmap_slot *s = &pairs.slots[i];
+        const char *k = tf_strmap_at(&pairs, s->key_off);
+        if (!s->key_len)
+            continue;
+        if (n_pairs)
             tf_buf_append(&forms, ",", 1);
-        tf_pg_append_text_element(&forms, tf_strmap_at(&fc.map, fc.form_off[i]), fc.form_len[i]);
+        tf_pg_append_text_element(&forms, k + 4, s->key_len - 4);
+        memcpy(&pair_ids[n_pairs], k, 4);
+        pair_counts[n_pairs++] = s->val;
     }
     tf_buf_append(&forms, "}", 1);
+    tf_pg_append_bin_int4_array(&ids, pair_ids, n_pairs);
+    tf_pg_append_bin_int4_array(&counts, pair_counts, n_pairs);
     if (event_ids_param(&events, items, n, 1, &m, err) < 0)
         goto done;
     if (!tf_buf_ok(&ids) || !tf_buf_ok(&forms) || !tf_buf_ok(&counts)) {
@@ -828,11 +803,11 @@ static int record_batch(PGconn *conn, const char *name, const work_item *items, 
         goto done;
     }
     snprintf(count, sizeof(count), "%zu", n);
-    params[0] = fc.n ? ids.p : NULL;
+    params[0] = n_pairs ? ids.p : NULL;
     lengths[0] = (int)ids.len;
     formats[0] = 1;
-    params[1] = fc.n ? forms.p : NULL;
-    params[2] = fc.n ? counts.p : NULL;
+    params[1] = n_pairs ? forms.p : NULL;
+    params[2] = n_pairs ? counts.p : NULL;
     lengths[2] = (int)counts.len;
     formats[2] = 1;
     params[3] = events.p;
@@ -851,7 +826,10 @@ static int record_batch(PGconn *conn, const char *name, const work_item *items, 
         " set last_batch_at = now(), events = topicflow.worker_activity.events + $6::bigint",
         6, params, lengths, formats, PGRES_COMMAND_OK, NULL, err);
 done:
-    form_counts_free(&fc);
+    tf_strmap_free(&pairs);
+    free(pair_ids);
+    free(pair_counts);
+    tf_buf_free(&key);
     tf_buf_free(&ids);
     tf_buf_free(&forms);
     tf_buf_free(&counts);

@@ -98,6 +98,13 @@ static uint8_t ascii_class(int32_t c)
     }
 }
 
+int tf_text_form_is_arabic(const char *form, size_t len)
+{
+    unsigned char b = len ? (unsigned char)form[0] : 0;
+
+    return len >= 2 && b >= 0xD8 && b <= 0xDB;
+}
+
 static int is_arabic_block(int32_t c)
 {
     return (c >= 0x0600 && c <= 0x06FF) || (c >= 0x0750 && c <= 0x077F) ||

@@ -98,4 +98,9 @@ int tf_text_tokenize(tf_text *t, const char *s, size_t len, tf_tokens *out, tf_e
  * lexicon_usage again: after what it reads has changed. */
 void tf_text_forget(tf_text *t);
 
+/* A written form (a token's form_off/form_len) starts with an Arabic letter, U+0600..U+06FF
+ * (UTF-8 lead bytes 0xD8..0xDB): the rule by which term_forms' readers tell the forms of
+ * the two languages apart (model/vocab_store.c's SQL says the same). */
+int tf_text_form_is_arabic(const char *form, size_t len);
+
 #endif
