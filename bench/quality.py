@@ -207,6 +207,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--settle", type=float, default=180, help="longest wait for the policy to settle, seconds")
     ap.add_argument("--worker-arg", action="append", default=[], help="extra topicflow-worker flag (repeatable)")
+    ap.add_argument("--dump", help="directory to write the settled corpus to (X.npz, meta.json)")
     args = ap.parse_args()
 
     path, labels, langs = drifting_input(args.input, args.count)
@@ -221,6 +222,9 @@ def main():
     subprocess.run([BIN + "/topicflow", "load", path, "--format", "jsonl"], check=True,
                    stdout=subprocess.DEVNULL)
     wait("select count(*) from topicflow.processed_events", n, 600, "every event processed")
+    # the documents rows of the last batch commit with its processed_events rows, but a read
+    # may start between two workers' commits: wait for the rows themselves
+    wait("select count(*) from topicflow.documents where not deleted", n, 60, "every document stored")
     t_burst = time.time() - t0
     # The kept model as the burst ends, before the policy settles (the issue's measurement).
     X, B, ids = corpus()
@@ -240,6 +244,15 @@ def main():
     t_settle = time.time() - t0 - t_burst
     X, B, ids = corpus()
     assert len(ids) == n, "%d documents stored, %d loaded" % (len(ids), n)
+    if args.dump:
+        # the settled corpus for offline experiments: X, labels, languages, the terms
+        terms = psql("select id, term from topicflow.terms order by id")
+        forms = psql("select term_id, form, docs from topicflow.term_forms")
+        sp.save_npz(os.path.join(args.dump, "X.npz"), X.tocsr())
+        with open(os.path.join(args.dump, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump({"labels": labels, "langs": langs, "ids": ids,
+                       "terms": {int(r[0]): r[1] for r in terms},
+                       "forms": [[int(r[0]), r[1], int(r[2])] for r in forms]}, f, ensure_ascii=False)
     epochs = psql("select reason, fit_docs, k from topicflow.model_epochs order by epoch")
     W, H = kept_model()
     kept = metrics(X, B, W, H, labels)

@@ -31,6 +31,7 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
     stage_clock *clock;  /* the caller's batch account (NULL: none) */
+    int languages;       /* a lexicon maps Arabic terms: record each document's language */
     int senses;          /* the lexicon lists several translations: english_usage chooses */
     const tf_lexicon *lexicon;
     int64_t *english;    /* with senses: per term id, the documents of the database that write
@@ -97,6 +98,7 @@ applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
         return NULL;
     }
     snprintf(a->name, sizeof(a->name), "%s", name);
+    a->languages = text->lexicon != NULL;
     if (text->lexicon && tf_lexicon_senses(text->lexicon)) {
         tf_text_opts o = *text;
         o.lexicon_usage = english_usage;
@@ -150,8 +152,12 @@ void applier_set_model_source(applier *a, model_source_fn fn, void *ctx)
     a->source_ctx = ctx;
 }
 
-/* Takes the model (and its vocabulary) prepared by the source, when it is `version`. */
-static int take_prepared(applier *a, int64_t version)
+/* Takes the model (and its vocabulary) prepared by the source, when it is `version`. The
+ * prepared vocabulary was read before the terms this thread has added since (ids are the
+ * database's, so theirs lie beyond it): they are carried over, as this thread knew them.
+ * Without them a translation resolved since would have no usage (english_usage looks terms
+ * up by text) and an Arabic word would take a sense its English postings do not use. */
+static int take_prepared(applier *a, int64_t version, tf_err *err)
 {
     tf_model m;
     tf_vocab *v = NULL;
@@ -159,10 +165,19 @@ static int take_prepared(applier *a, int64_t version)
     memset(&m, 0, sizeof(m));
     if (!a->source || !version || !a->source(a->source_ctx, version, &m, &v))
         return 0;
+    for (int32_t id = tf_vocab_size(v); a->vocab && id < tf_vocab_size(a->vocab); id++) {
+        size_t len;
+        const char *term = tf_vocab_term(a->vocab, id, &len);
+        if (term && (tf_vocab_put(v, id, term, len, tf_vocab_df(a->vocab, id), err) < 0 ||
+                     tf_vocab_set_language_weight(v, id, tf_vocab_language_weight(a->vocab, id),
+                                                  err) < 0)) {
+            tf_model_clear(&m);
+            tf_vocab_free(v);
+            return -1;
+        }
+    }
     tf_model_clear(&a->model);
     a->model = m;
-    /* Terms this thread added since the vocabulary was read are looked up again when
-     * they next appear (tf_terms_resolve finds their ids). */
     tf_vocab_free(a->vocab);
     a->vocab = v;
     return 1;
@@ -183,7 +198,10 @@ static int sync_to(applier *a, PGconn *conn, int64_t version, int64_t epoch, tf_
         a->behind_since = 0;
         return 0;
     }
-    if (take_prepared(a, version)) {
+    switch (take_prepared(a, version, err)) {
+    case -1:
+        return -1;
+    case 1:
         a->behind_since = 0;
         goto delta;
     }
@@ -276,6 +294,7 @@ static int count_terms(applier *a, work_item *item, tf_err *err)
         return -1;
     if (toks.n == 0)
         return 1;
+    item->arabic = a->languages ? tf_text_tokens_arabic(&toks) : -1;
     if (tf_vocab_count(a->vocab, &toks, TF_VOCAB_FIRST, &item->bag, err) < 0)
         return -1;
     item->unknown_terms = item->bag.n_unknown > 0;
@@ -579,7 +598,7 @@ done:
 /* The rows a batch writes, as flat vectors sent in binary: per row its keys and the offset
  * and length of its slice of the term/count/weight vectors (topics: k per row or none). */
 typedef struct upsert {
-    tf_buf src, id, version, deleted, model_version, event; /* text array literals */
+    tf_buf src, id, version, deleted, model_version, event, arabic; /* text array literals */
     int32_t *ids, *counts, *off, *len, *topic_off;
     float *weights, *topics;
     size_t n_vec, n_topics;
@@ -589,7 +608,8 @@ typedef struct upsert {
 
 static void upsert_init(upsert *u, int k)
 {
-    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event,
+                      &u->arabic};
 
     memset(u, 0, sizeof(*u));
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
@@ -601,7 +621,8 @@ static void upsert_init(upsert *u, int k)
 
 static void upsert_free(upsert *u)
 {
-    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
+    tf_buf *bufs[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event,
+                      &u->arabic};
 
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         tf_buf_free(bufs[i]);
@@ -651,6 +672,7 @@ static int upsert_add(upsert *u, const work_item *it, int deleted, const int32_t
     tf_buf_printf(&u->version, "%s%lld", sep, (long long)it->ev.version);
     tf_buf_printf(&u->deleted, "%s%s", sep, deleted ? "t" : "f");
     tf_buf_printf(&u->event, "%s%lld", sep, (long long)it->ev.id);
+    tf_buf_printf(&u->arabic, "%s%s", sep, deleted || it->arabic < 0 ? "NULL" : it->arabic ? "t" : "f");
     if (topics)
         tf_buf_printf(&u->model_version, "%s%lld", sep, (long long)model_version);
     else
@@ -664,8 +686,8 @@ static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
     tf_buf *text[] = {&u->src, &u->id, &u->version, &u->deleted, &u->model_version, &u->event};
     tf_buf bin[7];
     char k[16];
-    const char *params[14];
-    int lengths[14] = {0}, formats[14] = {0};
+    const char *params[15];
+    int lengths[15] = {0}, formats[15] = {0};
     int rc = -1;
 
     if (u->n == 0)
@@ -694,24 +716,31 @@ static int upsert_run(PGconn *conn, upsert *u, tf_err *err)
     }
     snprintf(k, sizeof(k), "%d", u->k);
     params[13] = k;
+    tf_buf_append(&u->arabic, "}", 1);
+    if (!tf_buf_ok(&u->arabic)) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    params[14] = u->arabic.p;
     /* The version guard repeats, atomically, the check made under the document lock
      * (equal versions pass for replays; other equal ones never reach this statement).
      * Each row's vectors are slices of the flat binary arrays. */
     rc = exec_params_bin(conn,
         "insert into topicflow.documents as d (source, doc_id, version, deleted, term_ids, counts,"
-        " weights, topics, model_version, event_id, updated_at)"
+        " weights, topics, model_version, event_id, updated_at, arabic)"
         " select s, i, v, del, ($7::int4[])[o + 1 : o + n], ($8::int4[])[o + 1 : o + n],"
         " ($9::float4[])[o + 1 : o + n],"
         " case when mv is null then null else ($10::float4[])[t + 1 : t + $14::int] end,"
-        " mv, e, clock_timestamp()"
+        " mv, e, clock_timestamp(), ar"
         " from unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::bigint[], $6::bigint[],"
-        " $11::int4[], $12::int4[], $13::int4[]) as u(s, i, v, del, mv, e, o, n, t)"
+        " $11::int4[], $12::int4[], $13::int4[], $15::bool[]) as u(s, i, v, del, mv, e, o, n, t, ar)"
         " on conflict (source, doc_id) do update set version = excluded.version,"
         " deleted = excluded.deleted, term_ids = excluded.term_ids, counts = excluded.counts,"
         " weights = excluded.weights, topics = excluded.topics,"
         " model_version = excluded.model_version, event_id = excluded.event_id,"
-        " updated_at = excluded.updated_at where d.version <= excluded.version",
-        14, params, lengths, formats, PGRES_COMMAND_OK, NULL, err);
+        " updated_at = excluded.updated_at, arabic = excluded.arabic"
+        " where d.version <= excluded.version",
+        15, params, lengths, formats, PGRES_COMMAND_OK, NULL, err);
 done:
     for (size_t i = 0; i < 7; i++)
         tf_buf_free(&bin[i]);

@@ -40,6 +40,8 @@ typedef struct work_item {
     char *text;           /* owned: the payload fields joined, kept for a recount */
     size_t text_len;
     int unknown_terms;    /* the bag lacks terms the vocabulary did not know yet */
+    int arabic;           /* the document's language (engine/text.h tf_text_tokens_arabic):
+                             1 Arabic, 0 not, -1 not recorded (no lexicon) */
     item_outcome outcome;
 } work_item;
 

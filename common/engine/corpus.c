@@ -130,6 +130,26 @@ int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs,
     return kept;
 }
 
+void tf_corpus_language_weights(const int32_t *df_known, const int32_t *df_second,
+                                int32_t n_terms, int64_t n_known, int64_t n_second, float *out)
+{
+    double pi = n_known > 0 ? (double)n_second / (double)n_known : 0.0;
+    double minority = pi < 0.5 ? pi : 1.0 - pi;
+    double strength = minority >= TF_CORPUS_LANGUAGE_FULL ? 1.0 : minority / TF_CORPUS_LANGUAGE_FULL;
+
+    for (int32_t t = 0; t < n_terms; t++) {
+        double p, balance;
+        if (strength <= 0.0 || df_known[t] <= 0) {
+            out[t] = 1.0f;
+            continue;
+        }
+        p = (double)df_second[t] / (double)df_known[t];
+        balance = p / pi < (1.0 - p) / (1.0 - pi) ? p / pi : (1.0 - p) / (1.0 - pi);
+        balance = balance < 0.0 ? 0.0 : balance > 1.0 ? 1.0 : balance;
+        out[t] = (float)(1.0 - strength * (1.0 - balance));
+    }
+}
+
 int tf_corpus_restrict(const tf_csr *X, const uint8_t *keep, int32_t *map, tf_csr *out,
                        tf_err *err)
 {

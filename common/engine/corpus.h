@@ -48,6 +48,24 @@ int tf_vocab_build_csr(tf_vocab *v, tf_text *t, const char *const *docs, const s
 int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs, int min_df,
                              double max_df, int32_t min_kept, uint8_t *keep);
 
+/* ---- two languages ------------------------------------------------------------------- */
+
+/* The language weight of each term (a factor of its idf, vocab.h) in a corpus written in
+ * two languages: n_known documents whose language is recorded, n_second of them in the
+ * second language (Arabic); df_known[t] of the recorded documents hold term t, df_second[t]
+ * of those in the second language. A term the two languages use in the corpus's own
+ * proportion (share p of its documents in the second language, against pi = n_second /
+ * n_known) tells the subject, not the language: weight 1. A term only one language uses
+ * (untranslated words, a language's boilerplate) groups documents by their language:
+ * balance = min(p / pi, (1 - p) / (1 - pi)), 0 for a term of one language only. How much
+ * of that applies grows with the smaller language's share m = min(pi, 1 - pi), in full from
+ * TF_CORPUS_LANGUAGE_FULL on: weight = 1 - min(1, m / FULL) * (1 - balance), so a corpus
+ * with a few documents of another language keeps its own vocabulary (nearly) as is. A term
+ * no recorded document holds, and every term of a one-language corpus, weighs 1. */
+#define TF_CORPUS_LANGUAGE_FULL 0.25
+void tf_corpus_language_weights(const int32_t *df_known, const int32_t *df_second,
+                                int32_t n_terms, int64_t n_known, int64_t n_second, float *out);
+
 /* out = X's kept columns renumbered 0..kept-1 in term order (map[t] = the new column, -1
  * when dropped; map has X.n_cols entries), each row scaled back to unit L2 norm (a row left
  * empty stays empty). out is allocated (csr_free). */

@@ -105,6 +105,16 @@ int tf_text_form_is_arabic(const char *form, size_t len)
     return len >= 2 && b >= 0xD8 && b <= 0xDB;
 }
 
+int tf_text_tokens_arabic(const tf_tokens *toks)
+{
+    size_t arabic = 0;
+
+    for (size_t i = 0; i < toks->n; i++)
+        arabic += (size_t)tf_text_form_is_arabic(toks->bytes + toks->tok[i].form_off,
+                                                 toks->tok[i].form_len);
+    return arabic * 2 > toks->n;
+}
+
 static int is_arabic_block(int32_t c)
 {
     return (c >= 0x0600 && c <= 0x06FF) || (c >= 0x0750 && c <= 0x077F) ||

@@ -103,4 +103,9 @@ void tf_text_forget(tf_text *t);
  * the two languages apart (model/vocab_store.c's SQL says the same). */
 int tf_text_form_is_arabic(const char *form, size_t len);
 
+/* A document is written in Arabic when more than half of its terms (every occurrence) have
+ * an Arabic written form: technical tokens (`sql`, `autocad`) inside an Arabic posting do
+ * not make it English. 0 for no terms. */
+int tf_text_tokens_arabic(const tf_tokens *toks);
+
 #endif

@@ -1,8 +1,8 @@
 /*
  * vocab.c - vocabulary, document frequencies and TF-IDF rows (see vocab.h). Terms map to
  * ids through the shared string table (base/strmap.h: a slot's val is the id), whose arena
- * also holds each term's bytes, NUL-terminated; per id we keep only where those bytes are
- * and the document frequency.
+ * also holds each term's bytes, NUL-terminated; per id we keep only where those bytes are,
+ * the document frequency and the language weight.
  */
 #include "engine/vocab.h"
 
@@ -21,6 +21,7 @@ struct tf_vocab {
     uint32_t *off;  /* per id, into map's arena */
     uint32_t *len;  /* per id */
     int64_t *df;    /* per id */
+    float *lang;    /* per id: the language weight (tf_vocab_set_language_weight), 1 by default */
     int32_t size, n_terms, cap;
     int64_t n_docs;
 };
@@ -44,6 +45,7 @@ static int grow_ids(tf_vocab *v, int32_t want)
     GROW(off);
     GROW(len);
     GROW(df);
+    GROW(lang);
 #undef GROW
     v->cap = cap;
     return 0;
@@ -72,6 +74,7 @@ void tf_vocab_free(tf_vocab *v)
     free(v->off);
     free(v->len);
     free(v->df);
+    free(v->lang);
     free(v);
 }
 
@@ -103,6 +106,7 @@ static int insert(tf_vocab *v, int32_t id, uint64_t h, const char *term, size_t 
     v->off[id] = s->key_off;
     v->len[id] = (uint32_t)len;
     v->df[id] = 0;
+    v->lang[id] = 1.0f;
     v->n_terms++;
     return 0;
 }
@@ -115,6 +119,7 @@ static int extend(tf_vocab *v, int32_t want)
     for (int32_t id = v->size; id < want; id++) {
         v->off[id] = GAP;
         v->df[id] = 0;
+        v->lang[id] = 1.0f;
     }
     if (want > v->size)
         v->size = want;
@@ -182,6 +187,20 @@ int tf_vocab_set_df(tf_vocab *v, int32_t id, int64_t df, tf_err *err)
     if (id < 0 || id >= v->size || v->off[id] == GAP || df < 0)
         return tf_err_set(err, "vocabulary: cannot set df %lld of id %d", (long long)df, id);
     v->df[id] = df;
+    return 0;
+}
+
+float tf_vocab_language_weight(const tf_vocab *v, int32_t id)
+{
+    return id >= 0 && id < v->size ? v->lang[id] : 1.0f;
+}
+
+int tf_vocab_set_language_weight(tf_vocab *v, int32_t id, float w, tf_err *err)
+{
+    if (id < 0 || id >= v->size || v->off[id] == GAP || !(w >= 0.0f && w <= 1.0f))
+        return tf_err_set(err, "vocabulary: cannot set language weight %g of id %d", (double)w,
+                          id);
+    v->lang[id] = w;
     return 0;
 }
 
@@ -387,7 +406,8 @@ static void weigh(const tf_vocab *v, const int32_t *ids, const int32_t *icount,
     for (size_t i = 0; i < n; i++) {
         double c = icount ? (double)icount[i] : (double)fcount[i];
         double df = (double)tf_vocab_df(v, ids[i]);
-        double w = c > 0 ? (1.0 + log(c)) * (log(n1 / (1.0 + df)) + 1.0) : 0.0;
+        double idf = (log(n1 / (1.0 + df)) + 1.0) * (double)tf_vocab_language_weight(v, ids[i]);
+        double w = c > 0 ? (1.0 + log(c)) * idf : 0.0;
         out[i] = (float)w;
         norm += w * w;
     }

@@ -4,7 +4,8 @@
  * documents for the batch path. Ids are stable and append-only: a term keeps its id for
  * the life of the vocabulary, and a new term gets the next id (tf_vocab_size()).
  * Weights: tf = 1 + ln(count), idf = ln((1 + N) / (1 + df)) + 1 (scikit-learn's smoothed
- * idf), each row L2-normalised. Pure: no I/O. Not thread-safe: one writer at a time.
+ * idf), times the term's language weight (1 unless set: engine/corpus.h), each row
+ * L2-normalised. Pure: no I/O. Not thread-safe: one writer at a time.
  */
 #ifndef TF_VOCAB_H
 #define TF_VOCAB_H
@@ -46,6 +47,12 @@ const char *tf_vocab_term(const tf_vocab *v, int32_t id, size_t *len);
 /* Document frequency of id (0 for an unused or out-of-range id). */
 int64_t tf_vocab_df(const tf_vocab *v, int32_t id);
 int tf_vocab_set_df(tf_vocab *v, int32_t id, int64_t df, tf_err *err);
+
+/* The language weight of id, a factor of its idf in [0, 1]: how evenly the languages of a
+ * bilingual corpus use the term (tf_corpus_language_weights). 1 for a new term, an unused
+ * or out-of-range id. Setting it fails for an unused id or a value outside [0, 1]. */
+float tf_vocab_language_weight(const tf_vocab *v, int32_t id);
+int tf_vocab_set_language_weight(tf_vocab *v, int32_t id, float w, tf_err *err);
 
 /* The terms of one document: unique ids in ascending order with their counts, and the
  * weights once tf_vocab_weight has run. Caller-owned, reusable across documents. */

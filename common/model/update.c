@@ -354,6 +354,8 @@ typedef struct snapshot {
     tf_model prev;         /* the previous model (W only), version 0 when none */
     tf_buf delta_ids;      /* "{...}" of the deltas visible in the snapshot */
     int32_t *df;           /* recomputed document frequencies, v's size */
+    int8_t *arabic;        /* per row of X: its recorded language (1 Arabic, 0 not, -1 none) */
+    float *language;       /* per term: its language weight (engine/corpus.h), v's size */
 } snapshot;
 
 static void snapshot_free(snapshot *s)
@@ -363,6 +365,8 @@ static void snapshot_free(snapshot *s)
     tf_model_clear(&s->prev);
     tf_buf_free(&s->delta_ids);
     free(s->df);
+    free(s->arabic);
+    free(s->language);
 }
 
 static int read_snapshot(PGconn *conn, snapshot *s, tf_err *err)
@@ -378,7 +382,7 @@ static int read_snapshot(PGconn *conn, snapshot *s, tf_err *err)
         goto done;
     if (tf_model_load(conn, 0, &s->prev, err) < 0)
         goto done;
-    res = PQexec(conn, "select term_ids, counts from topicflow.documents where not deleted"
+    res = PQexec(conn, "select term_ids, counts, arabic from topicflow.documents where not deleted"
                        " order by source, doc_id");
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0) {
         res = NULL;
@@ -387,6 +391,13 @@ static int read_snapshot(PGconn *conn, snapshot *s, tf_err *err)
     n_terms = tf_vocab_size(s->v);
     if (tf_doc_rows_csr(res, 0, 1, n_terms, &s->X, err) < 0)
         goto done;
+    s->arabic = malloc((size_t)PQntuples(res) + 1);
+    if (!s->arabic) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        s->arabic[r] = PQgetisnull(res, r, 2) ? -1 : PQgetvalue(res, r, 2)[0] == 't';
     PQclear(res);
     res = PQexec(conn, "select coalesce(array_agg(id), '{}') from topicflow.model_deltas");
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0) {
@@ -402,22 +413,45 @@ done:
     return rc;
 }
 
-/* Document frequencies recounted from the snapshot's documents, then tf-idf weights. */
+/* Document frequencies and language weights recounted from the snapshot's documents, then
+ * tf-idf weights. */
 static int recount_and_weight(snapshot *s, tf_err *err)
 {
-    int32_t n_terms = tf_vocab_size(s->v);
+    int32_t n_terms = tf_vocab_size(s->v), *known, *second;
+    int64_t n_known = 0, n_second = 0;
+    int rc = -1;
 
     s->df = calloc((size_t)n_terms + 1, sizeof(*s->df));
-    if (!s->df)
-        return tf_err_set(err, "out of memory");
-    for (int64_t i = 0; i < csr_nnz(&s->X); i++)
-        s->df[s->X.col_idx[i]]++;
+    s->language = malloc(((size_t)n_terms + 1) * sizeof(*s->language));
+    known = calloc((size_t)n_terms + 1, sizeof(*known));
+    second = calloc((size_t)n_terms + 1, sizeof(*second));
+    if (!s->df || !s->language || !known || !second) {
+        tf_err_set(err, "out of memory");
+        goto done;
+    }
+    for (int32_t r = 0; r < s->X.n_rows; r++) {
+        for (int64_t i = s->X.row_ptr[r]; i < s->X.row_ptr[r + 1]; i++) {
+            int32_t t = s->X.col_idx[i];
+            s->df[t]++;
+            known[t] += s->arabic[r] >= 0;
+            second[t] += s->arabic[r] == 1;
+        }
+        n_known += s->arabic[r] >= 0;
+        n_second += s->arabic[r] == 1;
+    }
+    tf_corpus_language_weights(known, second, n_terms, n_known, n_second, s->language);
     for (int32_t t = 0; t < n_terms; t++)
-        if (tf_vocab_term(s->v, t, NULL) && tf_vocab_set_df(s->v, t, s->df[t], err) < 0)
-            return -1;
+        if (tf_vocab_term(s->v, t, NULL) &&
+            (tf_vocab_set_df(s->v, t, s->df[t], err) < 0 ||
+             tf_vocab_set_language_weight(s->v, t, s->language[t], err) < 0))
+            goto done;
     tf_vocab_set_docs(s->v, s->X.n_rows);
     tf_vocab_weight_csr(s->v, &s->X);
-    return 0;
+    rc = 0;
+done:
+    free(known);
+    free(second);
+    return rc;
 }
 
 /* Reorders the columns of W (n_terms × k) so that new topic j gets the id of its best
@@ -485,14 +519,15 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     const char *eparams[11];
     tf_buf matches;
     int64_t head, epoch;
-    tf_buf ids, dfs;
-    const char *params[2];
+    tf_buf ids, dfs, langs;
+    const char *params[3];
     char stats[256];
     PGresult *res;
     int rc = -1;
 
     tf_buf_init(&ids);
     tf_buf_init(&dfs);
+    tf_buf_init(&langs);
     tf_buf_init(&matches);
     if (tf_pg_command(conn, "begin", err) < 0)
         return -1;
@@ -512,25 +547,30 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     if (tf_model_save(conn, m, "refit", s->v, opts->top_terms, stats, opts->keep_versions,
                       err) < 0)
         goto done;
-    /* Document frequencies as recounted; terms added after the snapshot keep theirs. */
+    /* Document frequencies and language weights as recounted; terms added after the
+     * snapshot keep theirs. */
     tf_buf_append(&ids, "{", 1);
     tf_buf_append(&dfs, "{", 1);
+    tf_buf_append(&langs, "{", 1);
     for (int32_t t = 0; t < m->n_terms; t++) {
         tf_buf_printf(&ids, t ? ",%d" : "%d", t);
         tf_buf_printf(&dfs, t ? ",%d" : "%d", s->df[t]);
+        tf_buf_printf(&langs, t ? ",%.9g" : "%.9g", (double)s->language[t]);
     }
     tf_buf_append(&ids, "}", 1);
     tf_buf_append(&dfs, "}", 1);
-    if (!tf_buf_ok(&ids) || !tf_buf_ok(&dfs)) {
+    tf_buf_append(&langs, "}", 1);
+    if (!tf_buf_ok(&ids) || !tf_buf_ok(&dfs) || !tf_buf_ok(&langs)) {
         tf_err_set(err, "out of memory");
         goto done;
     }
     params[0] = ids.p;
     params[1] = dfs.p;
-    res = PQexecParams(conn, "update topicflow.terms t set df = u.df"
-                             " from unnest($1::int[], $2::int[]) as u(id, df)"
-                             " where t.id = u.id and t.df <> u.df",
-                       2, NULL, params, NULL, NULL, 0);
+    params[2] = langs.p;
+    res = PQexecParams(conn, "update topicflow.terms t set df = u.df, language_weight = u.w"
+                             " from unnest($1::int[], $2::int[], $3::real[]) as u(id, df, w)"
+                             " where t.id = u.id and (t.df <> u.df or t.language_weight <> u.w)",
+                       3, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
@@ -589,6 +629,7 @@ done:
         rollback(conn);
     tf_buf_free(&ids);
     tf_buf_free(&dfs);
+    tf_buf_free(&langs);
     tf_buf_free(&matches);
     return rc;
 }

@@ -30,31 +30,40 @@ static int count_docs(PGconn *conn, int64_t *n_docs, tf_err *err)
     return 0;
 }
 
+/* The columns both readers of topicflow.terms select, in this order. */
+#define TERM_COLUMNS "id, term, df, language_weight"
+
+/* One row of TERM_COLUMNS into v: put() adds a new term or, for a known one, only sets its
+ * df; then its language weight. */
+static int put_term_row(tf_vocab *v, const PGresult *res, int r, tf_err *err)
+{
+    long long id, df;
+    double lang;
+
+    if (tf_pg_get_int64(res, r, 0, &id) < 0 || tf_pg_get_int64(res, r, 2, &df) < 0 ||
+        tf_pg_get_double(res, r, 3, &lang) < 0)
+        return tf_err_set(err, "malformed row in topicflow.terms");
+    if (tf_vocab_put(v, (int32_t)id, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1), df,
+                     err) < 0)
+        return -1;
+    return tf_vocab_set_language_weight(v, (int32_t)id, (float)lang, err);
+}
+
 int tf_vocab_reload_df(PGconn *conn, tf_vocab *v, int64_t n_docs, tf_err *err)
 {
-    PGresult *res = PQexec(conn, "select id, term, df from topicflow.terms order by id");
-    int rows;
+    PGresult *res = PQexec(conn, "select " TERM_COLUMNS " from topicflow.terms order by id");
 
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
         return -1;
-    rows = PQntuples(res);
-    for (int r = 0; r < rows; r++) {
-        long long id, df;
-        if (tf_pg_get_int64(res, r, 0, &id) < 0 || tf_pg_get_int64(res, r, 2, &df) < 0) {
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (put_term_row(v, res, r, err) < 0) {
             PQclear(res);
-            return tf_err_set(err, "malformed row in topicflow.terms");
+            return -1;
         }
-        /* put() adds a new row or, for a known one, only sets its df */
-        if (tf_vocab_put(v, (int32_t)id, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
-                         df, err) < 0)
-            goto fail;
     }
     PQclear(res);
     tf_vocab_set_docs(v, n_docs);
     return 0;
-fail:
-    PQclear(res);
-    return -1;
 }
 
 tf_vocab *tf_vocab_load(PGconn *conn, tf_err *err)
@@ -141,18 +150,14 @@ int tf_terms_resolve(PGconn *conn, tf_vocab *v, const char *const *terms, size_t
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
-    res = PQexecParams(conn, "select id, term, df from topicflow.terms where term = any($1::text[])",
+    res = PQexecParams(conn, "select " TERM_COLUMNS " from topicflow.terms"
+                             " where term = any($1::text[])",
                        1, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_TUPLES_OK, err) < 0)
         goto done;
     for (int r = 0; r < PQntuples(res); r++) {
-        long long id, df;
-        if (tf_pg_get_int64(res, r, 0, &id) < 0 || tf_pg_get_int64(res, r, 2, &df) < 0 ||
-            tf_vocab_put(v, (int32_t)id, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
-                         df, err) < 0) {
+        if (put_term_row(v, res, r, err) < 0) {
             PQclear(res);
-            if (!err || !*err->msg)
-                tf_err_set(err, "malformed row in topicflow.terms");
             goto done;
         }
     }

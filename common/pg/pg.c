@@ -126,6 +126,17 @@ int tf_pg_get_int64(const PGresult *res, int row, int col, long long *out)
     return *end == '\0' ? 0 : -1;
 }
 
+int tf_pg_get_double(const PGresult *res, int row, int col, double *out)
+{
+    const char *s = PQgetvalue(res, row, col);
+    char *end;
+
+    if (!s || !*s)
+        return -1;
+    *out = strtod(s, &end);
+    return *end == '\0' ? 0 : -1;
+}
+
 void tf_pg_append_int_array(tf_buf *b, const int32_t *v, size_t n)
 {
     tf_buf_append(b, "{", 1);

@@ -39,6 +39,8 @@ int tf_pg_connection_ok(const PGconn *conn);
 
 /* Parse a bigint column value; 0 ok, -1 if not an integer. */
 int tf_pg_get_int64(const PGresult *res, int row, int col, long long *out);
+/* Parse a real or double column value; 0 ok, -1 if not a number. */
+int tf_pg_get_double(const PGresult *res, int row, int col, double *out);
 
 /* Array literals for parameters: append "{1,2,3}" / "{0.5,1e-07}" to b. Floats are
  * written with 9 significant digits, which round-trips every float exactly. */

@@ -6,6 +6,8 @@
  * With a table listing two senses (محاسبه: calcul, account), the worker takes the one its
  * English postings use (account), not the table's first; and Arabic postings counted under
  * the first sense before any English arrived do not keep that sense winning afterwards.
+ * Each document's language is recorded, and a refit weighs a term by how evenly the two
+ * languages use it (sql/014); with --lexicon off nothing is recorded and every weight is 1.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -88,8 +90,11 @@ static void test_arabic_and_english_share_the_concept_term(void **state)
     assert_non_null(v);
     assert_string_equal(v, "design / " AR_DESIGN);
     free(v);
-    /* without an entry: its own term, shown in its one form */
-    v = harness_query_text(&H, "select distinct display from topicflow.topics where term = $1", "\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87");
+    /* without an entry: its own term, written in its one form (no topic shows it: only
+     * Arabic postings hold it, so its language weight is 0, see below) */
+    v = harness_query_text(&H, "select string_agg(f.form, ',') from topicflow.term_forms f join"
+                               " topicflow.terms t on t.id = f.term_id where t.term = $1",
+                           "\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87");
     assert_non_null(v);
     assert_string_equal(v, AR_CONCRETE);
     free(v);
@@ -179,6 +184,88 @@ static void test_a_chosen_sense_does_not_win_by_its_own_documents(void **state)
     assert_int_equal(form_docs("market", AR_MARKETING), 40);
 }
 
+/* The language weight of each term as tf_corpus_language_weights (engine/corpus.h) gives it
+ * for the stored documents, written again in SQL, against what the last refit stored: the
+ * number of terms where they differ. */
+#define LANGUAGE_WEIGHTS_DIFFER                                                               \
+    "with n as (select count(arabic) nk, count(*) filter (where arabic) n2"                  \
+    "           from topicflow.documents where not deleted),"                                 \
+    " pi as (select n2::float8 / nk pi, least(1, least(n2::float8 / nk, 1 - n2::float8 / nk) / 0.25) s" \
+    "        from n where nk > 0),"                                                           \
+    " per as (select t, count(*) k, count(*) filter (where d.arabic) a from topicflow.documents d," \
+    "         unnest(d.term_ids) t where not d.deleted and d.arabic is not null group by t),"  \
+    " want as (select per.t, case when pi.s = 0 then 1 else 1 - pi.s * (1 - greatest(0, least(1," \
+    "          least((a::float8 / k) / pi.pi, (1 - a::float8 / k) / (1 - pi.pi))))) end w"    \
+    "          from per, pi)"                                                                  \
+    " select count(*) from want join topicflow.terms x on x.id = want.t"                      \
+    " where abs(x.language_weight - want.w) > 1e-6"
+
+/* A term's language weight after a refit, by term. */
+static double language_weight(const char *term)
+{
+    char *v = harness_query_text(&H, "select language_weight::text from topicflow.terms where term = $1", term);
+    double w;
+
+    assert_non_null(v);
+    w = atof(v);
+    free(v);
+    return w;
+}
+
+/* The documents of the first test (100 English design postings, 50 Arabic design ones, 50
+ * Arabic concrete ones) are recorded in their languages; after a refit, a term both
+ * languages use (design) weighs by how evenly they use it, a term of one language (the
+ * untranslated concrete, the English-only typography) 0, as the rule says for every term. */
+static void test_terms_of_one_language_weigh_less_after_a_refit(void **state)
+{
+    (void)state;
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.documents where arabic"), 100);
+    assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.documents where not arabic"), 100);
+    assert_int_equal(harness_run(&H, "topicflow", (const char *[]){"refit", "--k", "2", NULL}, NULL,
+                                 NULL, NULL), 0);
+    /* pi = 1/2; design: 50 of its 150 documents Arabic, balance min(2/3, 4/3) */
+    assert_float_equal(language_weight("design"), 2.0 / 3.0, 1e-6);
+    assert_float_equal(language_weight("\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87"), 0.0, 0);
+    assert_float_equal(language_weight("typographi"), 0.0, 0);
+    assert_int_equal(harness_scalar(&H, LANGUAGE_WEIGHTS_DIFFER), 0);
+    /* the refold stored each document under them: a term of weight 0 weighs 0 in every
+     * document that holds it, and the others do not */
+    assert_int_equal(harness_scalar(&H, STALE), 0);
+    assert_int_equal(harness_scalar(&H,
+        "select count(*) from topicflow.documents d, unnest(d.term_ids, d.weights) u(t, w),"
+        " topicflow.terms x where x.id = u.t and not d.deleted"
+        " and (x.language_weight = 0) <> (u.w = 0)"), 0);
+}
+
+/* With --lexicon off nothing changes: no document records a language, and a refit leaves
+ * every term at weight 1 although the postings are in two languages. */
+static void test_without_a_lexicon_no_language_is_recorded(void **state)
+{
+    harness h;
+    pid_t producer, worker;
+
+    (void)state;
+    harness_setup(&h, "lexicon_off");
+    harness_sql(&h,
+        "insert into internships (title, description, skills)"
+        " select case when g % 2 = 0 then 'Design intern ' || g else '" AR_CONCRETE " ' || g end,"
+        "  case when g % 2 = 0 then 'design sketches typography' else '" AR_CONCRETE " " AR_DESIGN "' end"
+        "  || ' ' || md5(g::text), array['skill']"
+        " from generate_series(1, 100) g");
+    producer = harness_spawn(&h, "topicflow-producer", (const char *[]){"--poll", "100ms", NULL});
+    worker = pipeline_spawn_worker(&h, (const char *[]){"--min-docs", "50", "--refit-auto=off",
+                                                        "--lexicon", "off", NULL});
+    assert_int_equal(harness_wait_scalar(&h, "select count(*) from topicflow.processed_events", 100, 120), 100);
+    assert_int_equal(harness_stop(worker, SIGTERM), 0);
+    assert_int_equal(harness_stop(producer, SIGTERM), 0);
+    assert_int_equal(harness_run(&h, "topicflow", (const char *[]){"refit", "--k", "2", NULL}, NULL,
+                                 NULL, NULL), 0);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.documents where arabic is not null"), 0);
+    assert_int_equal(harness_scalar(&h, "select count(*) from topicflow.terms where language_weight <> 1"), 0);
+    assert_true(harness_scalar(&h, "select count(*) from topicflow.terms") > 4);
+    harness_teardown(&h);
+}
+
 static int group_setup(void **state)
 {
     harness_setup(&H, "lexicon_worker");
@@ -197,8 +284,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arabic_and_english_share_the_concept_term),
+        cmocka_unit_test(test_terms_of_one_language_weigh_less_after_a_refit),
         cmocka_unit_test(test_the_sense_the_english_postings_use_wins),
         cmocka_unit_test(test_a_chosen_sense_does_not_win_by_its_own_documents),
+        cmocka_unit_test(test_without_a_lexicon_no_language_is_recorded),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

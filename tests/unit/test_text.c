@@ -414,6 +414,24 @@ static void test_surface_forms_are_the_words_before_stemming(void **state)
     assert_string_equal(forms(t, "warehouses warehouse"), "warehouses warehouse");
 }
 
+/* A posting is Arabic when most of its terms are written in Arabic: the technical tokens
+ * of an Arabic posting do not make it English, nor a few Arabic words an English one. */
+static void test_a_document_is_arabic_by_most_of_its_terms(void **state)
+{
+    tf_text *t = *state;
+    tf_tokens k;
+    const char *ar = "مطلوب متدرب تصميم جرافيك يجيد photoshop و illustrator";
+    const char *en = "graphic design intern, photoshop; مصمم wanted";
+
+    assert_int_equal(tf_text_tokenize(t, ar, strlen(ar), &k, NULL), 0);
+    assert_true(k.n > 2);
+    assert_int_equal(tf_text_tokens_arabic(&k), 1);
+    assert_int_equal(tf_text_tokenize(t, en, strlen(en), &k, NULL), 0);
+    assert_int_equal(tf_text_tokens_arabic(&k), 0);
+    assert_int_equal(tf_text_tokenize(t, "", 0, &k, NULL), 0);
+    assert_int_equal(tf_text_tokens_arabic(&k), 0);
+}
+
 #define WITH_TEXT(test) cmocka_unit_test_setup_teardown(test, setup_text, teardown_text)
 
 int main(void)
@@ -445,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_input_beyond_max_is_cut_on_a_boundary),
         WITH_TEXT(test_overlong_runs_are_not_tokens),
         WITH_TEXT(test_results_do_not_depend_on_the_word_cache),
+        WITH_TEXT(test_a_document_is_arabic_by_most_of_its_terms),
         cmocka_unit_test(test_missing_stop_words_fail_with_the_path),
         cmocka_unit_test(test_without_stop_words_function_words_remain),
         cmocka_unit_test(test_data_dir_from_environment),

@@ -297,6 +297,77 @@ static void test_tfidf_row_matches_hand_computation(void **state)
     tf_vocab_free(v);
 }
 
+/* The same row with b's language weight 0.5: w_b = 0.5, norm = sqrt(2.866747^2 + 0.25)
+ * = 2.910021 -> a = 0.985128, b = 0.171820. A weight of 1 changes no bit. */
+static void test_language_weight_scales_the_idf(void **state)
+{
+    tf_vocab *v = tf_vocab_new(NULL);
+    int32_t ids[] = {0, 1}, counts[] = {2, 1};
+    float plain[2], out[2];
+    tf_err err = {{0}};
+
+    tf_vocab_put(v, 0, "a", 1, 1, NULL);
+    tf_vocab_put(v, 1, "b", 1, 3, NULL);
+    tf_vocab_set_docs(v, 3);
+    tf_vocab_tfidf(v, ids, counts, 2, plain);
+    assert_float_equal(tf_vocab_language_weight(v, 1), 1.0, 0);
+    assert_int_equal(tf_vocab_set_language_weight(v, 1, 1.0f, &err), 0);
+    tf_vocab_tfidf(v, ids, counts, 2, out);
+    assert_memory_equal(out, plain, sizeof(out));
+    assert_int_equal(tf_vocab_set_language_weight(v, 1, 0.5f, &err), 0);
+    tf_vocab_tfidf(v, ids, counts, 2, out);
+    assert_float_equal(out[0], 0.985128, 1e-5);
+    assert_float_equal(out[1], 0.171820, 1e-5);
+    /* refused: out of [0, 1], an unused id; a new term starts at 1 */
+    assert_int_equal(tf_vocab_set_language_weight(v, 1, 1.5f, &err), -1);
+    assert_int_equal(tf_vocab_set_language_weight(v, 1, -0.1f, &err), -1);
+    assert_int_equal(tf_vocab_set_language_weight(v, 7, 0.5f, &err), -1);
+    assert_int_equal(tf_vocab_add(v, "c", 1, &err), 2);
+    assert_float_equal(tf_vocab_language_weight(v, 2), 1.0, 0);
+    tf_vocab_free(v);
+}
+
+/* 100 recorded documents, 40 Arabic (pi = 0.4, full strength): a term used in the corpus's
+ * proportion weighs 1, one of a single language 0, a lopsided one its balance
+ * (p = 0.1: min(0.25, 1.5) = 0.25; p = 0.8: min(2, 1/3)); a term no recorded document
+ * holds weighs 1. */
+static void test_language_weights_follow_the_balance_of_each_term(void **state)
+{
+    int32_t known[] = {50, 30, 20, 10, 10, 0}, second[] = {20, 0, 20, 1, 8, 0};
+    float w[6];
+
+    tf_corpus_language_weights(known, second, 6, 100, 40, w);
+    assert_float_equal(w[0], 1.0, 1e-6);
+    assert_float_equal(w[1], 0.0, 1e-6);
+    assert_float_equal(w[2], 0.0, 1e-6);
+    assert_float_equal(w[3], 0.25, 1e-6);
+    assert_float_equal(w[4], 1.0 / 3.0, 1e-6);
+    assert_float_equal(w[5], 1.0, 0);
+}
+
+/* The smaller language's share sets how much applies: 5 of 100 Arabic documents (m = 0.05,
+ * a fifth of TF_CORPUS_LANGUAGE_FULL) leave a one-language term 0.8; none, or all, leave
+ * every term 1; so does a corpus with no recorded language. */
+static void test_language_weights_grow_with_the_smaller_language(void **state)
+{
+    int32_t known[] = {50, 5}, second[] = {0, 5};
+    float w[2];
+
+    tf_corpus_language_weights(known, second, 2, 100, 5, w);
+    assert_float_equal(w[0], 0.8, 1e-6);
+    assert_float_equal(w[1], 0.8, 1e-6);
+    tf_corpus_language_weights(known, second, 2, 100, 95, w);
+    assert_float_equal(w[0], 0.8, 1e-6); /* English is now the smaller language */
+    for (int64_t n_second = 0; n_second <= 100; n_second += 100) {
+        tf_corpus_language_weights(known, (int32_t[]){n_second ? 50 : 0, n_second ? 5 : 0}, 2,
+                                   100, n_second, w);
+        assert_float_equal(w[0], 1.0, 0);
+        assert_float_equal(w[1], 1.0, 0);
+    }
+    tf_corpus_language_weights(known, second, 2, 0, 0, w);
+    assert_float_equal(w[0], 1.0, 0);
+}
+
 static void test_weighted_bag_has_unit_norm(void **state)
 {
     tf_vocab *v = tf_vocab_new(NULL);
@@ -436,6 +507,9 @@ int main(void)
         cmocka_unit_test(test_count_without_grow_reports_unknown_tokens),
         cmocka_unit_test(test_count_many_distinct_terms_in_order),
         cmocka_unit_test(test_tfidf_row_matches_hand_computation),
+        cmocka_unit_test(test_language_weight_scales_the_idf),
+        cmocka_unit_test(test_language_weights_follow_the_balance_of_each_term),
+        cmocka_unit_test(test_language_weights_grow_with_the_smaller_language),
         cmocka_unit_test(test_weighted_bag_has_unit_norm),
         cmocka_unit_test(test_empty_bag_gives_empty_row),
         cmocka_unit_test(test_build_csr_from_documents),
