@@ -26,6 +26,7 @@ import collections
 import json
 import math
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -65,14 +66,17 @@ def wait(sql, want, timeout, what):
         time.sleep(0.5)
 
 
-def drifting_input(name, count):
+def drifting_input(name, count, order="drifting", seed=7):
     """(path of a JSONL file in drifting order, labels in file order)."""
     if name == "sample":
-        out = subprocess.run([BIN + "/topicflow", "sample", "--count", str(count), "--seed", "7"],
+        out = subprocess.run([BIN + "/topicflow", "sample", "--count", str(count), "--seed", str(seed)],
                              check=True, capture_output=True, text=True).stdout
         docs = [json.loads(l) for l in out.splitlines()]
-        # English first, then Arabic; within each, the fields arrive one block after another
-        docs.sort(key=lambda d: (d["lang"] != "en", d["field"]))
+        if order == "shuffled":
+            random.Random(1).shuffle(docs)
+        else:
+            # English first, then Arabic; within each, the fields arrive one block after another
+            docs.sort(key=lambda d: (d["lang"] != "en", d["field"]))
         labels = [d["field"] for d in docs]
         langs = [d["lang"] for d in docs]
     else:
@@ -88,7 +92,7 @@ def drifting_input(name, count):
             # every (len/count)-th document: the file's order (its drift) over the whole corpus
             docs = [docs[i * len(docs) // count] for i in range(count)]
         labels = [d["label"] for d in docs]
-        langs = ["en"] * len(docs)
+        langs = [d.get("lang", "en") for d in docs]
     f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8")
     for d in docs:
         row = {k: d[k] for k in ("title", "description", "skills") if k in d}
@@ -207,10 +211,13 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--settle", type=float, default=180, help="longest wait for the policy to settle, seconds")
     ap.add_argument("--worker-arg", action="append", default=[], help="extra topicflow-worker flag (repeatable)")
+    ap.add_argument("--order", choices=("drifting", "shuffled"), default="drifting",
+                    help="sample: English first, fields in blocks (drifting), or shuffled")
+    ap.add_argument("--sample-seed", type=int, default=7, help="sample: topicflow sample --seed")
     ap.add_argument("--dump", help="directory to write the settled corpus to (X.npz, meta.json)")
     args = ap.parse_args()
 
-    path, labels, langs = drifting_input(args.input, args.count)
+    path, labels, langs = drifting_input(args.input, args.count, args.order, args.sample_seed)
     n = len(labels)
     logdir = os.environ.get("TOPICFLOW_QUALITY_LOGS", tempfile.mkdtemp(prefix="tf-quality-"))
     log = open(os.path.join(logdir, "programs.log"), "w")
@@ -249,6 +256,13 @@ def main():
         terms = psql("select id, term from topicflow.terms order by id")
         forms = psql("select term_id, form, docs from topicflow.term_forms")
         sp.save_npz(os.path.join(args.dump, "X.npz"), X.tocsr())
+        rows = psql("select array_to_string(term_ids, ','), array_to_string(counts, ',')"
+                    " from topicflow.documents where not deleted order by doc_id::bigint")
+        C = sp.lil_matrix(X.shape)
+        for r, (t, c) in enumerate(rows):
+            for a, b in zip(t.split(",") if t else [], c.split(",") if c else []):
+                C[r, int(a)] = int(b)
+        sp.save_npz(os.path.join(args.dump, "C.npz"), C.tocsr())
         with open(os.path.join(args.dump, "meta.json"), "w", encoding="utf-8") as f:
             json.dump({"labels": labels, "langs": langs, "ids": ids,
                        "terms": {int(r[0]): r[1] for r in terms},
@@ -296,8 +310,9 @@ def main():
     t_sklearn = time.time() - t2
     skl = metrics(X, B, model.components_.T, Hs, labels)
 
-    print("input: %s, %d documents in drifting order, %d labels, k=%d, %d workers"
-          % (args.input, n, len(set(labels)), args.k, args.workers))
+    print("input: %s, %d documents in %s order, %d labels, k=%d, %d workers"
+          % (args.input, n, args.order if args.input == "sample" else "the file's", len(set(labels)),
+             args.k, args.workers))
     print("burst through the pipeline %.1f s; policy settled %.1f s after it; epochs: %s"
           % (t_burst, t_settle, ", ".join("%s@%s(k=%s)" % tuple(e) for e in epochs)))
     print()

@@ -130,24 +130,78 @@ int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs,
     return kept;
 }
 
-void tf_corpus_language_weights(const int32_t *df_known, const int32_t *df_second,
-                                int32_t n_terms, int64_t n_known, int64_t n_second, float *out)
+/* min(p / pi, (1 - p) / (1 - pi)) in [0, 1], for 0 < pi < 1. */
+static double balance_of(double p, double pi)
 {
-    double pi = n_known > 0 ? (double)n_second / (double)n_known : 0.0;
-    double minority = pi < 0.5 ? pi : 1.0 - pi;
-    double strength = minority >= TF_CORPUS_LANGUAGE_FULL ? 1.0 : minority / TF_CORPUS_LANGUAGE_FULL;
+    double b = p / pi < (1.0 - p) / (1.0 - pi) ? p / pi : (1.0 - p) / (1.0 - pi);
 
-    for (int32_t t = 0; t < n_terms; t++) {
-        double p, balance;
-        if (strength <= 0.0 || df_known[t] <= 0) {
-            out[t] = 1.0f;
-            continue;
-        }
-        p = (double)df_second[t] / (double)df_known[t];
-        balance = p / pi < (1.0 - p) / (1.0 - pi) ? p / pi : (1.0 - p) / (1.0 - pi);
-        balance = balance < 0.0 ? 0.0 : balance > 1.0 ? 1.0 : balance;
-        out[t] = (float)(1.0 - strength * (1.0 - balance));
+    return b < 0.0 ? 0.0 : b > 1.0 ? 1.0 : b;
+}
+
+int tf_corpus_language_weights(const tf_csr *X, const int8_t *arabic, float *out,
+                               double *strength, tf_err *err)
+{
+    int32_t n = X->n_cols;
+    int32_t *df = calloc((size_t)n + 1, sizeof(*df));
+    int32_t *known = calloc((size_t)n + 1, sizeof(*known));
+    int32_t *second = calloc((size_t)n + 1, sizeof(*second));
+    int64_t n_known = 0, n_second = 0, n_minority = 0;
+    double pi, minority, s = 0.0, shared = 0.0;
+    int minority_lang;
+
+    if (!df || !known || !second) {
+        free(df);
+        free(known);
+        free(second);
+        return tf_err_set(err, "out of memory");
     }
+    for (int32_t r = 0; r < X->n_rows; r++) {
+        for (int64_t i = X->row_ptr[r]; i < X->row_ptr[r + 1]; i++) {
+            df[X->col_idx[i]]++;
+            known[X->col_idx[i]] += arabic[r] >= 0;
+            second[X->col_idx[i]] += arabic[r] == 1;
+        }
+        n_known += arabic[r] >= 0;
+        n_second += arabic[r] == 1;
+    }
+    pi = n_known > 0 ? (double)n_second / (double)n_known : 0.0;
+    minority = pi < 0.5 ? pi : 1.0 - pi;
+    minority_lang = pi < 0.5 ? 1 : 0;
+    if (minority > 0.0) {
+        /* how much of the smaller language's text lies on shared, non-universal terms */
+        double n1 = 1.0 + (double)X->n_rows;
+        for (int32_t r = 0; r < X->n_rows; r++) {
+            double all = 0.0, on_shared = 0.0;
+            if (arabic[r] != minority_lang)
+                continue;
+            for (int64_t i = X->row_ptr[r]; i < X->row_ptr[r + 1]; i++) {
+                int32_t t = X->col_idx[i];
+                double c = X->val[i], idf = log(n1 / (1.0 + df[t])) + 1.0;
+                double w = c > 0 ? (1.0 + log(c)) * idf : 0.0;
+                all += w * w;
+                if (2 * (int64_t)df[t] <= X->n_rows &&
+                    balance_of((double)second[t] / (double)known[t], pi) >= 0.5)
+                    on_shared += w * w;
+            }
+            if (all > 0.0) {
+                shared += on_shared / all;
+                n_minority++;
+            }
+        }
+        shared = n_minority ? shared / (double)n_minority : 0.0;
+        s = (minority >= TF_CORPUS_LANGUAGE_FULL ? 1.0 : minority / TF_CORPUS_LANGUAGE_FULL) *
+            (shared >= TF_CORPUS_LANGUAGE_SHARED ? 1.0 : shared / TF_CORPUS_LANGUAGE_SHARED);
+    }
+    for (int32_t t = 0; t < n; t++)
+        out[t] = s > 0.0 && known[t] > 0
+                     ? (float)(1.0 - s * (1.0 - balance_of((double)second[t] / (double)known[t], pi)))
+                     : 1.0f;
+    if (strength)
+        *strength = s;
+    free(df);
+    free(known);
+    free(second);
+    return 0;
 }
 
 int tf_corpus_restrict(const tf_csr *X, const uint8_t *keep, int32_t *map, tf_csr *out,

@@ -51,20 +51,27 @@ int32_t tf_corpus_keep_terms(const int32_t *df, int32_t n_terms, int64_t n_docs,
 /* ---- two languages ------------------------------------------------------------------- */
 
 /* The language weight of each term (a factor of its idf, vocab.h) in a corpus written in
- * two languages: n_known documents whose language is recorded, n_second of them in the
- * second language (Arabic); df_known[t] of the recorded documents hold term t, df_second[t]
- * of those in the second language. A term the two languages use in the corpus's own
- * proportion (share p of its documents in the second language, against pi = n_second /
- * n_known) tells the subject, not the language: weight 1. A term only one language uses
- * (untranslated words, a language's boilerplate) groups documents by their language:
- * balance = min(p / pi, (1 - p) / (1 - pi)), 0 for a term of one language only. How much
- * of that applies grows with the smaller language's share m = min(pi, 1 - pi), in full from
- * TF_CORPUS_LANGUAGE_FULL on: weight = 1 - min(1, m / FULL) * (1 - balance), so a corpus
- * with a few documents of another language keeps its own vocabulary (nearly) as is. A term
- * no recorded document holds, and every term of a one-language corpus, weighs 1. */
+ * two languages. X holds raw counts (documents × terms); arabic[r] is row r's recorded
+ * language: 1 Arabic (the second language), 0 the first, -1 not recorded (ignored below).
+ *
+ * A term the two languages use in the corpus's own proportion (share p of its recorded
+ * documents in Arabic, against pi for the corpus) tells the subject, not the language;
+ * a term of one language only (its untranslated words, its boilerplate) groups documents
+ * by language. balance = min(p / pi, (1 - p) / (1 - pi)) in [0, 1], and
+ *     weight = 1 - strength * (1 - balance),
+ *     strength = min(1, m / TF_CORPUS_LANGUAGE_FULL) * min(1, shared / TF_CORPUS_LANGUAGE_SHARED)
+ * where m = min(pi, 1 - pi) is the smaller language's share (a corpus with a few documents
+ * of another language keeps its vocabulary nearly as it is), and shared is the mean, over
+ * the smaller language's documents, of the share of a document's tf-idf mass (w², plain
+ * idf over every row) on terms the two languages share (balance >= 1/2) and that are not
+ * in most documents (df <= N / 2): where the two languages share no subject vocabulary,
+ * a language's own words are its subject too, and they keep more of their weight. A term
+ * no recorded document holds weighs 1, as does every term without two languages.
+ * *strength (may be NULL) gets the strength applied. 0, or -1 out of memory. */
 #define TF_CORPUS_LANGUAGE_FULL 0.25
-void tf_corpus_language_weights(const int32_t *df_known, const int32_t *df_second,
-                                int32_t n_terms, int64_t n_known, int64_t n_second, float *out);
+#define TF_CORPUS_LANGUAGE_SHARED 0.25
+int tf_corpus_language_weights(const tf_csr *X, const int8_t *arabic, float *out,
+                               double *strength, tf_err *err);
 
 /* out = X's kept columns renumbered 0..kept-1 in term order (map[t] = the new column, -1
  * when dropped; map has X.n_cols entries), each row scaled back to unit L2 norm (a row left

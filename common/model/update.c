@@ -356,6 +356,7 @@ typedef struct snapshot {
     int32_t *df;           /* recomputed document frequencies, v's size */
     int8_t *arabic;        /* per row of X: its recorded language (1 Arabic, 0 not, -1 none) */
     float *language;       /* per term: its language weight (engine/corpus.h), v's size */
+    double language_strength; /* how much of the language rule applied (engine/corpus.h) */
 } snapshot;
 
 static void snapshot_free(snapshot *s)
@@ -417,41 +418,24 @@ done:
  * tf-idf weights. */
 static int recount_and_weight(snapshot *s, tf_err *err)
 {
-    int32_t n_terms = tf_vocab_size(s->v), *known, *second;
-    int64_t n_known = 0, n_second = 0;
-    int rc = -1;
+    int32_t n_terms = tf_vocab_size(s->v);
 
     s->df = calloc((size_t)n_terms + 1, sizeof(*s->df));
     s->language = malloc(((size_t)n_terms + 1) * sizeof(*s->language));
-    known = calloc((size_t)n_terms + 1, sizeof(*known));
-    second = calloc((size_t)n_terms + 1, sizeof(*second));
-    if (!s->df || !s->language || !known || !second) {
-        tf_err_set(err, "out of memory");
-        goto done;
-    }
-    for (int32_t r = 0; r < s->X.n_rows; r++) {
-        for (int64_t i = s->X.row_ptr[r]; i < s->X.row_ptr[r + 1]; i++) {
-            int32_t t = s->X.col_idx[i];
-            s->df[t]++;
-            known[t] += s->arabic[r] >= 0;
-            second[t] += s->arabic[r] == 1;
-        }
-        n_known += s->arabic[r] >= 0;
-        n_second += s->arabic[r] == 1;
-    }
-    tf_corpus_language_weights(known, second, n_terms, n_known, n_second, s->language);
+    if (!s->df || !s->language)
+        return tf_err_set(err, "out of memory");
+    for (int64_t i = 0; i < csr_nnz(&s->X); i++)
+        s->df[s->X.col_idx[i]]++;
+    if (tf_corpus_language_weights(&s->X, s->arabic, s->language, &s->language_strength, err) < 0)
+        return -1;
     for (int32_t t = 0; t < n_terms; t++)
         if (tf_vocab_term(s->v, t, NULL) &&
             (tf_vocab_set_df(s->v, t, s->df[t], err) < 0 ||
              tf_vocab_set_language_weight(s->v, t, s->language[t], err) < 0))
-            goto done;
+            return -1;
     tf_vocab_set_docs(s->v, s->X.n_rows);
     tf_vocab_weight_csr(s->v, &s->X);
-    rc = 0;
-done:
-    free(known);
-    free(second);
-    return rc;
+    return 0;
 }
 
 /* Reorders the columns of W (n_terms × k) so that new topic j gets the id of its best
@@ -541,9 +525,10 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
         goto done;
     snprintf(stats, sizeof(stats),
              "{\"iterations\": %d, \"error\": %.6g, \"relative_error\": %.6g,"
-             " \"seconds\": %.3f, \"k_asked\": %d, \"kept_terms\": %d}",
+             " \"seconds\": %.3f, \"k_asked\": %d, \"kept_terms\": %d,"
+             " \"language_strength\": %.9g}",
              fit->iterations, fit->error, fit->x_norm > 0 ? fit->error / fit->x_norm : 0,
-             fit->seconds_init + fit->seconds_iter, opts->k, r->kept_terms);
+             fit->seconds_init + fit->seconds_iter, opts->k, r->kept_terms, s->language_strength);
     if (tf_model_save(conn, m, "refit", s->v, opts->top_terms, stats, opts->keep_versions,
                       err) < 0)
         goto done;

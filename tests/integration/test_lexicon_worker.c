@@ -184,18 +184,20 @@ static void test_a_chosen_sense_does_not_win_by_its_own_documents(void **state)
     assert_int_equal(form_docs("market", AR_MARKETING), 40);
 }
 
-/* The language weight of each term as tf_corpus_language_weights (engine/corpus.h) gives it
- * for the stored documents, written again in SQL, against what the last refit stored: the
- * number of terms where they differ. */
+/* The strength the last refit applied (engine/corpus.h), from its stats. */
+#define STRENGTH "(select (stats->>'language_strength')::float8 from topicflow.model" \
+                 " where version = epoch order by version desc limit 1)"
+
+/* Each term's weight 1 - strength * (1 - balance), the balance written again in SQL from the
+ * stored rows, against what the last refit stored: the number of terms where they differ. */
 #define LANGUAGE_WEIGHTS_DIFFER                                                               \
     "with n as (select count(arabic) nk, count(*) filter (where arabic) n2"                  \
     "           from topicflow.documents where not deleted),"                                 \
-    " pi as (select n2::float8 / nk pi, least(1, least(n2::float8 / nk, 1 - n2::float8 / nk) / 0.25) s" \
-    "        from n where nk > 0),"                                                           \
+    " pi as (select n2::float8 / nk pi from n where nk > 0),"                                 \
     " per as (select t, count(*) k, count(*) filter (where d.arabic) a from topicflow.documents d," \
     "         unnest(d.term_ids) t where not d.deleted and d.arabic is not null group by t),"  \
-    " want as (select per.t, case when pi.s = 0 then 1 else 1 - pi.s * (1 - greatest(0, least(1," \
-    "          least((a::float8 / k) / pi.pi, (1 - a::float8 / k) / (1 - pi.pi))))) end w"    \
+    " want as (select per.t, 1 - " STRENGTH " * (1 - greatest(0, least(1,"                    \
+    "          least((a::float8 / k) / pi.pi, (1 - a::float8 / k) / (1 - pi.pi))))) w"       \
     "          from per, pi)"                                                                  \
     " select count(*) from want join topicflow.terms x on x.id = want.t"                      \
     " where abs(x.language_weight - want.w) > 1e-6"
@@ -213,28 +215,47 @@ static double language_weight(const char *term)
 }
 
 /* The documents of the first test (100 English design postings, 50 Arabic design ones, 50
- * Arabic concrete ones) are recorded in their languages; after a refit, a term both
- * languages use (design) weighs by how evenly they use it, a term of one language (the
- * untranslated concrete, the English-only typography) 0, as the rule says for every term. */
+ * Arabic concrete ones) are recorded in their languages. After a refit, a term both
+ * languages use (design) loses a third of what a term of one language (the untranslated
+ * concrete, the English-only typography) loses, as the rule says for every term. The two
+ * languages share only their skills here (design is in most documents), so the rule
+ * applies in part: a language's own words are most of what tells its postings apart. */
 static void test_terms_of_one_language_weigh_less_after_a_refit(void **state)
 {
+    double s, off;
+    char *v;
+
     (void)state;
     assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.documents where arabic"), 100);
     assert_int_equal(harness_scalar(&H, "select count(*) from topicflow.documents where not arabic"), 100);
     assert_int_equal(harness_run(&H, "topicflow", (const char *[]){"refit", "--k", "2", NULL}, NULL,
                                  NULL, NULL), 0);
+    v = harness_query_text(&H, "select " STRENGTH "::text where $1::text is not null", "-");
+    assert_non_null(v);
+    s = atof(v);
+    free(v);
+    assert_true(s > 0.05 && s < 0.95);
     /* pi = 1/2; design: 50 of its 150 documents Arabic, balance min(2/3, 4/3) */
-    assert_float_equal(language_weight("design"), 2.0 / 3.0, 1e-6);
-    assert_float_equal(language_weight("\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87"), 0.0, 0);
-    assert_float_equal(language_weight("typographi"), 0.0, 0);
+    off = 1.0 - language_weight("typographi");
+    assert_float_equal(off, s, 1e-6);
+    assert_float_equal(1.0 - language_weight("\xD8\xAE\xD8\xB1\xD8\xB3\xD8\xA7\xD9\x86\xD9\x87"), s, 1e-6);
+    assert_float_equal(1.0 - language_weight("design"), s / 3.0, 1e-6);
     assert_int_equal(harness_scalar(&H, LANGUAGE_WEIGHTS_DIFFER), 0);
-    /* the refold stored each document under them: a term of weight 0 weighs 0 in every
-     * document that holds it, and the others do not */
+    /* the refold stored each document under them: its weights are the tf-idf of its counts
+     * with the language weights, recomputed here for typography's weight against design's */
     assert_int_equal(harness_scalar(&H, STALE), 0);
     assert_int_equal(harness_scalar(&H,
-        "select count(*) from topicflow.documents d, unnest(d.term_ids, d.weights) u(t, w),"
-        " topicflow.terms x where x.id = u.t and not d.deleted"
-        " and (x.language_weight = 0) <> (u.w = 0)"), 0);
+        "select count(*) from topicflow.documents d,"
+        " unnest(d.term_ids, d.counts, d.weights) u(t, c, w), topicflow.terms x"
+        " where x.id = u.t and not d.deleted and x.term in ('typographi', 'design')"
+        " and abs(u.w / (1 + ln(u.c)) / x.language_weight"
+        "         / (ln((1 + (select count(*) from topicflow.documents where not deleted))::float8"
+        "               / (1 + x.df)) + 1)"
+        "         - (select w2 / (1 + ln(c2)) / y.language_weight"
+        "                   / (ln((1 + (select count(*) from topicflow.documents where not deleted))::float8"
+        "                         / (1 + y.df)) + 1)"
+        "              from unnest(d.term_ids, d.counts, d.weights) v(t2, c2, w2)"
+        "              join topicflow.terms y on y.id = v.t2 where y.term = 'design')) > 1e-4"), 0);
 }
 
 /* With --lexicon off nothing changes: no document records a language, and a refit leaves

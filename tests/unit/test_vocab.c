@@ -327,45 +327,109 @@ static void test_language_weight_scales_the_idf(void **state)
     tf_vocab_free(v);
 }
 
-/* 100 recorded documents, 40 Arabic (pi = 0.4, full strength): a term used in the corpus's
- * proportion weighs 1, one of a single language 0, a lopsided one its balance
- * (p = 0.1: min(0.25, 1.5) = 0.25; p = 0.8: min(2, 1/3)); a term no recorded document
- * holds weighs 1. */
-static void test_language_weights_follow_the_balance_of_each_term(void **state)
+/* A count matrix (every count 1) of n rows, row r holding the terms rows[r] (-1 ends). */
+static void corpus_of(tf_csr *X, int32_t n_rows, int32_t n_cols, const int rows[][6])
 {
-    int32_t known[] = {50, 30, 20, 10, 10, 0}, second[] = {20, 0, 20, 1, 8, 0};
-    float w[6];
+    int64_t nnz = 0;
 
-    tf_corpus_language_weights(known, second, 6, 100, 40, w);
-    assert_float_equal(w[0], 1.0, 1e-6);
-    assert_float_equal(w[1], 0.0, 1e-6);
-    assert_float_equal(w[2], 0.0, 1e-6);
-    assert_float_equal(w[3], 0.25, 1e-6);
-    assert_float_equal(w[4], 1.0 / 3.0, 1e-6);
-    assert_float_equal(w[5], 1.0, 0);
+    for (int32_t r = 0; r < n_rows; r++)
+        for (int i = 0; rows[r][i] >= 0; i++)
+            nnz++;
+    assert_int_equal(csr_alloc(X, n_rows, n_cols, nnz, NULL), 0);
+    nnz = 0;
+    for (int32_t r = 0; r < n_rows; r++) {
+        for (int i = 0; rows[r][i] >= 0; i++) {
+            X->col_idx[nnz] = rows[r][i];
+            X->val[nnz++] = 1.0f;
+        }
+        X->row_ptr[r + 1] = nnz;
+    }
 }
 
-/* The smaller language's share sets how much applies: 5 of 100 Arabic documents (m = 0.05,
- * a fifth of TF_CORPUS_LANGUAGE_FULL) leave a one-language term 0.8; none, or all, leave
- * every term 1; so does a corpus with no recorded language. */
+/* Four English rows, four Arabic (pi = 1/2). Terms 0 and 1 are used as evenly as the
+ * corpus (weight 1); 2 only in English, 3 only in Arabic (0); 4 in two English rows and one
+ * Arabic (p = 1/3: min(2/3, 4/3)). The Arabic rows hold 64 %, 64 %, 57 % and 0 % of their
+ * tf-idf mass on shared terms (idf with N = 8: df 2 -> 2.0986, 3 -> 1.8109, 4 -> 1.5878),
+ * a mean of 0.459, above TF_CORPUS_LANGUAGE_SHARED: the rule applies in full. Unrecorded
+ * rows (-1) count for nothing: term 5, only in one, weighs 1. */
+static void test_language_weights_follow_the_balance_of_each_term(void **state)
+{
+    const int rows[][6] = {{0, 2, -1}, {1, 2, -1}, {2, 4, -1}, {2, 4, -1},
+                           {0, 3, -1}, {1, 3, -1}, {3, 4, -1}, {3, -1}, {5, -1}};
+    const int8_t arabic[] = {0, 0, 0, 0, 1, 1, 1, 1, -1};
+    tf_csr X;
+    float w[6];
+    double strength;
+
+    corpus_of(&X, 9, 6, rows);
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, &strength, NULL), 0);
+    assert_float_equal(strength, 1.0, 0);
+    assert_float_equal(w[0], 1.0, 1e-6);
+    assert_float_equal(w[1], 1.0, 1e-6);
+    assert_float_equal(w[2], 0.0, 1e-6);
+    assert_float_equal(w[3], 0.0, 1e-6);
+    assert_float_equal(w[4], 2.0 / 3.0, 1e-6);
+    assert_float_equal(w[5], 1.0, 0);
+    csr_free(&X);
+}
+
+/* Where the languages share little text, a language's own words keep more of their weight:
+ * only one Arabic row of four shares a term with the English rows (64 % of its mass), so
+ * shared = 0.159 and the strength 0.159 / 0.25 = 0.636; a one-language term weighs 0.364.
+ * A tenth of the rows in Arabic (m = 0.1) scales it by 0.4 more; none, all, or no recorded
+ * language leave every term 1. */
+static void test_language_weights_grow_with_what_the_languages_share(void **state)
+{
+    const int rows[][6] = {{0, 2, -1}, {2, -1}, {2, -1}, {2, -1},
+                           {0, 3, -1}, {3, -1}, {3, -1}, {3, -1}};
+    int8_t arabic[] = {0, 0, 0, 0, 1, 1, 1, 1};
+    tf_csr X;
+    float w[4];
+    double strength;
+
+    corpus_of(&X, 8, 4, rows);
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, &strength, NULL), 0);
+    assert_float_equal(strength, 0.635960, 1e-5);
+    assert_float_equal(w[0], 1.0, 1e-6);
+    assert_float_equal(w[2], 0.364040, 1e-5);
+    assert_float_equal(w[3], 0.364040, 1e-5);
+    for (int r = 0; r < 8; r++)
+        arabic[r] = 0;
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, &strength, NULL), 0);
+    assert_float_equal(strength, 0.0, 0);
+    for (int t = 0; t < 4; t++)
+        assert_float_equal(w[t], 1.0, 0);
+    for (int r = 0; r < 8; r++)
+        arabic[r] = 1;
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, NULL, NULL), 0);
+    assert_float_equal(w[3], 1.0, 0);
+    for (int r = 0; r < 8; r++)
+        arabic[r] = -1;
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, NULL, NULL), 0);
+    assert_float_equal(w[3], 1.0, 0);
+    csr_free(&X);
+}
+
+/* Ten rows, one Arabic, 42 % of whose mass lies on a term shared with an English row
+ * (shared above the threshold): m = 0.1 gives 0.4 of the strength. Term 0 has p = 1/2
+ * against pi = 0.1: balance min(5, 5/9) = 5/9, weight 1 - 0.4 * 4/9. */
 static void test_language_weights_grow_with_the_smaller_language(void **state)
 {
-    int32_t known[] = {50, 5}, second[] = {0, 5};
-    float w[2];
+    const int rows[][6] = {{0, 2, -1}, {1, 2, -1}, {1, 2, -1}, {1, 2, -1}, {1, 2, -1},
+                           {1, 2, -1}, {1, 2, -1}, {1, 2, -1}, {1, 2, -1}, {0, 3, -1}};
+    const int8_t arabic[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    tf_csr X;
+    float w[4];
+    double strength;
 
-    tf_corpus_language_weights(known, second, 2, 100, 5, w);
-    assert_float_equal(w[0], 0.8, 1e-6);
-    assert_float_equal(w[1], 0.8, 1e-6);
-    tf_corpus_language_weights(known, second, 2, 100, 95, w);
-    assert_float_equal(w[0], 0.8, 1e-6); /* English is now the smaller language */
-    for (int64_t n_second = 0; n_second <= 100; n_second += 100) {
-        tf_corpus_language_weights(known, (int32_t[]){n_second ? 50 : 0, n_second ? 5 : 0}, 2,
-                                   100, n_second, w);
-        assert_float_equal(w[0], 1.0, 0);
-        assert_float_equal(w[1], 1.0, 0);
-    }
-    tf_corpus_language_weights(known, second, 2, 0, 0, w);
-    assert_float_equal(w[0], 1.0, 0);
+    corpus_of(&X, 10, 4, rows);
+    assert_int_equal(tf_corpus_language_weights(&X, arabic, w, &strength, NULL), 0);
+    /* the Arabic row: term 0 (df 2, balance 1) and term 3 (df 1, balance 0) */
+    assert_float_equal(strength, 0.4, 1e-6);
+    assert_float_equal(w[3], 0.6, 1e-6);
+    assert_float_equal(w[2], 0.6, 1e-6); /* English only: balance 0 too */
+    assert_float_equal(w[0], 1.0 - 0.4 * 4.0 / 9.0, 1e-6);
+    csr_free(&X);
 }
 
 static void test_weighted_bag_has_unit_norm(void **state)
@@ -509,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_tfidf_row_matches_hand_computation),
         cmocka_unit_test(test_language_weight_scales_the_idf),
         cmocka_unit_test(test_language_weights_follow_the_balance_of_each_term),
+        cmocka_unit_test(test_language_weights_grow_with_what_the_languages_share),
         cmocka_unit_test(test_language_weights_grow_with_the_smaller_language),
         cmocka_unit_test(test_weighted_bag_has_unit_norm),
         cmocka_unit_test(test_empty_bag_gives_empty_row),
