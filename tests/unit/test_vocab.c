@@ -424,7 +424,7 @@ static void test_language_weights_grow_with_the_smaller_language(void **state)
 
     corpus_of(&X, 10, 4, rows);
     assert_int_equal(tf_corpus_language_weights(&X, arabic, w, &strength, NULL), 0);
-    /* the Arabic row: term 0 (df 2, balance 1) and term 3 (df 1, balance 0) */
+    /* the Arabic row: term 0 (df 2, balance 5/9) and term 3 (df 1, balance 0) */
     assert_float_equal(strength, 0.4, 1e-6);
     assert_float_equal(w[3], 0.6, 1e-6);
     assert_float_equal(w[2], 0.6, 1e-6); /* English only: balance 0 too */
