@@ -238,6 +238,9 @@ int cli_refit(int argc, char **argv)
         printf(" (asked for k=%ld: the data allows only %d topics now)", cfg.k, res.k);
     if (res.mean_match >= 0)
         printf(", topics matched to the previous version (mean cosine %.3f)", res.mean_match);
+    if (res.language_strength > 0)
+        printf(", terms weighed by how evenly the two languages use them (strength %.2f)",
+               res.language_strength);
     printf("\n");
     if (refold_all(c, cfg.chunk, prog.tty, &err) < 0)
         status = cli_error("refit", CLI_FAIL, "re-folding: %s", err.msg);

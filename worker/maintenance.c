@@ -120,11 +120,11 @@ static int sync_model(maintenance *m, tf_err *err)
 static void log_refit(const char *what, const tf_update_opts *u, const tf_refit_result *res)
 {
     log_info(what, "reason=%s version=%lld docs=%lld terms=%d model_terms=%d k=%d k_asked=%d"
-             " relative_error=%.4f coherence=%.3f seconds=%.1f",
+             " relative_error=%.4f coherence=%.3f language_strength=%.3f seconds=%.1f",
              tf_log_q(u->reason), (long long)res->version, (long long)res->n_docs, res->n_terms,
              res->kept_terms, res->k, u->k,
              res->fit.x_norm > 0 ? res->fit.error / res->fit.x_norm : 0.0, res->coherence,
-             res->fit.seconds_init + res->fit.seconds_iter);
+             res->language_strength, res->fit.seconds_init + res->fit.seconds_iter);
     if (res->k < u->k)
         log_warn("fewer topics than asked: the data allows no more yet", "k=%d k_asked=%d docs=%lld"
                  " model_terms=%d", res->k, u->k, (long long)res->n_docs, res->kept_terms);

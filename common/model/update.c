@@ -713,6 +713,7 @@ int tf_model_refit(PGconn *conn, const tf_update_opts *opts, tf_refit_result *ou
     }
     out->k = k;
     out->kept_terms = kept;
+    out->language_strength = s.language_strength;
     if (tf_coherence_npmi(&Xk, Wk, kept, k, TF_COHERENCE_TOP, &out->coherence, err) < 0 ||
         tf_model_gram(&m, err) < 0 || install_refit(conn, &s, &m, out, match, opts, err) < 0)
         goto done;

@@ -81,6 +81,8 @@ typedef struct tf_refit_result {
     double mean_match;     /* mean cosine of matched topics with the previous version, or -1 */
     double coherence;      /* mean NPMI of the topics' top 10 terms on the fitted documents
                               (engine/coherence.h) */
+    double language_strength; /* how much of the two-language rule the weights apply, 0..1
+                              (engine/corpus.h tf_corpus_language_weights; 0: one language) */
 } tf_refit_result;
 
 /* Batch NMF over every live document and install it as a new epoch (documents become
