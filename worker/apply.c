@@ -31,9 +31,9 @@ struct applier {
     void *source_ctx;
     double behind_since; /* since when a newer model of our epoch exists (0: none) */
     stage_clock *clock;  /* the caller's batch account (NULL: none) */
-    int languages;       /* a lexicon maps Arabic terms: record each document's language */
+    const tf_lexicon *lexicon; /* maps Arabic terms (NULL: none): each document's language
+                                * is recorded */
     int senses;          /* the lexicon lists several translations: english_usage chooses */
-    const tf_lexicon *lexicon;
     int64_t *english;    /* with senses: per term id, the documents of the database that write
                           * it in a non-Arabic form (term_forms, read at each new epoch) */
     size_t n_english;
@@ -98,13 +98,12 @@ applier *applier_new(const char *name, const tf_text_opts *text, tf_err *err)
         return NULL;
     }
     snprintf(a->name, sizeof(a->name), "%s", name);
-    a->languages = text->lexicon != NULL;
+    a->lexicon = text->lexicon;
     if (text->lexicon && tf_lexicon_senses(text->lexicon)) {
         tf_text_opts o = *text;
         o.lexicon_usage = english_usage;
         o.lexicon_usage_ctx = a;
         a->senses = 1;
-        a->lexicon = text->lexicon;
         a->english_epoch = -1;
         a->text = tf_text_new(&o, err);
     } else {
@@ -294,7 +293,7 @@ static int count_terms(applier *a, work_item *item, tf_err *err)
         return -1;
     if (toks.n == 0)
         return 1;
-    item->arabic = a->languages ? tf_text_tokens_arabic(&toks) : -1;
+    item->arabic = a->lexicon ? tf_text_tokens_arabic(&toks) : -1;
     if (tf_vocab_count(a->vocab, &toks, TF_VOCAB_FIRST, &item->bag, err) < 0)
         return -1;
     item->unknown_terms = item->bag.n_unknown > 0;

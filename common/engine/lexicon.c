@@ -126,15 +126,7 @@ void tf_lexicon_free(tf_lexicon *lx)
 const char *tf_lexicon_concept(const tf_lexicon *lx, const char *term, size_t len,
                                size_t *out_len)
 {
-    const tf_strmap_slot *s;
-
-    if (!lx || !len)
-        return NULL;
-    s = tf_strmap_find(&lx->map, tf_hash_bytes(term, len), term, len);
-    if (!s->key_len)
-        return NULL;
-    *out_len = (size_t)s->val;
-    return tf_strmap_at(&lx->map, s->val_off);
+    return tf_lexicon_choose(lx, term, len, NULL, NULL, out_len);
 }
 
 size_t tf_lexicon_size(const tf_lexicon *lx)

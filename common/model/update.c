@@ -503,13 +503,12 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     const char *eparams[11];
     tf_buf matches;
     int64_t head, epoch;
-    tf_buf ids, dfs, langs;
-    const char *params[3];
+    tf_buf dfs, langs;
+    const char *params[2];
     char stats[256];
     PGresult *res;
     int rc = -1;
 
-    tf_buf_init(&ids);
     tf_buf_init(&dfs);
     tf_buf_init(&langs);
     tf_buf_init(&matches);
@@ -532,30 +531,20 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
     if (tf_model_save(conn, m, "refit", s->v, opts->top_terms, stats, opts->keep_versions,
                       err) < 0)
         goto done;
-    /* Document frequencies and language weights as recounted; terms added after the
-     * snapshot keep theirs. */
-    tf_buf_append(&ids, "{", 1);
-    tf_buf_append(&dfs, "{", 1);
-    tf_buf_append(&langs, "{", 1);
-    for (int32_t t = 0; t < m->n_terms; t++) {
-        tf_buf_printf(&ids, t ? ",%d" : "%d", t);
-        tf_buf_printf(&dfs, t ? ",%d" : "%d", s->df[t]);
-        tf_buf_printf(&langs, t ? ",%.9g" : "%.9g", (double)s->language[t]);
-    }
-    tf_buf_append(&ids, "}", 1);
-    tf_buf_append(&dfs, "}", 1);
-    tf_buf_append(&langs, "}", 1);
-    if (!tf_buf_ok(&ids) || !tf_buf_ok(&dfs) || !tf_buf_ok(&langs)) {
+    /* Document frequencies and language weights as recounted, element i for term id i;
+     * terms added after the snapshot keep theirs. */
+    tf_pg_append_int_array(&dfs, s->df, (size_t)m->n_terms);
+    tf_pg_append_float_array(&langs, s->language, (size_t)m->n_terms);
+    if (!tf_buf_ok(&dfs) || !tf_buf_ok(&langs)) {
         tf_err_set(err, "out of memory");
         goto done;
     }
-    params[0] = ids.p;
-    params[1] = dfs.p;
-    params[2] = langs.p;
+    params[0] = dfs.p;
+    params[1] = langs.p;
     res = PQexecParams(conn, "update topicflow.terms t set df = u.df, language_weight = u.w"
-                             " from unnest($1::int[], $2::int[], $3::real[]) as u(id, df, w)"
-                             " where t.id = u.id and (t.df <> u.df or t.language_weight <> u.w)",
-                       3, NULL, params, NULL, NULL, 0);
+                             " from unnest($1::int[], $2::real[]) with ordinality as u(df, w, n)"
+                             " where t.id = u.n - 1 and (t.df <> u.df or t.language_weight <> u.w)",
+                       2, NULL, params, NULL, NULL, 0);
     if (tf_pg_check(conn, res, PGRES_COMMAND_OK, err) < 0)
         goto done;
     PQclear(res);
@@ -612,7 +601,6 @@ static int install_refit(PGconn *conn, snapshot *s, tf_model *m, const tf_refit_
 done:
     if (rc < 0)
         rollback(conn);
-    tf_buf_free(&ids);
     tf_buf_free(&dfs);
     tf_buf_free(&langs);
     tf_buf_free(&matches);
